@@ -1,0 +1,189 @@
+/*
+ * mpscq.h - libmpscq: a wait-free multi-producer, single-consumer queue.
+ *
+ * Messages are opaque `void *` values (NULL included) stored by reference.
+ * The queue is a linked list of fixed-size segments indexed by a 64-bit
+ * ticket taken with one fetch-and-add; drained segments are recycled
+ * through an ABA-safe pool and protected from early reuse by hazard
+ * pointers.  See doc/design.md for the algorithm and its proofs, and
+ * doc/man3/ for one manual page per function.
+ *
+ * Synchronization table (X: may run concurrently with the column's call
+ * on the same queue, -: must not):
+ *
+ *                     enqueue*  dequeue*  close  size/stats  destroy
+ *   mpscq_enqueue*       X         X        X        X          -
+ *   mpscq_dequeue*       X         -        X        X          -
+ *   mpscq_close          X         X        X        X          -
+ *   mpscq_size/stats     X         X        X        X          -
+ *   mpscq_destroy        -         -        -        -          -
+ *
+ * "enqueue*" is mpscq_enqueue and mpscq_enqueue_batch (any thread, any
+ * number at once); "dequeue*" is mpscq_dequeue, mpscq_dequeue_batch and
+ * mpscq_dequeue_wait, called by one consumer thread at a time.
+ *
+ * Copyright (c) 2026 libmpscq authors.  MIT licence (see COPYING).
+ */
+#ifndef MPSCQ_H
+#define MPSCQ_H
+
+#include <stddef.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Opaque queue handle. */
+typedef struct mpscq mpscq_t;
+
+/* Status codes.  MPSCQ_OK is 0, every other value is distinct and
+ * positive, so `if (mpscq_enqueue(q, m))` tests for failure. */
+enum mpscq_status {
+    MPSCQ_OK = 0,   /* success */
+    MPSCQ_EMPTY,    /* dequeue: nothing ready now */
+    MPSCQ_FULL,     /* enqueue: bounded queue holds `capacity` messages */
+    MPSCQ_CLOSED,   /* enqueue after close; dequeue after close and drain */
+    MPSCQ_TIMEOUT,  /* mpscq_dequeue_wait: the timeout expired */
+    MPSCQ_NOMEM,    /* an allocation failed; nothing was changed */
+    MPSCQ_INVAL     /* bad argument; nothing was changed */
+};
+
+/* Levels passed to mpscq_config.log_fn. */
+enum { MPSCQ_LOG_DEBUG, MPSCQ_LOG_INFO, MPSCQ_LOG_WARN, MPSCQ_LOG_ERROR };
+
+/* Limits checked by mpscq_create (MPSCQ_INVAL outside them). */
+#define MPSCQ_SEGMENT_SLOTS_MIN     2u
+#define MPSCQ_SEGMENT_SLOTS_MAX     (1u << 20)
+#define MPSCQ_SEGMENT_SLOTS_DEFAULT 1024u
+#define MPSCQ_CAPACITY_MAX          ((size_t)1 << 48)
+
+typedef struct mpscq_config {
+    size_t capacity;       /* 0 = unbounded; else at most this many queued
+                            * messages (1 .. MPSCQ_CAPACITY_MAX) */
+    size_t segment_slots;  /* 0 = MPSCQ_SEGMENT_SLOTS_DEFAULT; else a power
+                            * of two in [MPSCQ_SEGMENT_SLOTS_MIN,
+                            * MPSCQ_SEGMENT_SLOTS_MAX] */
+    void (*log_fn)(int level, const char *message, void *arg);
+                           /* NULL = write warnings and errors to stderr */
+    void *log_arg;
+    void *(*alloc_fn)(size_t size, void *arg);
+                           /* NULL = the library's 64-byte aligned allocator;
+                            * a custom one must return 64-byte aligned memory
+                            * or NULL; set alloc_fn and free_fn together */
+    void (*free_fn)(void *ptr, size_t size, void *arg);
+    void *alloc_arg;
+} mpscq_config;
+
+/* Counters returned by mpscq_stats.  Producers update them only on slow
+ * paths (rejection, segment change), so reading them costs the hot path
+ * nothing. */
+struct mpscq_stats {
+    unsigned long long enqueued;           /* messages accepted */
+    unsigned long long dequeued;           /* messages handed to the consumer */
+    unsigned long long full_rejections;    /* MPSCQ_FULL returned */
+    unsigned long long closed_rejections;  /* MPSCQ_CLOSED returned to producers */
+    unsigned long long nomem_failures;     /* MPSCQ_NOMEM returned */
+    unsigned long long segments_allocated; /* fresh segments from alloc_fn */
+    unsigned long long segments_recycled;  /* segments taken from the pool */
+    unsigned long long segments_freed;     /* segments given back to free_fn */
+    unsigned long long cas_failures;       /* failed compare-and-swaps */
+    unsigned long long consumer_parks;     /* futex sleeps in dequeue_wait */
+};
+
+/* mpscq_config_init: fill *cfg with the defaults (unbounded, default
+ * segment size, stderr logging, the library allocator).
+ * Thread contract: none (touches only *cfg).  NULL is ignored. */
+void mpscq_config_init(mpscq_config *cfg);
+
+/* mpscq_create: allocate a queue and store it in *q.
+ * cfg may be NULL for the defaults; it is copied, not retained.
+ * Returns MPSCQ_OK, MPSCQ_INVAL (q NULL, segment_slots not a power of two
+ * or out of range, capacity above MPSCQ_CAPACITY_MAX, only one of
+ * alloc_fn/free_fn set) or MPSCQ_NOMEM.  *q is untouched on failure. */
+int mpscq_create(mpscq_t **q, const mpscq_config *cfg);
+
+/* mpscq_destroy: call drop(msg, arg) on every message still queued (in
+ * queue order; drop may be NULL), then free all memory of q.
+ * Thread contract: no other call on q may be running or follow.
+ * NULL q is ignored. */
+void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg);
+
+/* mpscq_enqueue: append msg (any value, NULL included) to q.
+ * Thread contract: any number of concurrent producers.
+ * Ordering: release; the consumer that dequeues msg sees every write the
+ * producer made before the call.  Messages of one thread come out in the
+ * order they went in; the queue is linearizable.
+ * Progress: wait-free; at most 20 atomic read-modify-writes, 2 in the
+ * common unbounded case (a hazard-pointer publish and the ticket).  A
+ * thread's first call on q and a call that must supply a fresh segment
+ * may call alloc_fn.
+ * Returns MPSCQ_OK, MPSCQ_FULL, MPSCQ_CLOSED, MPSCQ_NOMEM (nothing was
+ * enqueued, q is unchanged and usable) or MPSCQ_INVAL (q NULL). */
+int mpscq_enqueue(mpscq_t *q, void *msg);
+
+/* mpscq_enqueue_batch: append msgs[0..n-1] all or nothing.  The n
+ * messages take n consecutive tickets and come out contiguous and in
+ * order, with no other message between them.
+ * Thread contract and progress: as mpscq_enqueue (allocation may be needed
+ * for n/segment_slots + 1 segments, done before anything is published).
+ * Returns MPSCQ_OK (also for n == 0), MPSCQ_FULL (fewer than n free
+ * places, or n > capacity), MPSCQ_CLOSED, MPSCQ_NOMEM or MPSCQ_INVAL
+ * (q NULL, or msgs NULL with n > 0). */
+int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n);
+
+/* mpscq_dequeue: take the oldest ready message into *msg.
+ * Thread contract: the single consumer only.
+ * Ordering: acquire (pairs with the producer's release).
+ * Progress: non-blocking; never waits for a producer.  A producer that
+ * took its ticket but has not yet written its slot is skipped; the
+ * consumer returns to that slot later.
+ * Returns MPSCQ_OK, MPSCQ_EMPTY (nothing ready; *msg untouched),
+ * MPSCQ_CLOSED (closed and drained) or MPSCQ_INVAL (q or msg NULL). */
+int mpscq_dequeue(mpscq_t *q, void **msg);
+
+/* mpscq_dequeue_batch: dequeue up to max messages into msgs[].
+ * Thread contract: the single consumer only.  Returns how many were
+ * stored (0 when empty, closed, or q/msgs NULL). */
+size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max);
+
+/* mpscq_dequeue_wait: as mpscq_dequeue, but when nothing is ready spin
+ * briefly, then sleep in the kernel (futex) until a producer or
+ * mpscq_close wakes it or timeout_ns nanoseconds pass (< 0: forever,
+ * 0: do not wait).
+ * Thread contract: the single consumer only.
+ * Returns MPSCQ_OK, MPSCQ_CLOSED (at once once closed and drained),
+ * MPSCQ_TIMEOUT or MPSCQ_INVAL. */
+int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns);
+
+/* mpscq_close: refuse further enqueues (they return MPSCQ_CLOSED and keep
+ * nothing) and wake a sleeping consumer.  Messages enqueued before remain
+ * and are drained normally; after them dequeue returns MPSCQ_CLOSED.
+ * Thread contract: any thread; idempotent.  NULL is ignored. */
+void mpscq_close(mpscq_t *q);
+
+/* mpscq_is_closed: 1 once mpscq_close(q) has run, else 0 (also for NULL). */
+int mpscq_is_closed(const mpscq_t *q);
+
+/* mpscq_size: messages accepted and not yet dequeued.  Exact when no
+ * operation is in progress, approximate under traffic.  Any thread. */
+size_t mpscq_size(const mpscq_t *q);
+
+/* mpscq_capacity: the configured capacity, 0 when unbounded. */
+size_t mpscq_capacity(const mpscq_t *q);
+
+/* mpscq_stats: copy the counters into *out (zeros for a NULL q).
+ * Any thread; each counter is read atomically, the set is not a snapshot. */
+void mpscq_stats(const mpscq_t *q, struct mpscq_stats *out);
+
+/* mpscq_strerror: a static English description of a status code. */
+const char *mpscq_strerror(int status);
+
+/* mpscq_implementation: which hot-path implementation was built:
+ * "c11" or "x86_64-nasm". */
+const char *mpscq_implementation(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* MPSCQ_H */

@@ -1,0 +1,167 @@
+/*
+ * internal.h - the queue's shared state and the helpers every unit uses.
+ * Not installed.  Layout rule: a field written on a hot path lives on a
+ * cache line of its own, grouped with fields written by the same side.
+ */
+#ifndef MPSCQ_INTERNAL_H
+#define MPSCQ_INTERNAL_H
+
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stddef.h>
+
+#include "mpscq.h"
+#include "annotate.h"
+
+#define MPSCQ_CACHELINE 64
+#define MPSCQ_ALIGNED   _Alignas(MPSCQ_CACHELINE)
+#define MPSCQ_HIDDEN    __attribute__((visibility("hidden")))
+#define MPSCQ_LIKELY(x)   __builtin_expect(!!(x), 1)
+#define MPSCQ_UNLIKELY(x) __builtin_expect(!!(x), 0)
+
+/* Bit 63 of the ticket counter: the queue is closed.  A producer whose
+ * fetch-and-add returns a value with this bit keeps nothing. */
+#define MPSCQ_TAIL_CLOSED (UINT64_C(1) << 63)
+#define MPSCQ_TICKET_UNSET UINT64_MAX
+
+/* Slot states (one byte per slot, next to the slot's value). */
+#define MPSCQ_SLOT_EMPTY   0u
+#define MPSCQ_SLOT_READY   1u  /* the value is written */
+#define MPSCQ_SLOT_CONT    2u  /* the next slot is the same batch's next message */
+#define MPSCQ_SLOT_FOLLOWS 4u  /* batch interior: taken only right after its predecessor */
+
+/* Internal result of the enqueue fast path: the ticket is taken but the
+ * target segment is not the hint; the slow path finishes the job. */
+#define MPSCQ_SLOW (-1)
+
+/* Counting atomic read-modify-writes, for the wait-freedom test only
+ * (built with -DMPSCQ_COUNT_RMW into a separate test library). */
+#ifdef MPSCQ_COUNT_RMW
+extern _Thread_local unsigned long mpscq_rmw_count;
+#define MPSCQ_RMW(n) (mpscq_rmw_count += (n))
+#else
+#define MPSCQ_RMW(n) ((void)0)
+#endif
+
+/* Test hooks, compiled only into the test library (-DMPSCQ_TEST_HOOKS):
+ * stop a producer between its ticket and its slot write, and make CAS
+ * loops fail on demand. */
+#ifdef MPSCQ_TEST_HOOKS
+struct mpscq;
+enum {
+    MPSCQ_HOOK_BEFORE_TICKET,  /* producer: hazard set, no ticket yet */
+    MPSCQ_HOOK_AFTER_TICKET,   /* producer: ticket taken, slot not written */
+    MPSCQ_HOOK_BEFORE_PUBLISH, /* batch producer: interior written, head not */
+    MPSCQ_HOOK_CONSUMER_SCAN   /* consumer: passed slots re-read, scan next */
+};
+extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
+extern _Atomic long mpscq_test_cas_failures;
+#define MPSCQ_TEST_HOOK(where, q, t) \
+    do { if (mpscq_test_hook) mpscq_test_hook((where), (q), (t)); } while (0)
+#define MPSCQ_TEST_FORCE_CAS_FAIL() \
+    (atomic_load_explicit(&mpscq_test_cas_failures, memory_order_relaxed) > 0 && \
+     atomic_fetch_sub_explicit(&mpscq_test_cas_failures, 1, memory_order_relaxed) > 0)
+#else
+#define MPSCQ_TEST_HOOK(where, q, t) ((void)0)
+#define MPSCQ_TEST_FORCE_CAS_FAIL() 0
+#endif
+
+struct mpscq_segment {
+    /* Tickets [id << shift, (id + 1) << shift).  Written by the producer
+     * that links the segment before the release CAS that publishes it. */
+    uint64_t id;
+    _Atomic(struct mpscq_segment *) next;      /* list link, set once */
+    _Atomic(struct mpscq_segment *) pool_next; /* pool link, read by stale poppers */
+    char pad[MPSCQ_CACHELINE - 24];
+    /* followed by: void *val[nslots]; _Atomic unsigned char state[nslots] */
+};
+
+static inline void **mpscq_seg_vals(struct mpscq_segment *s)
+{
+    return (void **)(void *)(s + 1);
+}
+
+static inline _Atomic unsigned char *mpscq_seg_state(struct mpscq_segment *s,
+                                                      size_t nslots)
+{
+    return (_Atomic unsigned char *)(void *)(mpscq_seg_vals(s) + nslots);
+}
+
+/* A slot the consumer passed while it was not takeable. */
+struct mpscq_pending {
+    struct mpscq_segment *seg;
+    uint64_t idx;
+};
+
+struct mpscq_hp_rec;
+
+/* 16-byte pool head: (pointer, tag) changed together by CMPXCHG16B. */
+struct mpscq_pool_head {
+    _Atomic(struct mpscq_segment *) ptr;
+    _Atomic uint64_t tag;
+} __attribute__((aligned(16)));
+
+struct mpscq {
+    /* ---- read-mostly: set at create ---- */
+    uint64_t qid;             /* unique per queue, validates thread caches */
+    unsigned shift;           /* log2(nslots) */
+    size_t nslots;
+    size_t mask;
+    size_t seg_bytes;
+    size_t capacity;          /* 0 = unbounded */
+    int need_fence;           /* no membarrier: producers fence before the wake check */
+    void (*log_fn)(int, const char *, void *);
+    void *log_arg;
+    void *(*alloc_fn)(size_t, void *);
+    void (*free_fn)(void *, size_t, void *);
+    void *alloc_arg;
+    struct mpscq *live_next;  /* registry of live queues (hazard.c) */
+
+    /* ---- producers' ticket counter: written by every enqueue ---- */
+    MPSCQ_ALIGNED _Atomic uint64_t tail;
+
+    /* ---- read by every enqueue, written once per segment ---- */
+    MPSCQ_ALIGNED _Atomic(struct mpscq_segment *) hint;
+    _Atomic int parked;       /* futex word: 1 while the consumer sleeps */
+    _Atomic uint64_t close_ticket; /* tickets below it were taken before close */
+    _Atomic(struct mpscq_hp_rec *) records; /* hazard records, push-only list */
+
+    /* ---- bounded mode: free places; producers and consumer write it ---- */
+    MPSCQ_ALIGNED _Atomic int64_t credits;
+
+    /* ---- the single consumer's state (no other thread writes it) ---- */
+    MPSCQ_ALIGNED uint64_t head;      /* every ticket below it is handled */
+    uint64_t scan;                    /* next ticket never looked at */
+    uint64_t limit;                   /* tickets below it were issued (last reading) */
+    uint64_t last;                    /* ticket taken last */
+    int last_cont;                    /* it has MPSCQ_SLOT_CONT: last + 1 must come next */
+    int closed_seen;                  /* limit is the final close ticket */
+    struct mpscq_segment *scan_seg;   /* holds `scan`, or the last linked one */
+    struct mpscq_segment *oldest;     /* first segment not yet recycled */
+    struct mpscq_pending *pend;       /* passed, not handled, ascending */
+    size_t npend, cap_pend;
+    struct mpscq_pending pend_inline[16];
+    _Atomic uint64_t dequeued;        /* consumer stores, others read */
+
+    /* ---- pool of recycled segments ---- */
+    MPSCQ_ALIGNED struct mpscq_pool_head pool;
+    _Atomic size_t pool_count;
+
+    /* ---- slow-path statistics ---- */
+    MPSCQ_ALIGNED _Atomic unsigned long long st_full, st_closed, st_nomem,
+        st_alloc, st_recycled, st_freed, st_cas_fail, st_parks;
+    _Atomic int warned[2];    /* contention warning given: [0] producers, [1] consumer */
+};
+
+/* Relaxed increment of a statistics counter (slow paths only). */
+#define MPSCQ_STAT_ADD(q, field, n) \
+    atomic_fetch_add_explicit(&(q)->field, (n), memory_order_relaxed)
+
+/* queue.c */
+MPSCQ_HIDDEN void mpscq_log(const struct mpscq *q, int level, const char *msg);
+MPSCQ_HIDDEN void *mpscq_alloc(const struct mpscq *q, size_t size);
+MPSCQ_HIDDEN void mpscq_free(const struct mpscq *q, void *p, size_t size);
+/* Log the 1000-consecutive-CAS-failures warning, once per side per queue. */
+MPSCQ_HIDDEN void mpscq_warn_contention(struct mpscq *q, int consumer);
+
+#endif /* MPSCQ_INTERNAL_H */

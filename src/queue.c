@@ -1,0 +1,835 @@
+/*
+ * queue.c - the queue core: public API, enqueue and dequeue slow paths,
+ * reclamation, close, and the sleeping consumer.
+ *
+ * doc/design.md explains the algorithm; comments here give the local
+ * reason for each memory order.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
+
+#include "arch.h"
+#include "hazard.h"
+#include "segment.h"
+#include "wait.h"
+
+#ifdef MPSCQ_COUNT_RMW
+_Thread_local unsigned long mpscq_rmw_count;
+#endif
+#ifdef MPSCQ_TEST_HOOKS
+void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
+_Atomic long mpscq_test_cas_failures;
+#endif
+
+/* ------------------------------------------------------------------ */
+/* Logging and allocation                                               */
+
+void mpscq_log(const struct mpscq *q, int level, const char *msg)
+{
+    if (q && q->log_fn) {
+        q->log_fn(level, msg, q->log_arg);
+        return;
+    }
+    static const char *const names[] = { "debug", "info", "warning", "error" };
+    fprintf(stderr, "libmpscq: %s: %s\n",
+            level >= 0 && level <= MPSCQ_LOG_ERROR ? names[level] : "log", msg);
+}
+
+static void *default_alloc(size_t size, void *arg)
+{
+    (void)arg;
+    void *p = NULL;
+    if (posix_memalign(&p, MPSCQ_CACHELINE, size) != 0)
+        return NULL;
+    return p;
+}
+
+static void default_free(void *p, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    free(p);
+}
+
+void mpscq_warn_contention(struct mpscq *q, int consumer)
+{
+    /* Relaxed XCHG: only "who logs" is decided here. */
+    if (atomic_exchange_explicit(&q->warned[consumer ? 1 : 0], 1, memory_order_relaxed))
+        return;
+    mpscq_log(q, MPSCQ_LOG_WARN,
+              consumer ? "Dequeue experiencing high contention (1000 CAS failures)"
+                       : "Enqueue experiencing high contention (1000 CAS failures)");
+}
+
+void *mpscq_alloc(const struct mpscq *q, size_t size)
+{
+    return q->alloc_fn(size, q->alloc_arg);
+}
+
+void mpscq_free(const struct mpscq *q, void *p, size_t size)
+{
+    if (p)
+        q->free_fn(p, size, q->alloc_arg);
+}
+
+/* ------------------------------------------------------------------ */
+/* Create and destroy                                                   */
+
+static _Atomic uint64_t next_qid = 1;
+
+void mpscq_config_init(mpscq_config *cfg)
+{
+    if (!cfg)
+        return;
+    memset(cfg, 0, sizeof *cfg);
+}
+
+static int cpu_ok(void)
+{
+#if defined(__x86_64__)
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d))
+        return 0;
+    return (c & bit_CMPXCHG16B) != 0;
+#else
+    return 1;
+#endif
+}
+
+int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
+{
+    mpscq_config def;
+    if (!qp)
+        return MPSCQ_INVAL;
+    if (!cfg) {
+        mpscq_config_init(&def);
+        cfg = &def;
+    }
+    size_t n = cfg->segment_slots ? cfg->segment_slots : MPSCQ_SEGMENT_SLOTS_DEFAULT;
+    if (n < MPSCQ_SEGMENT_SLOTS_MIN || n > MPSCQ_SEGMENT_SLOTS_MAX || (n & (n - 1)))
+        return MPSCQ_INVAL;
+    if (cfg->capacity > MPSCQ_CAPACITY_MAX)
+        return MPSCQ_INVAL;
+    if (!cfg->alloc_fn != !cfg->free_fn)
+        return MPSCQ_INVAL;
+    if (!cpu_ok()) {
+        mpscq_log(NULL, MPSCQ_LOG_ERROR, "this CPU lacks CMPXCHG16B");
+        return MPSCQ_INVAL;
+    }
+
+    void *(*af)(size_t, void *) = cfg->alloc_fn ? cfg->alloc_fn : default_alloc;
+    void (*ff)(void *, size_t, void *) = cfg->free_fn ? cfg->free_fn : default_free;
+    struct mpscq *q = af(sizeof *q, cfg->alloc_arg);
+    if (!q)
+        return MPSCQ_NOMEM;
+    memset(q, 0, sizeof *q);
+    q->alloc_fn = af;
+    q->free_fn = ff;
+    q->alloc_arg = cfg->alloc_arg;
+    q->log_fn = cfg->log_fn;
+    q->log_arg = cfg->log_arg;
+    q->nslots = n;
+    q->mask = n - 1;
+    q->shift = (unsigned)__builtin_ctzll((unsigned long long)n);
+    size_t bytes = sizeof(struct mpscq_segment) + n * sizeof(void *) + n;
+    q->seg_bytes = (bytes + MPSCQ_CACHELINE - 1) & ~(size_t)(MPSCQ_CACHELINE - 1);
+    q->capacity = cfg->capacity;
+    q->need_fence = !mpscq_wait_init();
+    q->qid = atomic_fetch_add_explicit(&next_qid, 1, memory_order_relaxed);
+
+    atomic_init(&q->tail, 0);
+    atomic_init(&q->parked, 0);
+    atomic_init(&q->close_ticket, MPSCQ_TICKET_UNSET);
+    atomic_init(&q->records, NULL);
+    atomic_init(&q->credits, (int64_t)cfg->capacity);
+    atomic_init(&q->dequeued, 0);
+    atomic_init(&q->pool.ptr, NULL);
+    atomic_init(&q->pool.tag, 0);
+    atomic_init(&q->pool_count, 0);
+    q->pend = q->pend_inline;
+    q->cap_pend = sizeof q->pend_inline / sizeof q->pend_inline[0];
+
+    /* No thread has a record yet, so the first segment comes straight
+     * from the allocator (the pool is empty anyway). */
+    struct mpscq_hp_rec none;
+    memset(&none, 0, sizeof none);
+    atomic_init(&none.hp, NULL);
+    struct mpscq_segment *s = mpscq_seg_get(q, &none);
+    if (!s) {
+        ff(q, sizeof *q, cfg->alloc_arg);
+        return MPSCQ_NOMEM;
+    }
+    s->id = 0;
+    atomic_init(&q->hint, s);
+    q->scan_seg = q->oldest = s;
+    mpscq_hp_register_queue(q);
+    /* The caller hands q to other threads through its own synchronization
+     * (thread creation, a mutex, a release store), which publishes all
+     * of the above. */
+    *qp = q;
+    return MPSCQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Enqueue                                                              */
+
+/* Make sure r holds `need` private segments, before any ticket is taken,
+ * so that a failed allocation leaves nothing behind. */
+static int ensure_spares(struct mpscq *q, struct mpscq_hp_rec *r, size_t need)
+{
+    while (r->nspare < need) {
+        struct mpscq_segment *s = mpscq_seg_get(q, r);
+        if (!s)
+            return MPSCQ_NOMEM;
+        atomic_store_explicit(&s->pool_next, r->spare, memory_order_relaxed);
+        r->spare = s;
+        r->nspare++;
+    }
+    return MPSCQ_OK;
+}
+
+static struct mpscq_segment *take_spare(struct mpscq *q, struct mpscq_hp_rec *r)
+{
+    struct mpscq_segment *s = r->spare;
+    if (s) {
+        r->spare = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
+        r->nspare--;
+        atomic_store_explicit(&s->pool_next, NULL, memory_order_relaxed);
+        return s;
+    }
+    /* Out of spares: more than a segment's worth of tickets are held by
+     * producers that have not linked their segments yet.  We hold a
+     * ticket, so we must not give up; retry the allocator with backoff.
+     * The hazard pointer stays set, so the pool is not usable here. */
+    struct mpscq_backoff b;
+    mpscq_backoff_init(&b);
+    for (;;) {
+        s = mpscq_alloc(q, q->seg_bytes);
+        if (s) {
+            memset(s, 0, q->seg_bytes);
+            MPSCQ_STAT_ADD(q, st_alloc, 1);
+            return s;
+        }
+        mpscq_backoff_wait(&b);
+        if (b.fails == 1000)
+            mpscq_log(q, MPSCQ_LOG_ERROR,
+                      "Enqueue holds a ticket and cannot allocate a segment; retrying");
+    }
+}
+
+static void give_spare(struct mpscq_hp_rec *r, struct mpscq_segment *s)
+{
+    atomic_store_explicit(&s->pool_next, r->spare, memory_order_relaxed);
+    r->spare = s;
+    r->nspare++;
+}
+
+/* The segment after s, linking one of our spares if nobody has yet. */
+static struct mpscq_segment *next_segment(struct mpscq *q, struct mpscq_hp_rec *r,
+                                          struct mpscq_segment *s)
+{
+    /* Acquire: the linker's id and cleared states are visible. */
+    struct mpscq_segment *next = atomic_load_explicit(&s->next, memory_order_acquire);
+    if (next)
+        return next;
+    struct mpscq_segment *x = take_spare(q, r);
+    x->id = s->id + 1;
+    struct mpscq_segment *expect = NULL;
+    /* Release on success: x's id and cleared slots are published with the
+     * link.  Acquire on failure: we read the winner's segment next. */
+    MPSCQ_RMW(1);
+    if (atomic_compare_exchange_strong_explicit(&s->next, &expect, x,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        return x;
+    MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+    give_spare(r, x);
+    return expect;
+}
+
+static void write_slot(struct mpscq *q, struct mpscq_segment *s, uint64_t t,
+                       void *msg, unsigned state, memory_order mo)
+{
+    size_t i = (size_t)(t & q->mask);
+    _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots);
+    mpscq_seg_vals(s)[i] = msg;
+    if (mo == memory_order_release)
+        MPSCQ_HB_BEFORE(&st[i]);
+    atomic_store_explicit(&st[i], (unsigned char)state, mo);
+}
+
+/* Finish an enqueue of msgs[0..n-1] at tickets [t, t+n), walking from
+ * `start` (protected by r's hazard pointer, at or before t's segment). */
+static void enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r,
+                           void *const *msgs, size_t n, uint64_t t,
+                           struct mpscq_segment *start)
+{
+    uint64_t first_id = t >> q->shift;
+    uint64_t last_id = (t + n - 1) >> q->shift;
+    struct mpscq_segment *s = start, *first = NULL;
+    while (s->id < last_id) {
+        if (s->id == first_id)
+            first = s;
+        s = next_segment(q, r, s);
+    }
+    if (!first)
+        first = s;
+    if (s != start) {
+        /* One attempt to move the hint forward; seq_cst.  Failure means
+         * somebody else moved it.  start is protected by our hazard
+         * pointer, so it cannot have been recycled (no ABA). */
+        struct mpscq_segment *expect = start;
+        MPSCQ_RMW(1);
+        if (!atomic_compare_exchange_strong_explicit(&q->hint, &expect, s,
+                                                     memory_order_seq_cst,
+                                                     memory_order_relaxed))
+            MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+    }
+    if (n > 1) {
+        /* Interior slots first (relaxed: published by the head's release
+         * store below), each marked FOLLOWS so that the consumer never
+         * takes one ahead of its predecessor. */
+        struct mpscq_segment *w = first;
+        for (size_t k = 1; k < n; k++) {
+            uint64_t tk = t + k;
+            while (w->id != (tk >> q->shift))
+                w = atomic_load_explicit(&w->next, memory_order_acquire);
+            write_slot(q, w, tk, msgs[k],
+                       MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS |
+                           (k + 1 < n ? MPSCQ_SLOT_CONT : 0),
+                       memory_order_relaxed);
+        }
+    }
+    if (n > 1)
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_BEFORE_PUBLISH, q, t);
+    /* Release: the head slot publishes the whole batch. */
+    write_slot(q, first, t, msgs[0],
+               MPSCQ_SLOT_READY | (n > 1 ? MPSCQ_SLOT_CONT : 0),
+               memory_order_release);
+    /* Release: our reads of the segments are done. */
+    atomic_store_explicit(&r->hp, NULL, memory_order_release);
+    mpscq_notify(q);
+}
+
+/* Reserve n places in a bounded queue: one load decides the common FULL,
+ * then a fetch-and-add with rollback keeps admission exact under races. */
+static int take_credits(struct mpscq *q, size_t n)
+{
+    /* Relaxed: credits order nothing but themselves (tickets are never
+     * reused, so a returned credit guards no memory). */
+    if (atomic_load_explicit(&q->credits, memory_order_relaxed) < (int64_t)n) {
+        if (atomic_load_explicit(&q->tail, memory_order_relaxed) & MPSCQ_TAIL_CLOSED) {
+            MPSCQ_STAT_ADD(q, st_closed, 1);
+            return MPSCQ_CLOSED;
+        }
+        MPSCQ_STAT_ADD(q, st_full, 1);
+        return MPSCQ_FULL;
+    }
+    MPSCQ_RMW(1);
+    int64_t old = atomic_fetch_sub_explicit(&q->credits, (int64_t)n, memory_order_relaxed);
+    if (old < (int64_t)n) {
+        MPSCQ_RMW(1);
+        atomic_fetch_add_explicit(&q->credits, (int64_t)n, memory_order_relaxed);
+        MPSCQ_STAT_ADD(q, st_full, 1);
+        return MPSCQ_FULL;
+    }
+    return MPSCQ_OK;
+}
+
+static void return_credits(struct mpscq *q, size_t n)
+{
+    if (q->capacity) {
+        MPSCQ_RMW(1);
+        atomic_fetch_add_explicit(&q->credits, (int64_t)n, memory_order_relaxed);
+    }
+}
+
+static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec **rp, size_t n)
+{
+    struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
+    if (MPSCQ_UNLIKELY(!r)) {
+        MPSCQ_STAT_ADD(q, st_nomem, 1);
+        return MPSCQ_NOMEM;
+    }
+    size_t need = n / q->nslots + 1;
+    if (MPSCQ_UNLIKELY(r->nspare < need) && ensure_spares(q, r, need) != MPSCQ_OK) {
+        MPSCQ_STAT_ADD(q, st_nomem, 1);
+        return MPSCQ_NOMEM;
+    }
+    if (q->capacity) {
+        int rc = take_credits(q, n);
+        if (rc != MPSCQ_OK)
+            return rc;
+    }
+    *rp = r;
+    return MPSCQ_OK;
+}
+
+int mpscq_enqueue(mpscq_t *q, void *msg)
+{
+    struct mpscq_hp_rec *r;
+    if (MPSCQ_UNLIKELY(!q))
+        return MPSCQ_INVAL;
+    int rc = enqueue_prepare(q, &r, 1);
+    if (MPSCQ_UNLIKELY(rc != MPSCQ_OK))
+        return rc;
+    uint64_t t;
+    struct mpscq_segment *start;
+    rc = mpscq_fast_enqueue(q, r, msg, &t, &start);
+    if (MPSCQ_LIKELY(rc == MPSCQ_OK))
+        return MPSCQ_OK;
+    if (rc == MPSCQ_CLOSED) {
+        return_credits(q, 1);
+        MPSCQ_STAT_ADD(q, st_closed, 1);
+        return MPSCQ_CLOSED;
+    }
+    enqueue_finish(q, r, &msg, 1, t, start);
+    return MPSCQ_OK;
+}
+
+int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n)
+{
+    struct mpscq_hp_rec *r;
+    if (!q || (!msgs && n))
+        return MPSCQ_INVAL;
+    if (n == 0)
+        return MPSCQ_OK;
+    if (q->capacity && n > q->capacity) {
+        MPSCQ_STAT_ADD(q, st_full, 1);
+        return MPSCQ_FULL;
+    }
+    if (n > (MPSCQ_TAIL_CLOSED >> 2))
+        return MPSCQ_INVAL;
+    int rc = enqueue_prepare(q, &r, n);
+    if (rc != MPSCQ_OK)
+        return rc;
+    /* The same protocol as the fast path (fastpath.c explains each order),
+     * with a ticket range instead of one ticket. */
+    atomic_exchange_explicit(&r->hp, MPSCQ_HP_ALL, memory_order_seq_cst);
+    MPSCQ_RMW(1);
+    struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_acquire);
+    atomic_store_explicit(&r->hp, s, memory_order_release);
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_BEFORE_TICKET, q, 0);
+    uint64_t t = atomic_fetch_add_explicit(&q->tail, n, memory_order_seq_cst);
+    MPSCQ_RMW(1);
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_AFTER_TICKET, q, t);
+    if (t & MPSCQ_TAIL_CLOSED) {
+        atomic_store_explicit(&r->hp, NULL, memory_order_release);
+        return_credits(q, n);
+        MPSCQ_STAT_ADD(q, st_closed, 1);
+        return MPSCQ_CLOSED;
+    }
+    enqueue_finish(q, r, msgs, n, t, s);
+    return MPSCQ_OK;
+}
+
+/* ------------------------------------------------------------------ */
+/* Dequeue (the single consumer)                                        */
+
+static inline unsigned slot_state(const struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
+{
+    /* Acquire: pairs with the producer's release store of the state. */
+    return atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[idx & q->mask],
+                                memory_order_acquire);
+}
+
+static inline int takeable(unsigned st)
+{
+    return (st & MPSCQ_SLOT_READY) && !(st & MPSCQ_SLOT_FOLLOWS);
+}
+
+/* The segment holding q->scan, stepping to the next one if it is linked. */
+static struct mpscq_segment *scan_segment(struct mpscq *q)
+{
+    struct mpscq_segment *s = q->scan_seg;
+    if ((q->scan >> q->shift) == s->id)
+        return s;
+    /* Acquire: the linker's id and cleared states. */
+    struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+    if (!n)
+        return NULL;
+    q->scan_seg = n;
+    return n;
+}
+
+static int pend_push(struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
+{
+    if (q->npend == q->cap_pend) {
+        size_t cap = q->cap_pend * 2;
+        struct mpscq_pending *p = mpscq_alloc(q, cap * sizeof *p);
+        if (!p)
+            return 0;
+        memcpy(p, q->pend, q->npend * sizeof *p);
+        if (q->pend != q->pend_inline)
+            mpscq_free(q, q->pend, q->cap_pend * sizeof *p);
+        q->pend = p;
+        q->cap_pend = cap;
+    }
+    q->pend[q->npend].seg = s;
+    q->pend[q->npend].idx = idx;
+    q->npend++;
+    return 1;
+}
+
+/* Recycle drained segments, oldest first, stopping at the first one a
+ * hazard pointer names (doc/design.md, "Reclamation"). */
+static void reclaim(struct mpscq *q)
+{
+    uint64_t head_id = q->head >> q->shift;
+    while (q->oldest->id < head_id && q->oldest != q->scan_seg) {
+        struct mpscq_segment *o = q->oldest;
+        /* Non-NULL: scan_seg was reached from o through next. */
+        struct mpscq_segment *next = atomic_load_explicit(&o->next, memory_order_acquire);
+        /* 1. Unlink o from the only shared entry point, the hint. */
+        struct mpscq_segment *h = atomic_load_explicit(&q->hint, memory_order_acquire);
+        if (h == o) {
+            MPSCQ_RMW(1);
+            /* seq_cst; on failure a producer moved the hint further. */
+            if (!atomic_compare_exchange_strong_explicit(&q->hint, &h, next,
+                                                         memory_order_seq_cst,
+                                                         memory_order_relaxed))
+                MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+        }
+        /* 2. StoreLoad: the unlink precedes the hazard scan. */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (mpscq_hp_protected(q, o))
+            break;
+        q->oldest = next;
+        mpscq_seg_put(q, o, 1);
+    }
+}
+
+static inline void maybe_reclaim(struct mpscq *q)
+{
+    if (q->oldest->id < (q->head >> q->shift) && q->oldest != q->scan_seg)
+        reclaim(q);
+}
+
+static void after_take(struct mpscq *q, uint64_t idx, unsigned st)
+{
+    q->last = idx;
+    q->last_cont = (int)(st & MPSCQ_SLOT_CONT);
+    q->head = q->npend ? q->pend[0].idx : q->scan;
+    atomic_store_explicit(&q->dequeued,
+                          atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    return_credits(q, 1);
+    maybe_reclaim(q);
+}
+
+static void take_scan(struct mpscq *q, struct mpscq_segment *s, unsigned st, void **msg)
+{
+    uint64_t idx = q->scan;
+    MPSCQ_HB_AFTER(&mpscq_seg_state(s, q->nslots)[idx & q->mask]);
+    *msg = mpscq_seg_vals(s)[idx & q->mask];
+    q->scan = idx + 1;
+    after_take(q, idx, st);
+}
+
+static void take_pend(struct mpscq *q, size_t i, unsigned st, void **msg)
+{
+    struct mpscq_pending e = q->pend[i];
+    MPSCQ_HB_AFTER(&mpscq_seg_state(e.seg, q->nslots)[e.idx & q->mask]);
+    *msg = mpscq_seg_vals(e.seg)[e.idx & q->mask];
+    memmove(&q->pend[i], &q->pend[i + 1], (q->npend - i - 1) * sizeof e);
+    q->npend--;
+    after_take(q, e.idx, st);
+}
+
+static void refresh_limit(struct mpscq *q)
+{
+    if (q->closed_seen)
+        return;
+    /* Acquire, and read before any slot of this pass: an enqueue that
+     * returned before some ticket below the new limit was taken happens
+     * before this load (the ticket's seq_cst XADD is in the release
+     * sequence we read from), so its slot reads as written in this pass.
+     * That is what makes taking the first written slot linearizable
+     * (doc/design.md, "Dequeue order"). */
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+    if (!(t & MPSCQ_TAIL_CLOSED)) {
+        q->limit = t;
+        return;
+    }
+    uint64_t ct = atomic_load_explicit(&q->close_ticket, memory_order_seq_cst);
+    if (ct != MPSCQ_TICKET_UNSET) {
+        q->limit = ct;
+        q->closed_seen = 1;
+    }
+    /* else mpscq_close is between its two steps: keep the previous limit. */
+}
+
+static int dequeue_slow(struct mpscq *q, void **msg)
+{
+    if (q->last_cont) {
+        /* The batch's next message comes next; it was written before the
+         * batch head's release store that we acquired. */
+        uint64_t want = q->last + 1;
+        if (want == q->scan) {
+            struct mpscq_segment *s = scan_segment(q);
+            take_scan(q, s, slot_state(q, s, want), msg);
+            return MPSCQ_OK;
+        }
+        for (size_t i = 0; i < q->npend; i++) {
+            if (q->pend[i].idx == want) {
+                take_pend(q, i, slot_state(q, q->pend[i].seg, want), msg);
+                return MPSCQ_OK;
+            }
+        }
+        /* Unreachable: a FOLLOWS slot below scan is always pending. */
+        q->last_cont = 0;
+    }
+
+    refresh_limit(q);
+    size_t ci = SIZE_MAX;
+    int from_scan = 0;
+    unsigned cst = 0;
+    /* Passed slots first, oldest first, then new ones: the first written
+     * slot in ticket order is the one to take. */
+    for (size_t i = 0; i < q->npend; i++) {
+        unsigned st = slot_state(q, q->pend[i].seg, q->pend[i].idx);
+        if (takeable(st)) {
+            ci = i;
+            cst = st;
+            break;
+        }
+    }
+    if (ci == SIZE_MAX) {
+        struct mpscq_segment *s = NULL;
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_CONSUMER_SCAN, q, q->scan);
+        while (q->scan < q->limit) {
+            s = scan_segment(q);
+            if (!s)
+                break;
+            unsigned st = slot_state(q, s, q->scan);
+            if (takeable(st)) {
+                from_scan = 1;
+                cst = st;
+                break;
+            }
+            /* Not written yet (its producer is between ticket and write),
+             * or a batch interior whose head is not written yet. */
+            if (!pend_push(q, s, q->scan))
+                break;
+            q->scan++;
+        }
+        if (!from_scan) {
+            maybe_reclaim(q);
+            if (q->closed_seen && q->npend == 0 && q->scan >= q->limit)
+                return MPSCQ_CLOSED;
+            return MPSCQ_EMPTY;
+        }
+    }
+    if (from_scan)
+        take_scan(q, q->scan_seg, cst, msg);
+    else
+        take_pend(q, ci, cst, msg);
+    return MPSCQ_OK;
+}
+
+int mpscq_dequeue(mpscq_t *q, void **msg)
+{
+    if (MPSCQ_UNLIKELY(!q || !msg))
+        return MPSCQ_INVAL;
+    if (MPSCQ_LIKELY(mpscq_fast_dequeue(q, msg) == MPSCQ_OK)) {
+        return_credits(q, 1);
+        if (MPSCQ_UNLIKELY((q->head & q->mask) == 0))
+            maybe_reclaim(q);
+        return MPSCQ_OK;
+    }
+    return dequeue_slow(q, msg);
+}
+
+size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max)
+{
+    size_t n = 0;
+    if (!q || !msgs)
+        return 0;
+    while (n < max && mpscq_dequeue(q, &msgs[n]) == MPSCQ_OK)
+        n++;
+    return n;
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
+{
+    if (!q || !msg)
+        return MPSCQ_INVAL;
+    int rc = mpscq_dequeue(q, msg);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
+    if (timeout_ns == 0)
+        return MPSCQ_TIMEOUT;
+    uint64_t deadline = timeout_ns > 0 ? mono_ns() + (uint64_t)timeout_ns : UINT64_MAX;
+    /* Spin about 2 us first: a message is often only a write away. */
+    for (unsigned ns = 16; ns <= 1024; ns <<= 1) {
+        mpscq_arch_spin_ns(ns);
+        rc = mpscq_dequeue(q, msg);
+        if (rc != MPSCQ_EMPTY)
+            return rc;
+    }
+    for (;;) {
+        /* seq_cst: the Dekker store; mpscq_wait_barrier then makes it and
+         * the producers' slot writes mutually visible (wait.h). */
+        atomic_store_explicit(&q->parked, 1, memory_order_seq_cst);
+        mpscq_wait_barrier(q);
+        rc = mpscq_dequeue(q, msg);
+        if (rc != MPSCQ_EMPTY) {
+            atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
+            return rc;
+        }
+        uint64_t now = mono_ns();
+        if (now >= deadline) {
+            atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
+            return MPSCQ_TIMEOUT;
+        }
+        struct timespec rel, *relp = NULL;
+        if (deadline != UINT64_MAX) {
+            uint64_t left = deadline - now;
+            rel.tv_sec = (time_t)(left / 1000000000u);
+            rel.tv_nsec = (long)(left % 1000000000u);
+            relp = &rel;
+        }
+        MPSCQ_STAT_ADD(q, st_parks, 1);
+        mpscq_futex_wait(&q->parked, 1, relp);
+    }
+}
+
+/* ------------------------------------------------------------------ */
+/* Close, size, stats                                                   */
+
+void mpscq_close(mpscq_t *q)
+{
+    if (!q)
+        return;
+    /* seq_cst RMW: every later ticket carries the bit; the returned value
+     * counts the tickets taken before. */
+    MPSCQ_RMW(1);
+    uint64_t old = atomic_fetch_or_explicit(&q->tail, MPSCQ_TAIL_CLOSED, memory_order_seq_cst);
+    if (!(old & MPSCQ_TAIL_CLOSED))
+        /* seq_cst: ordered before the wake below, so a consumer that parks
+         * after it reads this value after its own fence. */
+        atomic_store_explicit(&q->close_ticket, old, memory_order_seq_cst);
+    mpscq_wake_consumer(q);
+}
+
+int mpscq_is_closed(const mpscq_t *q)
+{
+    if (!q)
+        return 0;
+    return (atomic_load_explicit(&((struct mpscq *)q)->tail, memory_order_acquire) &
+            MPSCQ_TAIL_CLOSED) != 0;
+}
+
+/* Tickets issued to accepted messages (before any close). */
+static uint64_t accepted(const struct mpscq *q)
+{
+    struct mpscq *m = (struct mpscq *)q;
+    uint64_t t = atomic_load_explicit(&m->tail, memory_order_relaxed);
+    if (!(t & MPSCQ_TAIL_CLOSED))
+        return t;
+    uint64_t ct = atomic_load_explicit(&m->close_ticket, memory_order_relaxed);
+    return ct != MPSCQ_TICKET_UNSET ? ct : (t & ~MPSCQ_TAIL_CLOSED);
+}
+
+size_t mpscq_size(const mpscq_t *q)
+{
+    if (!q)
+        return 0;
+    uint64_t d = atomic_load_explicit(&((struct mpscq *)q)->dequeued, memory_order_relaxed);
+    uint64_t a = accepted(q);
+    return a > d ? (size_t)(a - d) : 0;
+}
+
+size_t mpscq_capacity(const mpscq_t *q)
+{
+    return q ? q->capacity : 0;
+}
+
+void mpscq_stats(const mpscq_t *cq, struct mpscq_stats *out)
+{
+    if (!out)
+        return;
+    memset(out, 0, sizeof *out);
+    if (!cq)
+        return;
+    struct mpscq *q = (struct mpscq *)cq;
+#define LD(f) atomic_load_explicit(&q->f, memory_order_relaxed)
+    out->enqueued = accepted(q);
+    out->dequeued = LD(dequeued);
+    out->full_rejections = LD(st_full);
+    out->closed_rejections = LD(st_closed);
+    out->nomem_failures = LD(st_nomem);
+    out->segments_allocated = LD(st_alloc);
+    out->segments_recycled = LD(st_recycled);
+    out->segments_freed = LD(st_freed);
+    out->cas_failures = LD(st_cas_fail);
+    out->consumer_parks = LD(st_parks);
+#undef LD
+}
+
+const char *mpscq_strerror(int status)
+{
+    switch (status) {
+    case MPSCQ_OK: return "success";
+    case MPSCQ_EMPTY: return "queue is empty";
+    case MPSCQ_FULL: return "queue is full";
+    case MPSCQ_CLOSED: return "queue is closed";
+    case MPSCQ_TIMEOUT: return "timed out";
+    case MPSCQ_NOMEM: return "out of memory";
+    case MPSCQ_INVAL: return "invalid argument";
+    default: return "unknown status";
+    }
+}
+
+const char *mpscq_implementation(void)
+{
+    return MPSCQ_IMPLEMENTATION;
+}
+
+/* ------------------------------------------------------------------ */
+
+void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg)
+{
+    if (!q)
+        return;
+    /* First, so that a thread exiting from now on leaves our records alone. */
+    mpscq_hp_unregister_queue(q);
+    void *m;
+    /* Hand every message still queued to drop, in queue order. */
+    while (mpscq_dequeue(q, &m) == MPSCQ_OK)
+        if (drop)
+            drop(m, arg);
+    struct mpscq_segment *s = q->oldest;
+    while (s) {
+        struct mpscq_segment *next = atomic_load_explicit(&s->next, memory_order_relaxed);
+        mpscq_seg_free(q, s);
+        s = next;
+    }
+    mpscq_seg_pool_drain(q);
+    mpscq_hp_free_all(q);
+    if (q->pend != q->pend_inline)
+        mpscq_free(q, q->pend, q->cap_pend * sizeof *q->pend);
+    /* Forget this thread's cache entry, so that a queue created later at
+     * the same address cannot hit it (qid would differ anyway). */
+    for (int i = 0; i < MPSCQ_TLS_ENTRIES; i++)
+        if (mpscq_tls[i].q == q)
+            mpscq_tls[i].q = NULL;
+    void (*ff)(void *, size_t, void *) = q->free_fn;
+    void *fa = q->alloc_arg;
+    ff(q, sizeof *q, fa);
+}

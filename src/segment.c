@@ -1,0 +1,137 @@
+/*
+ * segment.c - segments and the pool of drained ones.
+ *
+ * The pool is a Treiber stack whose head is a (pointer, tag) pair changed
+ * by one 16-byte CAS; every successful CAS increments the tag, so a
+ * segment popped, reused and pushed back at the same address cannot
+ * satisfy a stale CAS (ABA).  A popper reads the top's pool_next, so the
+ * top must not be freed meanwhile: the popper names it in its hazard
+ * pointer first, and segments are only ever freed after a hazard scan
+ * (mpscq_seg_put) or at destroy.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "segment.h"
+#include "arch.h"
+
+static void clear_segment(const struct mpscq *q, struct mpscq_segment *s)
+{
+    /* Plain stores: the segment is private to the caller here. */
+    memset(mpscq_seg_state(s, q->nslots), 0, q->nslots);
+    atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
+    s->id = 0;
+}
+
+void mpscq_seg_free(struct mpscq *q, struct mpscq_segment *s)
+{
+    MPSCQ_HB_FORGET(s);
+    mpscq_free(q, s, q->seg_bytes);
+    MPSCQ_STAT_ADD(q, st_freed, 1);
+}
+
+static struct mpscq_segment *pool_pop(struct mpscq *q, struct mpscq_hp_rec *r)
+{
+    struct mpscq_segment *got = NULL;
+    /* Two attempts at most: enqueue must stay wait-free, and a fresh
+     * allocation is the fallback. */
+    for (int attempt = 0; attempt < 2 && !got; attempt++) {
+        uint64_t old[2];
+        old[1] = atomic_load_explicit(&q->pool.tag, memory_order_acquire);
+        old[0] = (uint64_t)(uintptr_t)atomic_load_explicit(&q->pool.ptr, memory_order_acquire);
+        struct mpscq_segment *top = (struct mpscq_segment *)(uintptr_t)old[0];
+        if (!top)
+            break;
+        /* seq_cst XCHG (a full barrier): the hazard is visible before we
+         * re-read the head, so if top is still there after it, no retire
+         * scan that could free top can miss it. */
+        atomic_exchange_explicit(&r->hp, top, memory_order_seq_cst);
+        MPSCQ_RMW(1);
+        if (atomic_load_explicit(&q->pool.tag, memory_order_acquire) != old[1] ||
+            atomic_load_explicit(&q->pool.ptr, memory_order_acquire) != top) {
+            MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+            continue;
+        }
+        uint64_t desired[2] = {
+            (uint64_t)(uintptr_t)atomic_load_explicit(&top->pool_next, memory_order_acquire),
+            old[1] + 1,
+        };
+        MPSCQ_RMW(1);
+        if (mpscq_arch_cas16(&q->pool, old, desired)) {
+            atomic_fetch_sub_explicit(&q->pool_count, 1, memory_order_relaxed);
+            got = top;
+        } else {
+            MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+        }
+    }
+    /* Release: our reads of top are done before another thread may see
+     * the hazard gone and free it. */
+    atomic_store_explicit(&r->hp, NULL, memory_order_release);
+    if (got) {
+        atomic_store_explicit(&got->pool_next, NULL, memory_order_relaxed);
+        MPSCQ_STAT_ADD(q, st_recycled, 1);
+    }
+    return got;
+}
+
+struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r)
+{
+    struct mpscq_segment *s = NULL;
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > 0)
+        s = pool_pop(q, r);
+    if (s)
+        return s;
+    s = mpscq_alloc(q, q->seg_bytes);
+    if (!s)
+        return NULL;
+    memset(s, 0, sizeof *s);
+    atomic_init(&s->next, NULL);
+    atomic_init(&s->pool_next, NULL);
+    clear_segment(q, s);
+    MPSCQ_STAT_ADD(q, st_alloc, 1);
+    return s;
+}
+
+void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s, int consumer)
+{
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= MPSCQ_POOL_MAX) {
+        mpscq_seg_free(q, s);
+        return;
+    }
+    MPSCQ_HB_FORGET(s);
+    clear_segment(q, s);
+    struct mpscq_backoff b;
+    mpscq_backoff_init(&b);
+    uint64_t old[2];
+    old[1] = atomic_load_explicit(&q->pool.tag, memory_order_relaxed);
+    old[0] = (uint64_t)(uintptr_t)atomic_load_explicit(&q->pool.ptr, memory_order_relaxed);
+    for (;;) {
+        atomic_store_explicit(&s->pool_next,
+                              (struct mpscq_segment *)(uintptr_t)old[0],
+                              memory_order_relaxed);
+        uint64_t desired[2] = { (uint64_t)(uintptr_t)s, old[1] + 1 };
+        /* seq_cst CAS: publishes the cleared segment (its states, next and
+         * pool_next stores above happen before a popper's acquire load). */
+        MPSCQ_HB_BEFORE(s);
+        if (!MPSCQ_TEST_FORCE_CAS_FAIL() && mpscq_arch_cas16(&q->pool, old, desired))
+            break;
+        MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+        mpscq_backoff_wait(&b);
+        if (b.fails == 1000)
+            mpscq_warn_contention(q, consumer);
+    }
+    atomic_fetch_add_explicit(&q->pool_count, 1, memory_order_relaxed);
+}
+
+void mpscq_seg_pool_drain(struct mpscq *q)
+{
+    struct mpscq_segment *s = atomic_load_explicit(&q->pool.ptr, memory_order_relaxed);
+    while (s) {
+        struct mpscq_segment *next = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
+        mpscq_seg_free(q, s);
+        s = next;
+    }
+    atomic_store_explicit(&q->pool.ptr, NULL, memory_order_relaxed);
+    atomic_store_explicit(&q->pool_count, 0, memory_order_relaxed);
+}

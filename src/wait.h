@@ -1,0 +1,38 @@
+/*
+ * wait.h - parking the consumer in the kernel and waking it.
+ *
+ * Protocol (doc/design.md, "Sleeping consumer"): the consumer stores
+ * parked = 1, makes that store and every producer's earlier slot writes
+ * mutually visible (membarrier, or producer-side fences where membarrier
+ * is missing), looks for work once more, then sleeps on the futex.  A
+ * producer, after writing its slot, reads `parked` and only if it is set
+ * pays an XCHG and a FUTEX_WAKE.
+ */
+#ifndef MPSCQ_WAIT_H
+#define MPSCQ_WAIT_H
+
+#include <time.h>
+#include "internal.h"
+
+/* 1 when membarrier(PRIVATE_EXPEDITED) is registered for this process. */
+MPSCQ_HIDDEN int mpscq_wait_init(void);
+/* The consumer's side of the Dekker pair, after storing parked = 1. */
+MPSCQ_HIDDEN void mpscq_wait_barrier(const struct mpscq *q);
+MPSCQ_HIDDEN void mpscq_futex_wait(_Atomic int *addr, int val, const struct timespec *rel);
+MPSCQ_HIDDEN void mpscq_futex_wake(_Atomic int *addr);
+MPSCQ_HIDDEN void mpscq_wake_consumer(struct mpscq *q);
+
+/* Producer side, after its slot write. */
+static inline void mpscq_notify(struct mpscq *q)
+{
+    if (MPSCQ_UNLIKELY(q->need_fence))
+        atomic_thread_fence(memory_order_seq_cst); /* StoreLoad: slot write before parked read */
+    else
+        atomic_signal_fence(memory_order_seq_cst); /* compiler order only; the consumer's
+                                                       membarrier supplies the hardware fence */
+    /* Relaxed: the ordering is provided by the fences above. */
+    if (MPSCQ_UNLIKELY(atomic_load_explicit(&q->parked, memory_order_relaxed)))
+        mpscq_wake_consumer(q);
+}
+
+#endif /* MPSCQ_WAIT_H */
