@@ -1,0 +1,478 @@
+/* check_hooks.c - tests that need the test library (libmpscq_test.la):
+ * the wait-freedom bound in atomic read-modify-writes, producers stopped
+ * mid-enqueue, and the contention warning. */
+#include <check.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+#include "internal.h"
+
+/* ---- RMW counting -------------------------------------------------- */
+
+#define HIST 64
+struct rmw_arg {
+    mpscq_t *q;
+    unsigned id;
+    uint64_t n;
+    size_t batch;
+    struct tu_barrier *start;
+    unsigned long hist[HIST];
+    unsigned long max;
+};
+
+static void *rmw_producer(void *p)
+{
+    struct rmw_arg *a = p;
+    /* The first call registers this thread's record: not measured. */
+    void *warm[1] = { tu_msg(a->id, 0) };
+    ck_assert_int_eq(mpscq_enqueue(a->q, warm[0]), MPSCQ_OK);
+    tu_barrier_wait(a->start);
+    void *buf[8];
+    for (uint64_t i = 1; i < a->n;) {
+        unsigned long before = mpscq_rmw_count;
+        int rc;
+        size_t k = 1;
+        if (a->batch > 1) {
+            k = a->batch;
+            if (k > a->n - i)
+                k = (size_t)(a->n - i);
+            for (size_t j = 0; j < k; j++)
+                buf[j] = tu_msg(a->id, i + j);
+            rc = mpscq_enqueue_batch(a->q, buf, k);
+        } else {
+            rc = mpscq_enqueue(a->q, tu_msg(a->id, i));
+        }
+        unsigned long used = mpscq_rmw_count - before;
+        if (rc == MPSCQ_FULL) {
+            sched_yield();
+            continue;
+        }
+        ck_assert_int_eq(rc, MPSCQ_OK);
+        a->hist[used < HIST ? used : HIST - 1]++;
+        if (used > a->max)
+            a->max = used;
+        i += k;
+    }
+    return NULL;
+}
+
+/* 16 producers against one consumer; returns the histogram. */
+static void rmw_run(size_t slots, size_t cap, size_t batch, unsigned long *hist,
+                    unsigned long *max)
+{
+    const unsigned P = 16;
+    uint64_t n = tu_scaled(20000, 300);
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = slots;
+    c.capacity = cap;
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    pthread_t th[16];
+    struct rmw_arg *a = calloc(P, sizeof *a);
+    struct tu_barrier start;
+    tu_barrier_init(&start, (int)P);
+    uint64_t expected[16];
+    for (unsigned p = 0; p < P; p++) {
+        a[p].q = q;
+        a[p].id = p;
+        a[p].n = n;
+        a[p].batch = batch;
+        a[p].start = &start;
+        expected[p] = n;
+        ck_assert_int_eq(pthread_create(&th[p], NULL, rmw_producer, &a[p]), 0);
+    }
+    tu_drain_verify(q, P, expected);
+    memset(hist, 0, HIST * sizeof *hist);
+    *max = 0;
+    for (unsigned p = 0; p < P; p++) {
+        pthread_join(th[p], NULL);
+        for (int h = 0; h < HIST; h++)
+            hist[h] += a[p].hist[h];
+        if (a[p].max > *max)
+            *max = a[p].max;
+    }
+    free(a);
+    mpscq_destroy(q, NULL, NULL);
+}
+
+static unsigned long median(const unsigned long *hist)
+{
+    unsigned long total = 0, acc = 0;
+    for (int h = 0; h < HIST; h++)
+        total += hist[h];
+    for (int h = 0; h < HIST; h++) {
+        acc += hist[h];
+        if (acc * 2 >= total)
+            return (unsigned long)h;
+    }
+    return HIST;
+}
+
+START_TEST(test_rmw_bound_unbounded)
+{
+    unsigned long hist[HIST], max;
+    rmw_run(0, 0, 1, hist, &max);
+    ck_assert_uint_le(max, 20);
+    /* The common case is the hazard publish and the ticket. */
+    ck_assert_uint_eq(median(hist), 2);
+    ck_assert_uint_eq(hist[0] + hist[1], 0);
+}
+END_TEST
+
+START_TEST(test_rmw_bound_tiny_segments)
+{
+    /* 2-slot segments: almost every enqueue links or refills. */
+    unsigned long hist[HIST], max;
+    rmw_run(2, 0, 1, hist, &max);
+    ck_assert_uint_le(max, 20);
+}
+END_TEST
+
+START_TEST(test_rmw_bound_bounded)
+{
+    unsigned long hist[HIST], max;
+    rmw_run(16, 64, 1, hist, &max);
+    ck_assert_uint_le(max, 20);
+    /* Bounded adds one fetch-and-add for the admission. */
+    ck_assert_uint_eq(median(hist), 3);
+}
+END_TEST
+
+START_TEST(test_rmw_bound_batches)
+{
+    unsigned long hist[HIST], max;
+    rmw_run(8, 0, 4, hist, &max);
+    ck_assert_uint_le(max, 20);
+}
+END_TEST
+
+/* ---- producers stopped mid-enqueue -------------------------------- */
+
+static _Thread_local int stall_me;
+static int stall_where;
+static _Atomic int stalled, release_stall;
+
+static void stall_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (!stall_me || where != stall_where)
+        return;
+    stall_me = 0;
+    atomic_store(&stalled, 1);
+    while (!atomic_load(&release_stall))
+        sched_yield();
+}
+
+struct staller {
+    mpscq_t *q;
+    int rc;
+};
+
+static void *stalled_producer(void *p)
+{
+    struct staller *s = p;
+    stall_me = 1;
+    s->rc = mpscq_enqueue(s->q, tu_msg(7, 0));
+    return NULL;
+}
+
+static void *plain_producer(void *p)
+{
+    struct prod {
+        mpscq_t *q;
+        unsigned id;
+        uint64_t n;
+    } *a = p;
+    for (uint64_t i = 0; i < a->n; i++)
+        ck_assert_int_eq(mpscq_enqueue(a->q, tu_msg(a->id, i)), MPSCQ_OK);
+    return NULL;
+}
+
+/* One producer stops at `where`; four others send n messages each through
+ * 4-slot segments; the consumer must receive all of theirs while it is
+ * stopped, then the stopped one's after it resumes.  Memory held meanwhile
+ * must be returned afterwards. */
+static void stall_scenario(int where)
+{
+    struct tu_alloc al;
+    tu_alloc_init(&al);
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 4;
+    tu_config_alloc(&c, &al);
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    atomic_store(&stalled, 0);
+    atomic_store(&release_stall, 0);
+    stall_where = where;
+    mpscq_test_hook = stall_hook;
+
+    struct staller s = { q, -1 };
+    pthread_t st;
+    ck_assert_int_eq(pthread_create(&st, NULL, stalled_producer, &s), 0);
+    while (!atomic_load(&stalled))
+        sched_yield();
+    /* A message enqueued after the stopped one is handed out at once. */
+    void *m;
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(6, 0)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(6, 0));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+
+    const unsigned P = 4;
+    uint64_t n = tu_scaled(5000, 200);
+    struct {
+        mpscq_t *q;
+        unsigned id;
+        uint64_t n;
+    } a[4];
+    pthread_t th[4];
+    for (unsigned p = 0; p < P; p++) {
+        a[p].q = q;
+        a[p].id = p;
+        a[p].n = n;
+        ck_assert_int_eq(pthread_create(&th[p], NULL, plain_producer, &a[p]), 0);
+    }
+    uint64_t expected[4] = { n, n, n, n };
+    /* Every other producer's message arrives while one is stopped
+     * (tu_drain_verify also checks that nothing else is ready after). */
+    tu_drain_verify(q, P, expected);
+    for (unsigned p = 0; p < P; p++)
+        pthread_join(th[p], NULL);
+    ck_assert_int_eq(atomic_load(&stalled), 1);
+    ck_assert_int_eq(s.rc, -1); /* still inside mpscq_enqueue */
+    ck_assert_uint_eq(mpscq_size(q), where == MPSCQ_HOOK_AFTER_TICKET ? 1 : 0);
+    long long held = atomic_load(&al.outstanding);
+
+    atomic_store(&release_stall, 1);
+    pthread_join(st, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(s.rc, MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(7, 0));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    /* With the hazard gone, the segments held for the stopped producer
+     * are recycled: push one more segment's worth through. */
+    for (uintptr_t i = 0; i < 16; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    while (mpscq_dequeue(q, &m) == MPSCQ_OK)
+        ;
+    /* While stopped, the segments from the stopped producer's on (4n
+     * messages in 4-slot segments: n of them) were all kept ... */
+    size_t seg = ((struct mpscq *)q)->seg_bytes;
+    ck_assert_int_ge(held, (long long)n * (long long)seg);
+    /* ... and now they are gone. */
+    ck_assert_int_lt(atomic_load(&al.outstanding), held / 8);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&al.outstanding), 0);
+}
+
+START_TEST(test_stalled_after_ticket)
+{
+    stall_scenario(MPSCQ_HOOK_AFTER_TICKET);
+}
+END_TEST
+
+START_TEST(test_stalled_before_ticket)
+{
+    /* Stopped holding a hazard on an old segment: its walk, when it
+     * resumes, crosses thousands of segments that must still exist. */
+    stall_scenario(MPSCQ_HOOK_BEFORE_TICKET);
+}
+END_TEST
+
+/* ---- a batch is never entered in the middle ------------------------ */
+
+static void *batch_producer(void *p)
+{
+    struct staller *b = p;
+    void *msgs[5] = { tu_msg(1, 0), tu_msg(1, 1), tu_msg(1, 2), tu_msg(1, 3), tu_msg(1, 4) };
+    stall_me = 1;
+    b->rc = mpscq_enqueue_batch(b->q, msgs, 5);
+    return NULL;
+}
+
+START_TEST(test_batch_interior_not_taken_early)
+{
+    /* The batch's interior slots are written and visible, its head is not:
+     * the consumer must take none of them, yet must take a later
+     * producer's message; then the whole batch, contiguous and in order. */
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 4; /* the batch spans two segments */
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 0)), MPSCQ_OK);
+    atomic_store(&stalled, 0);
+    atomic_store(&release_stall, 0);
+    stall_where = MPSCQ_HOOK_BEFORE_PUBLISH;
+    mpscq_test_hook = stall_hook;
+    struct staller b = { q, -1 };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, batch_producer, &b), 0);
+    while (!atomic_load(&stalled))
+        sched_yield();
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 1)), MPSCQ_OK);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, 0));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, 1));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    atomic_store(&release_stall, 1);
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(b.rc, MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 2)), MPSCQ_OK);
+    for (uint64_t i = 0; i < 5; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(1, i));
+    }
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, 2));
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* ---- real-time order with the consumer mid-dequeue --------------- */
+
+/* Scenario: A takes ticket t and stops before writing.  The consumer
+ * passes t (not written).  Between the consumer's re-read of passed slots
+ * and its forward scan, A finishes and returns, and only then B enqueues
+ * (ticket t+1) and returns.  enqueue(A) returned before enqueue(B)
+ * began, so A's message must come out before B's, whatever that dequeue
+ * returns (it may linearize before both and say EMPTY). */
+static mpscq_t *lin_q;
+static _Atomic int lin_a_parked, lin_a_go, lin_scan_hits;
+static pthread_t lin_a;
+
+static void *lin_b_thread(void *p)
+{
+    (void)p;
+    ck_assert_int_eq(mpscq_enqueue(lin_q, tu_msg(2, 0)), MPSCQ_OK);
+    return NULL;
+}
+
+static void lin_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_AFTER_TICKET && stall_me) {
+        stall_me = 0;
+        atomic_store(&lin_a_parked, 1);
+        while (!atomic_load(&lin_a_go))
+            sched_yield();
+    } else if (where == MPSCQ_HOOK_CONSUMER_SCAN && atomic_load(&lin_a_parked) &&
+               atomic_fetch_add(&lin_scan_hits, 1) == 1) {
+        /* Second slow dequeue: the passed slot was just re-read empty. */
+        atomic_store(&lin_a_go, 1);
+        pthread_join(lin_a, NULL);       /* enqueue(A) has returned */
+        pthread_t b;
+        pthread_create(&b, NULL, lin_b_thread, NULL);
+        pthread_join(b, NULL);           /* enqueue(B) has returned */
+    }
+}
+
+static void *lin_a_thread(void *p)
+{
+    (void)p;
+    stall_me = 1;
+    ck_assert_int_eq(mpscq_enqueue(lin_q, tu_msg(1, 0)), MPSCQ_OK);
+    return NULL;
+}
+
+START_TEST(test_realtime_order_mid_dequeue)
+{
+    ck_assert_int_eq(mpscq_create(&lin_q, NULL), MPSCQ_OK);
+    atomic_store(&lin_a_parked, 0);
+    atomic_store(&lin_a_go, 0);
+    atomic_store(&lin_scan_hits, 0);
+    mpscq_test_hook = lin_hook;
+    ck_assert_int_eq(pthread_create(&lin_a, NULL, lin_a_thread, NULL), 0);
+    while (!atomic_load(&lin_a_parked))
+        sched_yield();
+    void *m;
+    /* First slow dequeue passes A's slot and finds nothing else. */
+    ck_assert_int_eq(mpscq_dequeue(lin_q, &m), MPSCQ_EMPTY);
+    /* Second: the hook runs A to completion, then B, mid-dequeue. */
+    int rc = mpscq_dequeue(lin_q, &m);
+    ck_assert_int_eq(atomic_load(&lin_scan_hits), 2);
+    if (rc == MPSCQ_EMPTY)
+        rc = mpscq_dequeue(lin_q, &m);
+    ck_assert_int_eq(rc, MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(1, 0));
+    ck_assert_int_eq(mpscq_dequeue(lin_q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(2, 0));
+    ck_assert_int_eq(mpscq_dequeue(lin_q, &m), MPSCQ_EMPTY);
+    mpscq_test_hook = NULL;
+    mpscq_destroy(lin_q, NULL, NULL);
+}
+END_TEST
+
+/* ---- contention warning ------------------------------------------- */
+
+START_TEST(test_contention_warning)
+{
+    struct tu_log l;
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 2;
+    tu_config_log(&c, &l);
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    for (uintptr_t i = 0; i < 8; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    /* The consumer's next recycle of a segment meets 2500 failed CASes. */
+    atomic_store(&mpscq_test_cas_failures, 2500);
+    void *m;
+    for (uintptr_t i = 0; i < 8; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, (void *)i);
+    }
+    ck_assert_int_le(atomic_load(&mpscq_test_cas_failures), 0);
+    atomic_store(&mpscq_test_cas_failures, 0);
+    /* Logged exactly once, as a warning, with the documented text. */
+    ck_assert_int_eq(atomic_load(&l.count), 1);
+    ck_assert_int_eq(l.last_level, MPSCQ_LOG_WARN);
+    ck_assert_str_eq(l.last, "Dequeue experiencing high contention (1000 CAS failures)");
+    struct mpscq_stats st;
+    mpscq_stats(q, &st);
+    ck_assert_uint_ge(st.cas_failures, 2500);
+    /* And the queue still works. */
+    for (uintptr_t i = 0; i < 8; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    for (uintptr_t i = 0; i < 8; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, (void *)i);
+    }
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("hooks");
+    TCase *tc = tcase_create("hooks");
+    tcase_set_timeout(tc, 300);
+    tcase_add_test(tc, test_rmw_bound_unbounded);
+    tcase_add_test(tc, test_rmw_bound_tiny_segments);
+    tcase_add_test(tc, test_rmw_bound_bounded);
+    tcase_add_test(tc, test_rmw_bound_batches);
+    tcase_add_test(tc, test_stalled_after_ticket);
+    tcase_add_test(tc, test_stalled_before_ticket);
+    tcase_add_test(tc, test_batch_interior_not_taken_early);
+    tcase_add_test(tc, test_realtime_order_mid_dequeue);
+    tcase_add_test(tc, test_contention_warning);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run("hooks", suite());
+}

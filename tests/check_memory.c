@@ -1,0 +1,314 @@
+/* check_memory.c - allocation failure, memory return, pool ABA, destroy. */
+#include <check.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+/* White-box access for the pool test (the library is linked statically). */
+#include "internal.h"
+#include "segment.h"
+#include "hazard.h"
+#include "arch.h"
+
+static mpscq_t *make_counted(struct tu_alloc *a, size_t slots, size_t cap)
+{
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = slots;
+    c.capacity = cap;
+    tu_config_alloc(&c, a);
+    mpscq_t *q = NULL;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    return q;
+}
+
+START_TEST(test_create_nomem)
+{
+    /* Fail the 1st allocation (the queue), then the 2nd (first segment). */
+    for (long k = 1; k <= 2; k++) {
+        struct tu_alloc a;
+        tu_alloc_init(&a);
+        atomic_store(&a.fail_at, k);
+        mpscq_config c;
+        mpscq_config_init(&c);
+        tu_config_alloc(&c, &a);
+        mpscq_t *q = (mpscq_t *)0x1;
+        ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_NOMEM);
+        ck_assert_ptr_eq(q, (mpscq_t *)0x1);
+        ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+    }
+}
+END_TEST
+
+/* Fail every allocation site in turn while enqueueing single messages and
+ * batches through 2-slot segments; each NOMEM must leave nothing behind
+ * and the queue must keep working.  At the end, exactly the accepted
+ * messages come out, in order. */
+START_TEST(test_enqueue_nomem_every_site)
+{
+    for (long fail = 1; fail <= 60; fail++) {
+        struct tu_alloc a;
+        tu_alloc_init(&a);
+        mpscq_t *q = make_counted(&a, 2, 0);
+        long base = atomic_load(&a.calls);
+        atomic_store(&a.fail_at, base + fail);
+        uintptr_t accepted[400];
+        size_t nacc = 0, nomem = 0;
+        uintptr_t v = 1;
+        for (int op = 0; op < 120; op++) {
+            if (op % 3 == 2) {
+                void *b[3] = { (void *)v, (void *)(v + 1), (void *)(v + 2) };
+                int rc = mpscq_enqueue_batch(q, b, 3);
+                if (rc == MPSCQ_OK) {
+                    for (int k = 0; k < 3; k++)
+                        accepted[nacc++] = v + (uintptr_t)k;
+                } else {
+                    ck_assert_int_eq(rc, MPSCQ_NOMEM);
+                    nomem++;
+                }
+                v += 3;
+            } else {
+                int rc = mpscq_enqueue(q, (void *)v);
+                if (rc == MPSCQ_OK)
+                    accepted[nacc++] = v;
+                else {
+                    ck_assert_int_eq(rc, MPSCQ_NOMEM);
+                    nomem++;
+                }
+                v++;
+            }
+            ck_assert_uint_eq(mpscq_size(q), nacc);
+        }
+        struct mpscq_stats st;
+        mpscq_stats(q, &st);
+        ck_assert_uint_eq(st.nomem_failures, nomem);
+        ck_assert_uint_eq(st.enqueued, nacc);
+        if (atomic_load(&a.calls) >= base + fail)
+            ck_assert_uint_eq(nomem, 1); /* the injected failure was seen */
+        for (size_t i = 0; i < nacc; i++) {
+            void *m;
+            ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+            ck_assert_ptr_eq(m, (void *)accepted[i]);
+        }
+        void *m;
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+        mpscq_destroy(q, NULL, NULL);
+        ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+    }
+}
+END_TEST
+
+static void *register_and_fail(void *p)
+{
+    /* A new thread's first enqueue must register a record: it fails. */
+    return (void *)(intptr_t)mpscq_enqueue((mpscq_t *)p, (void *)7);
+}
+
+START_TEST(test_register_nomem)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_t *q = make_counted(&a, 4, 0);
+    atomic_store(&a.fail_from, atomic_load(&a.calls) + 1);
+    pthread_t th;
+    void *rc;
+    ck_assert_int_eq(pthread_create(&th, NULL, register_and_fail, q), 0);
+    pthread_join(th, &rc);
+    ck_assert_int_eq((int)(intptr_t)rc, MPSCQ_NOMEM);
+    ck_assert_uint_eq(mpscq_size(q), 0);
+    atomic_store(&a.fail_from, 0);
+    ck_assert_int_eq(pthread_create(&th, NULL, register_and_fail, q), 0);
+    pthread_join(th, &rc);
+    ck_assert_int_eq((int)(intptr_t)rc, MPSCQ_OK);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)7);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+struct flood {
+    mpscq_t *q;
+    uint64_t n;
+    unsigned id;
+};
+
+static void *flood_producer(void *p)
+{
+    struct flood *f = p;
+    for (uint64_t i = 0; i < f->n; i++)
+        ck_assert_int_eq(mpscq_enqueue(f->q, tu_msg(f->id, i)), MPSCQ_OK);
+    return NULL;
+}
+
+/* One million messages through (4 producers, consumer concurrently, and
+ * bursts that build a backlog): afterwards the bytes held by the queue are
+ * back to what they were after warm-up, give or take the bounded pool. */
+START_TEST(test_heap_returns_to_baseline)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_t *q = make_counted(&a, 256, 0);
+    /* Warm-up: register this thread and cycle a few segments. */
+    for (uintptr_t i = 0; i < 2048; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    void *m;
+    while (mpscq_dequeue(q, &m) == MPSCQ_OK)
+        ;
+    long long baseline = atomic_load(&a.outstanding);
+    size_t seg = ((struct mpscq *)q)->seg_bytes;
+
+    const unsigned P = 4;
+    uint64_t per = tu_scaled(1000000, 40000) / P;
+    for (int burst = 0; burst < 2; burst++) {
+        pthread_t th[4];
+        struct flood f[4];
+        for (unsigned p = 0; p < P; p++) {
+            f[p] = (struct flood){ q, per / 2, p };
+            ck_assert_int_eq(pthread_create(&th[p], NULL, flood_producer, &f[p]), 0);
+        }
+        if (burst == 1) /* the second burst piles up before draining */
+            for (unsigned p = 0; p < P; p++)
+                pthread_join(th[p], NULL);
+        uint64_t expected[4] = { per / 2, per / 2, per / 2, per / 2 };
+        tu_drain_verify(q, P, expected);
+        if (burst == 0)
+            for (unsigned p = 0; p < P; p++)
+                pthread_join(th[p], NULL);
+    }
+    long long peak = atomic_load(&a.peak);
+    long long after = atomic_load(&a.outstanding);
+    /* The backlog really did cost memory ... */
+    ck_assert_int_gt(peak, baseline + 16 * (long long)seg);
+    /* ... and it all came back: at most the pool's bound of drained
+     * segments and one spare for each of the 4 exited producer threads
+     * went to the pool (which is bounded) above the baseline. */
+    ck_assert_int_le(after, baseline + (long long)MPSCQ_POOL_MAX * (long long)seg);
+    struct mpscq_stats st;
+    mpscq_stats(q, &st);
+    ck_assert_uint_gt(st.segments_freed, 0);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+/* The pool's (pointer, tag) head defeats ABA: a popper that read (A, t)
+ * and A->next == B is delayed; meanwhile A and B are popped and A is
+ * pushed back.  The head's pointer is A again, so a pointer-only CAS would
+ * succeed and install B, a segment that is in use.  The 16-byte CAS fails
+ * because the tag moved. */
+START_TEST(test_pool_aba)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_t *qq = make_counted(&a, 4, 0);
+    struct mpscq *q = (struct mpscq *)qq;
+    struct mpscq_hp_rec rec;
+    memset(&rec, 0, sizeof rec);
+    atomic_init(&rec.hp, NULL);
+
+    struct mpscq_segment *sa = mpscq_seg_get(q, &rec);
+    struct mpscq_segment *sb = mpscq_seg_get(q, &rec);
+    ck_assert_ptr_nonnull(sa);
+    ck_assert_ptr_nonnull(sb);
+    mpscq_seg_put(q, sb, 1);
+    mpscq_seg_put(q, sa, 1); /* pool: A -> B */
+
+    /* The delayed popper's snapshot. */
+    uint64_t stale[2];
+    stale[0] = (uint64_t)(uintptr_t)atomic_load(&q->pool.ptr);
+    stale[1] = atomic_load(&q->pool.tag);
+    struct mpscq_segment *stale_next = atomic_load(&sa->pool_next);
+    ck_assert_ptr_eq((void *)(uintptr_t)stale[0], sa);
+    ck_assert_ptr_eq(stale_next, sb);
+
+    /* Others: pop A, pop B, push A back. */
+    struct mpscq_segment *x = mpscq_seg_get(q, &rec);
+    struct mpscq_segment *y = mpscq_seg_get(q, &rec);
+    ck_assert_ptr_eq(x, sa);
+    ck_assert_ptr_eq(y, sb);
+    mpscq_seg_put(q, sa, 1);
+    ck_assert_ptr_eq(atomic_load(&q->pool.ptr), sa); /* pointer matches: ABA */
+
+    uint64_t desired[2] = { (uint64_t)(uintptr_t)stale_next, stale[1] + 1 };
+    uint64_t expect[2] = { stale[0], stale[1] };
+    ck_assert_int_eq(mpscq_arch_cas16(&q->pool, expect, desired), 0);
+    /* The failed CAS reported the current value. */
+    ck_assert_ptr_eq((void *)(uintptr_t)expect[0], sa);
+    ck_assert_uint_ne(expect[1], stale[1]);
+    /* The pool still holds exactly A, and B (in use) is not in it. */
+    ck_assert_ptr_eq(atomic_load(&q->pool.ptr), sa);
+    ck_assert_ptr_null(atomic_load(&sa->pool_next));
+    ck_assert_uint_eq(atomic_load(&q->pool_count), 1);
+
+    mpscq_seg_free(q, sb);
+    mpscq_destroy(qq, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+START_TEST(test_cas16_semantics)
+{
+    _Alignas(16) uint64_t word[2] = { 1, 2 };
+    uint64_t e[2] = { 1, 2 }, d[2] = { 3, 4 };
+    ck_assert_int_eq(mpscq_arch_cas16(word, e, d), 1);
+    ck_assert_uint_eq(word[0], 3);
+    ck_assert_uint_eq(word[1], 4);
+    uint64_t e2[2] = { 3, 5 }; /* high half differs */
+    ck_assert_int_eq(mpscq_arch_cas16(word, e2, d), 0);
+    ck_assert_uint_eq(e2[0], 3);
+    ck_assert_uint_eq(e2[1], 4);
+    uint64_t e3[2] = { 9, 4 }; /* low half differs */
+    ck_assert_int_eq(mpscq_arch_cas16(word, e3, d), 0);
+    ck_assert_uint_eq(e3[0], 3);
+}
+END_TEST
+
+static void count_drop(void *msg, void *arg)
+{
+    (void)msg;
+    (*(size_t *)arg)++;
+}
+
+START_TEST(test_destroy_frees_everything)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_t *q = make_counted(&a, 4, 0);
+    void *b[10] = { 0 };
+    for (int i = 0; i < 100; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)(uintptr_t)i), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b, 10), MPSCQ_OK);
+    void *m;
+    for (int i = 0; i < 30; i++)
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    size_t dropped = 0;
+    mpscq_destroy(q, count_drop, &dropped);
+    ck_assert_uint_eq(dropped, 80);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+static Suite *suite(void)
+{
+    Suite *s = suite_create("memory");
+    TCase *tc = tcase_create("memory");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_create_nomem);
+    tcase_add_test(tc, test_enqueue_nomem_every_site);
+    tcase_add_test(tc, test_register_nomem);
+    tcase_add_test(tc, test_heap_returns_to_baseline);
+    tcase_add_test(tc, test_pool_aba);
+    tcase_add_test(tc, test_cas16_semantics);
+    tcase_add_test(tc, test_destroy_frees_everything);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run("memory", suite());
+}

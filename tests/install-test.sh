@@ -1,0 +1,20 @@
+#!/bin/sh
+# install-test.sh - `make install DESTDIR=...`, then build a program outside
+# the tree exactly as a user would:  cc prog.c $(pkg-config --cflags --libs --static mpscq)
+set -eu
+: "${top_builddir:=.}" "${top_srcdir:=.}" "${MAKE:=make}"
+dest=$(mktemp -d "${TMPDIR:-/tmp}/mpscq-install.XXXXXX")
+trap 'rm -rf "$dest"' EXIT
+$MAKE -s -C "$top_builddir" install DESTDIR="$dest" >/dev/null
+prefix=$(sed -n 's/^prefix=//p' "$top_builddir/mpscq.pc")
+libdir=$(sed -n 's/^libdir=//p' "$top_builddir/mpscq.pc" | sed "s|\${exec_prefix}|$prefix|")
+pcdir="$dest$libdir/pkgconfig"
+test -f "$pcdir/mpscq.pc"
+test -f "$dest$libdir/libmpscq.a"
+man=$(find "$dest" -name mpscq_enqueue.3 | head -n 1)
+test -n "$man"
+flags=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$dest" pkg-config --cflags --libs --static mpscq)
+# shellcheck disable=SC2086
+${CC:-cc} -o "$dest/prog" "$top_srcdir/tests/install-prog.c" $flags
+"$dest/prog"
+echo "install-test: 1 passed, 0 failed"
