@@ -1,11 +1,12 @@
 /*
- * arch.h - the primitive interface that has an assembly twin.
+ * arch.h - the routines that have an assembly twin.
  *
  * Every routine below exists as a portable C11 function named *_base
- * (arch_base.c, fastpath.c).  Configure selects at build time which one
- * the generic names bind to; the hot path makes a direct call, never an
- * indirect one.  Until the x86-64 NASM routines land, every build binds
- * the C twins.
+ * (arch_base.c, fastpath.c), always compiled, and on x86-64 as a NASM
+ * routine named *_x86_64 (asm/x86_64/).  Configure selects at build time
+ * which one the generic names bind to (--enable-asm, the default where
+ * nasm works, or --disable-asm); the hot path makes a direct call, never
+ * an indirect one.
  */
 #ifndef MPSCQ_ARCH_H
 #define MPSCQ_ARCH_H
@@ -15,38 +16,111 @@
 
 struct mpscq_hp_rec;
 
+/* ---- the routines with two implementations ------------------------ */
+
 /* 16-byte compare-and-swap on a 16-byte aligned pair of words.
  * Compares {lo, hi} at p with expected[0..1]; if equal stores desired[0..1]
  * and returns 1, else copies the current value into expected and returns 0.
  * Sequentially consistent (a LOCK-prefixed instruction on x86-64). */
-MPSCQ_HIDDEN int mpscq_arch_cas16_base(void *p, uint64_t expected[2],
-                                       const uint64_t desired[2]);
+typedef int mpscq_cas16_fn(void *p, uint64_t expected[2], const uint64_t desired[2]);
 
-/* One spin-wait hint (PAUSE on x86, YIELD on AArch64, nothing elsewhere). */
-MPSCQ_HIDDEN void mpscq_arch_pause_base(void);
+/* One spin-wait hint (PAUSE on x86, YIELD on AArch64, nothing elsewhere),
+ * and n of them in a row. */
+typedef void mpscq_pause_fn(void);
+typedef void mpscq_pause_loop_fn(unsigned long n);
 
-/* Spin about `ns` nanoseconds with pause hints, calibrated once per process. */
-MPSCQ_HIDDEN void mpscq_arch_spin_ns_base(unsigned ns);
+/* The enqueue fast path: the whole of mpscq_enqueue once r is known and
+ * holds a spare (and a place is taken in a bounded queue).  Takes one
+ * ticket and, when the hinted segment holds it, writes the slot and
+ * returns MPSCQ_OK.  Otherwise it tail-calls the C continuation:
+ * mpscq_enqueue_finish (another segment) or mpscq_enqueue_closed. */
+typedef int mpscq_enqueue_fn(struct mpscq *q, struct mpscq_hp_rec *r, void *msg);
 
-/* The enqueue fast path.  Takes one ticket for msg.  Returns MPSCQ_OK
- * (written, hazard released), MPSCQ_CLOSED (nothing kept, hazard
- * released) or MPSCQ_SLOW: the ticket is in *ticket, the record's
- * hazard pointer protects *start (a segment at or before the ticket's),
- * and the caller must finish.  Unbounded queues only. */
-MPSCQ_HIDDEN int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r,
-                                         void *msg, uint64_t *ticket,
-                                         struct mpscq_segment **start);
+/* The batch enqueue's first half: publish the hazard as the fast path
+ * does, take n tickets with one fetch-and-add and return the first (bit 63
+ * set when closed); *start is the segment the hazard names. */
+typedef uint64_t mpscq_reserve_fn(struct mpscq *q, struct mpscq_hp_rec *r,
+                                  uint64_t n, struct mpscq_segment **start);
 
-/* The dequeue fast path: the next slot in order is ready and nothing was
- * skipped.  Returns MPSCQ_OK with *msg set, else MPSCQ_SLOW. */
-MPSCQ_HIDDEN int mpscq_fast_dequeue_base(struct mpscq *q, void **msg);
+/* The dequeue fast path: the whole of mpscq_dequeue when the next slot in
+ * order is ready and nothing was skipped (returns MPSCQ_OK; at a segment
+ * boundary via mpscq_dequeue_crossed).  Otherwise it tail-calls
+ * mpscq_dequeue_slow having changed nothing. */
+typedef int mpscq_dequeue_fn(struct mpscq *q, void **msg);
 
+/* The C continuations the fast paths jump to (queue.c). */
+MPSCQ_HIDDEN int mpscq_enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
+                                      uint64_t ticket, struct mpscq_segment *start);
+MPSCQ_HIDDEN int mpscq_enqueue_closed(struct mpscq *q);
+MPSCQ_HIDDEN int mpscq_dequeue_slow(struct mpscq *q, void **msg);
+MPSCQ_HIDDEN int mpscq_dequeue_crossed(struct mpscq *q);
+
+/* C11 twins: always built (arch_base.c, fastpath.c). */
+MPSCQ_HIDDEN mpscq_cas16_fn mpscq_arch_cas16_base;
+MPSCQ_HIDDEN mpscq_pause_fn mpscq_arch_pause_base;
+MPSCQ_HIDDEN mpscq_pause_loop_fn mpscq_arch_pause_loop_base;
+MPSCQ_HIDDEN mpscq_enqueue_fn mpscq_fast_enqueue_base;
+MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_base;
+MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_base;
+
+/* MPSCQ_FORCE_C: the benchmark's C-only twin library in an asm build. */
+#ifdef MPSCQ_HAVE_ASM
+/* x86-64 NASM (asm/x86_64/). */
+MPSCQ_HIDDEN mpscq_cas16_fn mpscq_arch_cas16_x86_64;
+MPSCQ_HIDDEN mpscq_pause_fn mpscq_arch_pause_x86_64;
+MPSCQ_HIDDEN mpscq_pause_loop_fn mpscq_arch_pause_loop_x86_64;
+MPSCQ_HIDDEN mpscq_enqueue_fn mpscq_fast_enqueue_x86_64;
+MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_x86_64;
+MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_x86_64;
+#define MPSCQ_ASM_NAME "x86_64-nasm"
+#endif
+
+#ifdef MPSCQ_TEST_DISPATCH
+/* Test library only: every routine goes through this table so that one
+ * test binary can run the asm and the C twin side by side
+ * (tests/check_equiv.c).  It starts out pointing at the C twins. */
+struct mpscq_impl {
+    const char *name;
+    mpscq_cas16_fn *cas16;
+    mpscq_pause_fn *pause;
+    mpscq_pause_loop_fn *pause_loop;
+    mpscq_enqueue_fn *enqueue;
+    mpscq_reserve_fn *reserve;
+    mpscq_dequeue_fn *dequeue;
+};
+extern const struct mpscq_impl mpscq_impl_base;
+#ifdef MPSCQ_HAVE_ASM
+extern const struct mpscq_impl mpscq_impl_asm;
+#endif
+extern const struct mpscq_impl *mpscq_impl;
+#define mpscq_arch_cas16      (mpscq_impl->cas16)
+#define mpscq_arch_pause      (mpscq_impl->pause)
+#define mpscq_arch_pause_loop (mpscq_impl->pause_loop)
+#define mpscq_fast_enqueue    (mpscq_impl->enqueue)
+#define mpscq_fast_reserve    (mpscq_impl->reserve)
+#define mpscq_fast_dequeue    (mpscq_impl->dequeue)
+#define MPSCQ_IMPLEMENTATION  (mpscq_impl->name)
+#elif defined(MPSCQ_HAVE_ASM) && !defined(MPSCQ_FORCE_C)
+/* Selection at build time: the linker binds these names directly. */
+#define mpscq_arch_cas16      mpscq_arch_cas16_x86_64
+#define mpscq_arch_pause      mpscq_arch_pause_x86_64
+#define mpscq_arch_pause_loop mpscq_arch_pause_loop_x86_64
+#define mpscq_fast_enqueue    mpscq_fast_enqueue_x86_64
+#define mpscq_fast_reserve    mpscq_fast_reserve_x86_64
+#define mpscq_fast_dequeue    mpscq_fast_dequeue_x86_64
+#define MPSCQ_IMPLEMENTATION  MPSCQ_ASM_NAME
+#else
 #define mpscq_arch_cas16      mpscq_arch_cas16_base
 #define mpscq_arch_pause      mpscq_arch_pause_base
-#define mpscq_arch_spin_ns    mpscq_arch_spin_ns_base
+#define mpscq_arch_pause_loop mpscq_arch_pause_loop_base
 #define mpscq_fast_enqueue    mpscq_fast_enqueue_base
+#define mpscq_fast_reserve    mpscq_fast_reserve_base
 #define mpscq_fast_dequeue    mpscq_fast_dequeue_base
 #define MPSCQ_IMPLEMENTATION  "c11"
+#endif
+
+/* Spin about `ns` nanoseconds with pause hints (calibrated once). */
+MPSCQ_HIDDEN void mpscq_spin_ns(unsigned ns);
 
 /* Exponential backoff for CAS retry loops: about 1 ns doubling to 1 us.
  * `fails` counts consecutive failures; at 1000 the caller logs once. */
@@ -63,7 +137,7 @@ static inline void mpscq_backoff_init(struct mpscq_backoff *b)
 
 static inline void mpscq_backoff_wait(struct mpscq_backoff *b)
 {
-    mpscq_arch_spin_ns(b->ns);
+    mpscq_spin_ns(b->ns);
     if (b->ns < 1024)
         b->ns <<= 1;
     b->fails++;

@@ -1,5 +1,6 @@
 /*
- * arch_base.c - C twins of the architecture primitives (see arch.h).
+ * arch_base.c - C twins of the architecture primitives (see arch.h), and
+ * the calibrated spin that sits on top of either.
  */
 #include "config.h"
 
@@ -40,6 +41,12 @@ int mpscq_arch_cas16_base(void *p, uint64_t expected[2], const uint64_t desired[
 #endif
 }
 
+void mpscq_arch_pause_loop_base(unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++)
+        mpscq_arch_pause_base();
+}
+
 void mpscq_arch_pause_base(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
@@ -70,8 +77,7 @@ static void calibrate(void)
     uint64_t best = UINT64_MAX;
     for (int round = 0; round < 3; round++) {
         uint64_t t0 = now_ns();
-        for (unsigned i = 0; i < n; i++)
-            mpscq_arch_pause_base();
+        mpscq_arch_pause_loop(n);
         uint64_t dt = now_ns() - t0;
         if (dt < best)
             best = dt;
@@ -82,10 +88,23 @@ static void calibrate(void)
     pauses_per_us = per_us < 1 ? 1 : per_us > 100000 ? 100000 : (unsigned)per_us;
 }
 
-void mpscq_arch_spin_ns_base(unsigned ns)
+void mpscq_spin_ns(unsigned ns)
 {
     pthread_once(&calib_once, calibrate);
-    unsigned long iters = ((unsigned long)ns * pauses_per_us + 999) / 1000;
-    for (unsigned long i = 0; i < iters; i++)
-        mpscq_arch_pause_base();
+    mpscq_arch_pause_loop(((unsigned long)ns * pauses_per_us + 999) / 1000);
 }
+
+#ifdef MPSCQ_TEST_DISPATCH
+const struct mpscq_impl mpscq_impl_base = {
+    "c11", mpscq_arch_cas16_base, mpscq_arch_pause_base, mpscq_arch_pause_loop_base,
+    mpscq_fast_enqueue_base, mpscq_fast_reserve_base, mpscq_fast_dequeue_base,
+};
+#ifdef MPSCQ_HAVE_ASM
+const struct mpscq_impl mpscq_impl_asm = {
+    MPSCQ_ASM_NAME, mpscq_arch_cas16_x86_64, mpscq_arch_pause_x86_64,
+    mpscq_arch_pause_loop_x86_64, mpscq_fast_enqueue_x86_64, mpscq_fast_reserve_x86_64,
+    mpscq_fast_dequeue_x86_64,
+};
+#endif
+const struct mpscq_impl *mpscq_impl = &mpscq_impl_base;
+#endif

@@ -11,8 +11,10 @@
 #include "hazard.h"
 #include "wait.h"
 
-int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
-                            uint64_t *ticket, struct mpscq_segment **start)
+/* Steps 1-4 of every enqueue: protect, read the hint, take n tickets.
+ * Returns the first ticket; *start is the segment the hazard names. */
+static inline uint64_t protect_and_take(struct mpscq *q, struct mpscq_hp_rec *r,
+                                        uint64_t n, struct mpscq_segment **start)
 {
     /* 1. Protect every segment: a seq_cst XCHG is the store and the full
      *    fence of the hazard-pointer publish in one LOCK'ed instruction.
@@ -26,21 +28,26 @@ int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
      *    later segment).  Release is enough: ALL already protects s, and
      *    the scan sees either value. */
     atomic_store_explicit(&r->hp, s, memory_order_release);
+    *start = s;
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_BEFORE_TICKET, q, 0);
-    /* 4. The ticket.  seq_cst (LOCK XADD).  Read after the hint, so the
-     *    ticket's segment is s or a later one. */
-    uint64_t t = atomic_fetch_add_explicit(&q->tail, 1, memory_order_seq_cst);
+    /* 4. The tickets.  seq_cst (LOCK XADD).  Read after the hint, so the
+     *    first ticket's segment is s or a later one. */
+    uint64_t t = atomic_fetch_add_explicit(&q->tail, n, memory_order_seq_cst);
     MPSCQ_RMW(1);
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_AFTER_TICKET, q, t);
+    return t;
+}
+
+int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg)
+{
+    struct mpscq_segment *s;
+    uint64_t t = protect_and_take(q, r, 1, &s);
     if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED)) {
         atomic_store_explicit(&r->hp, NULL, memory_order_release);
-        return MPSCQ_CLOSED;
+        return mpscq_enqueue_closed(q);
     }
-    if (MPSCQ_UNLIKELY((t >> q->shift) != s->id)) {
-        *ticket = t;
-        *start = s;
-        return MPSCQ_SLOW;
-    }
+    if (MPSCQ_UNLIKELY((t >> q->shift) != s->id))
+        return mpscq_enqueue_finish(q, r, msg, t, s);
     size_t i = (size_t)(t & q->mask);
     _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots);
     mpscq_seg_vals(s)[i] = msg;
@@ -55,20 +62,26 @@ int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
     return MPSCQ_OK;
 }
 
+uint64_t mpscq_fast_reserve_base(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n,
+                                 struct mpscq_segment **start)
+{
+    return protect_and_take(q, r, n, start);
+}
+
 int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
 {
     if (MPSCQ_UNLIKELY(q->npend != 0))
-        return MPSCQ_SLOW;
+        return mpscq_dequeue_slow(q, msg);
     struct mpscq_segment *s = q->scan_seg;
     uint64_t idx = q->scan;
     if (MPSCQ_UNLIKELY((idx >> q->shift) != s->id))
-        return MPSCQ_SLOW;
+        return mpscq_dequeue_slow(q, msg);
     size_t i = (size_t)(idx & q->mask);
     _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots);
     /* Acquire: pairs with the producer's release store of the state. */
     unsigned v = atomic_load_explicit(&st[i], memory_order_acquire);
     if (!(v & MPSCQ_SLOT_READY))
-        return MPSCQ_SLOW;
+        return mpscq_dequeue_slow(q, msg);
     MPSCQ_HB_AFTER(&st[i]);
     *msg = mpscq_seg_vals(s)[i];
     /* Nothing is pending, so every ticket below idx is handled: a slot
@@ -81,5 +94,12 @@ int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
     atomic_store_explicit(&q->dequeued,
                           atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
                           memory_order_relaxed);
+    if (q->capacity) {
+        /* Relaxed: a place is a count (queue.c, take_credits). */
+        MPSCQ_RMW(1);
+        atomic_fetch_add_explicit(&q->credits, 1, memory_order_relaxed);
+    }
+    if (MPSCQ_UNLIKELY(((idx + 1) & q->mask) == 0))
+        return mpscq_dequeue_crossed(q);
     return MPSCQ_OK;
 }

@@ -30,10 +30,6 @@
 #define MPSCQ_SLOT_CONT    2u  /* the next slot is the same batch's next message */
 #define MPSCQ_SLOT_FOLLOWS 4u  /* batch interior: taken only right after its predecessor */
 
-/* Internal result of the enqueue fast path: the ticket is taken but the
- * target segment is not the hint; the slow path finishes the job. */
-#define MPSCQ_SLOW (-1)
-
 /* Counting atomic read-modify-writes, for the wait-freedom test only
  * (built with -DMPSCQ_COUNT_RMW into a separate test library). */
 #ifdef MPSCQ_COUNT_RMW

@@ -268,9 +268,9 @@ static void write_slot(struct mpscq *q, struct mpscq_segment *s, uint64_t t,
 
 /* Finish an enqueue of msgs[0..n-1] at tickets [t, t+n), walking from
  * `start` (protected by r's hazard pointer, at or before t's segment). */
-static void enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r,
-                           void *const *msgs, size_t n, uint64_t t,
-                           struct mpscq_segment *start)
+static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
+                             void *const *msgs, size_t n, uint64_t t,
+                             struct mpscq_segment *start)
 {
     uint64_t first_id = t >> q->shift;
     uint64_t last_id = (t + n - 1) >> q->shift;
@@ -352,52 +352,66 @@ static void return_credits(struct mpscq *q, size_t n)
     }
 }
 
-static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec **rp, size_t n)
+/* Everything an enqueue of n messages needs before its ticket: the
+ * thread's record r (NULL when registering it failed), n / N + 1 spare
+ * segments, and in a bounded queue n places. */
+static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec *r, size_t n)
 {
-    struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
     if (MPSCQ_UNLIKELY(!r)) {
         MPSCQ_STAT_ADD(q, st_nomem, 1);
         return MPSCQ_NOMEM;
     }
-    size_t need = n / q->nslots + 1;
+    size_t need = (n >> q->shift) + 1;
     if (MPSCQ_UNLIKELY(r->nspare < need) && ensure_spares(q, r, need) != MPSCQ_OK) {
         MPSCQ_STAT_ADD(q, st_nomem, 1);
         return MPSCQ_NOMEM;
     }
-    if (q->capacity) {
-        int rc = take_credits(q, n);
-        if (rc != MPSCQ_OK)
-            return rc;
-    }
-    *rp = r;
+    if (q->capacity)
+        return take_credits(q, n);
     return MPSCQ_OK;
+}
+
+/* The fast path's continuation when the ticket is not in the hinted
+ * segment. */
+int mpscq_enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
+                         uint64_t ticket, struct mpscq_segment *start)
+{
+    enqueue_finish_n(q, r, &msg, 1, ticket, start);
+    return MPSCQ_OK;
+}
+
+/* The fast path's continuation when its ticket carried the closed bit
+ * (the hazard is already released). */
+int mpscq_enqueue_closed(struct mpscq *q)
+{
+    return_credits(q, 1);
+    MPSCQ_STAT_ADD(q, st_closed, 1);
+    return MPSCQ_CLOSED;
+}
+
+/* First enqueue of this thread on q, no spare, or a bounded queue. */
+static __attribute__((noinline)) int enqueue_prepared(struct mpscq *q, struct mpscq_hp_rec *r,
+                                                      void *msg)
+{
+    int rc = enqueue_prepare(q, r, 1);
+    if (MPSCQ_UNLIKELY(rc != MPSCQ_OK))
+        return rc;
+    return mpscq_fast_enqueue(q, r, msg);
 }
 
 int mpscq_enqueue(mpscq_t *q, void *msg)
 {
-    struct mpscq_hp_rec *r;
     if (MPSCQ_UNLIKELY(!q))
         return MPSCQ_INVAL;
-    int rc = enqueue_prepare(q, &r, 1);
-    if (MPSCQ_UNLIKELY(rc != MPSCQ_OK))
-        return rc;
-    uint64_t t;
-    struct mpscq_segment *start;
-    rc = mpscq_fast_enqueue(q, r, msg, &t, &start);
-    if (MPSCQ_LIKELY(rc == MPSCQ_OK))
-        return MPSCQ_OK;
-    if (rc == MPSCQ_CLOSED) {
-        return_credits(q, 1);
-        MPSCQ_STAT_ADD(q, st_closed, 1);
-        return MPSCQ_CLOSED;
-    }
-    enqueue_finish(q, r, &msg, 1, t, start);
-    return MPSCQ_OK;
+    struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
+    if (MPSCQ_UNLIKELY(!r || !r->spare || q->capacity))
+        return enqueue_prepared(q, r, msg);
+    /* A tail call: the fast path finishes the enqueue. */
+    return mpscq_fast_enqueue(q, r, msg);
 }
 
 int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n)
 {
-    struct mpscq_hp_rec *r;
     if (!q || (!msgs && n))
         return MPSCQ_INVAL;
     if (n == 0)
@@ -408,26 +422,19 @@ int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n)
     }
     if (n > (MPSCQ_TAIL_CLOSED >> 2))
         return MPSCQ_INVAL;
-    int rc = enqueue_prepare(q, &r, n);
+    struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
+    int rc = enqueue_prepare(q, r, n);
     if (rc != MPSCQ_OK)
         return rc;
-    /* The same protocol as the fast path (fastpath.c explains each order),
-     * with a ticket range instead of one ticket. */
-    atomic_exchange_explicit(&r->hp, MPSCQ_HP_ALL, memory_order_seq_cst);
-    MPSCQ_RMW(1);
-    struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_acquire);
-    atomic_store_explicit(&r->hp, s, memory_order_release);
-    MPSCQ_TEST_HOOK(MPSCQ_HOOK_BEFORE_TICKET, q, 0);
-    uint64_t t = atomic_fetch_add_explicit(&q->tail, n, memory_order_seq_cst);
-    MPSCQ_RMW(1);
-    MPSCQ_TEST_HOOK(MPSCQ_HOOK_AFTER_TICKET, q, t);
+    struct mpscq_segment *s;
+    uint64_t t = mpscq_fast_reserve(q, r, n, &s);
     if (t & MPSCQ_TAIL_CLOSED) {
         atomic_store_explicit(&r->hp, NULL, memory_order_release);
         return_credits(q, n);
         MPSCQ_STAT_ADD(q, st_closed, 1);
         return MPSCQ_CLOSED;
     }
-    enqueue_finish(q, r, msgs, n, t, s);
+    enqueue_finish_n(q, r, msgs, n, t, s);
     return MPSCQ_OK;
 }
 
@@ -567,7 +574,7 @@ static void refresh_limit(struct mpscq *q)
     /* else mpscq_close is between its two steps: keep the previous limit. */
 }
 
-static int dequeue_slow(struct mpscq *q, void **msg)
+int mpscq_dequeue_slow(struct mpscq *q, void **msg)
 {
     if (q->last_cont) {
         /* The batch's next message comes next; it was written before the
@@ -635,17 +642,20 @@ static int dequeue_slow(struct mpscq *q, void **msg)
     return MPSCQ_OK;
 }
 
+/* The fast path's continuation after it took the last slot of a segment. */
+int mpscq_dequeue_crossed(struct mpscq *q)
+{
+    maybe_reclaim(q);
+    return MPSCQ_OK;
+}
+
 int mpscq_dequeue(mpscq_t *q, void **msg)
 {
     if (MPSCQ_UNLIKELY(!q || !msg))
         return MPSCQ_INVAL;
-    if (MPSCQ_LIKELY(mpscq_fast_dequeue(q, msg) == MPSCQ_OK)) {
-        return_credits(q, 1);
-        if (MPSCQ_UNLIKELY((q->head & q->mask) == 0))
-            maybe_reclaim(q);
-        return MPSCQ_OK;
-    }
-    return dequeue_slow(q, msg);
+    /* A tail call: the fast path finishes, or continues in
+     * mpscq_dequeue_slow. */
+    return mpscq_fast_dequeue(q, msg);
 }
 
 size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max)
@@ -677,7 +687,7 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
     uint64_t deadline = timeout_ns > 0 ? mono_ns() + (uint64_t)timeout_ns : UINT64_MAX;
     /* Spin about 2 us first: a message is often only a write away. */
     for (unsigned ns = 16; ns <= 1024; ns <<= 1) {
-        mpscq_arch_spin_ns(ns);
+        mpscq_spin_ns(ns);
         rc = mpscq_dequeue(q, msg);
         if (rc != MPSCQ_EMPTY)
             return rc;

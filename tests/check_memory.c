@@ -1,4 +1,6 @@
 /* check_memory.c - allocation failure, memory return, pool ABA, destroy. */
+#include "config.h"
+
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
@@ -86,7 +88,7 @@ START_TEST(test_enqueue_nomem_every_site)
         ck_assert_uint_eq(st.nomem_failures, nomem);
         ck_assert_uint_eq(st.enqueued, nacc);
         if (atomic_load(&a.calls) >= base + fail)
-            ck_assert_uint_eq(nomem, 1); /* the injected failure was seen */
+            ck_assert_msg(nomem == 1, "fail=%ld: injected failure not reported", fail);
         for (size_t i = 0; i < nacc; i++) {
             void *m;
             ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
