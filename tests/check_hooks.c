@@ -1,6 +1,8 @@
 /* check_hooks.c - tests that need the test library (libmpscq_test.la):
  * the wait-freedom bound in atomic read-modify-writes, producers stopped
  * mid-enqueue, and the contention warning. */
+#include "config.h"
+
 #include <check.h>
 #include <pthread.h>
 #include <sched.h>
