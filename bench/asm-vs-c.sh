@@ -1,0 +1,47 @@
+#!/bin/sh
+# asm-vs-c.sh - the asm build against the C build, measured in one run.
+#   1. instructions per enqueue+dequeue pair (valgrind --tool=callgrind,
+#      counting only run_pairs: repeatable whatever the machine does);
+#   2. throughput, 1 and 4 producers, both builds interleaved REPEATS
+#      times, median of each and the asm/C ratio.
+# Usage: bench/asm-vs-c.sh [BUILDDIR]   (REPEATS=5 by default)
+set -eu
+b=${1:-.}
+repeats=${REPEATS:-5}
+asm=$b/bench/pair-asm
+c=$b/bench/pair-c
+for x in "$asm" "$c"; do
+    test -x "$x" || { echo "asm-vs-c: $x missing (an asm build is needed)" >&2; exit 1; }
+done
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+
+pairs=200000
+echo "Instructions per enqueue+dequeue pair (callgrind, $pairs pairs, single thread):"
+for x in "$asm" "$c"; do
+    valgrind --tool=callgrind --toggle-collect=run_pairs --callgrind-out-file="$tmp/cg" \
+        "$x" pairs $pairs >"$tmp/out" 2>"$tmp/err"
+    ir=$(sed -n 's/^summary: *//p' "$tmp/cg")
+    # Minus the warm-up call (1000 pairs), per pair.
+    printf '  %-12s %s\n' "$(cut -d' ' -f1 "$tmp/out")" \
+        "$(awk -v ir="$ir" -v n=$pairs 'BEGIN { printf "%.1f", ir / (n + 1000) }')"
+    echo "$ir" > "$tmp/ir.$(basename "$x")"
+done
+awk -v a="$(cat "$tmp/ir.pair-asm")" -v c="$(cat "$tmp/ir.pair-c")" \
+    'BEGIN { printf "  asm/C instructions: %.3f\n\n", a / c }'
+
+median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
+echo "Throughput, million msg/s, median of $repeats (interleaved runs):"
+for p in 1 4; do
+    : > "$tmp/t.asm"; : > "$tmp/t.c"
+    i=0
+    while [ $i -lt "$repeats" ]; do
+        "$asm" mt $p 4000000 | awk '{ print $4 }' >> "$tmp/t.asm"
+        "$c" mt $p 4000000 | awk '{ print $4 }' >> "$tmp/t.c"
+        i=$((i + 1))
+    done
+    ma=$(median < "$tmp/t.asm"); mc=$(median < "$tmp/t.c")
+    awk -v p=$p -v a="$ma" -v c="$mc" \
+        'BEGIN { printf "  %dP1C  asm %7.2f   C %7.2f   asm/C %.3f\n", p, a, c, a / c }'
+done
+echo "single-thread ns/pair: asm $("$asm" pairs 20000000 | awk '{ print $5 }'), C $("$c" pairs 20000000 | awk '{ print $5 }')"

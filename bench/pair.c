@@ -1,0 +1,100 @@
+/*
+ * pair.c - the hot paths alone, for comparing the asm and C builds.
+ * Built twice: bench/pair-asm (libmpscq.la) and bench/pair-c (a C-only
+ * build of the same sources).  bench/asm-vs-c.sh runs both.
+ *
+ *   pair pairs N       N enqueue+dequeue pairs on one thread (the loop is
+ *                      the function run_pairs, for callgrind's
+ *                      --toggle-collect); prints ns per pair
+ *   pair mt P N        P producers, 1 consumer, N messages in total;
+ *                      prints million messages/s
+ */
+#include <mpscq.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+__attribute__((noinline)) uintptr_t run_pairs(mpscq_t *q, uint64_t n);
+
+__attribute__((noinline)) uintptr_t run_pairs(mpscq_t *q, uint64_t n)
+{
+    uintptr_t sum = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        void *m;
+        mpscq_enqueue(q, (void *)(uintptr_t)i);
+        mpscq_dequeue(q, &m);
+        sum += (uintptr_t)m;
+    }
+    return sum;
+}
+
+struct prod {
+    mpscq_t *q;
+    uint64_t n;
+    unsigned id;
+};
+
+static void *producer(void *p)
+{
+    struct prod *a = p;
+    for (uint64_t i = 0; i < a->n; i++)
+        mpscq_enqueue(a->q, (void *)(((uintptr_t)a->id << 40) | (uintptr_t)i));
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    mpscq_t *q;
+    if (mpscq_create(&q, NULL) != MPSCQ_OK)
+        return 1;
+    if (argc == 3 && strcmp(argv[1], "pairs") == 0) {
+        uint64_t n = strtoull(argv[2], NULL, 10);
+        run_pairs(q, 1000); /* register the thread, warm the segment */
+        uint64_t t0 = now_ns();
+        uintptr_t sum = run_pairs(q, n);
+        double ns = (double)(now_ns() - t0) / (double)n;
+        if (sum != (uintptr_t)(n * (n - 1) / 2))
+            return 2;
+        printf("%s pairs %llu ns/pair %.2f\n", mpscq_implementation(), (unsigned long long)n, ns);
+    } else if (argc == 4 && strcmp(argv[1], "mt") == 0) {
+        unsigned P = (unsigned)atoi(argv[2]);
+        uint64_t n = strtoull(argv[3], NULL, 10) / P;
+        pthread_t th[64];
+        struct prod a[64];
+        if (P < 1 || P > 64)
+            return 2;
+        uint64_t next[64] = { 0 }, got = 0, t0 = now_ns();
+        for (unsigned p = 0; p < P; p++) {
+            a[p] = (struct prod){ q, n, p };
+            pthread_create(&th[p], NULL, producer, &a[p]);
+        }
+        while (got < n * P) {
+            void *m;
+            if (mpscq_dequeue(q, &m) != MPSCQ_OK)
+                continue;
+            uintptr_t v = (uintptr_t)m;
+            if ((v & (((uintptr_t)1 << 40) - 1)) != next[v >> 40]++)
+                return 3; /* per-producer FIFO broken */
+            got++;
+        }
+        double mps = (double)got / ((double)(now_ns() - t0) / 1e9) / 1e6;
+        for (unsigned p = 0; p < P; p++)
+            pthread_join(th[p], NULL);
+        printf("%s mt %u %.2f\n", mpscq_implementation(), P, mps);
+    } else {
+        fprintf(stderr, "usage: %s pairs N | mt P N\n", argv[0]);
+        return 2;
+    }
+    mpscq_destroy(q, NULL, NULL);
+    return 0;
+}
