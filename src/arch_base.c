@@ -10,9 +10,17 @@
 
 #include "arch.h"
 
+#if defined(__SANITIZE_THREAD__)
+#define MPSCQ_TSAN 1
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+#define MPSCQ_TSAN 1
+#endif
+#endif
+
 int mpscq_arch_cas16_base(void *p, uint64_t expected[2], const uint64_t desired[2])
 {
-#if defined(__x86_64__)
+#if defined(__x86_64__) && !defined(MPSCQ_TSAN)
     /* CMPXCHG16B without libatomic: GCC's __atomic 16-byte builtins call
      * into libatomic, so spell the instruction.  LOCK makes it a full
      * barrier (seq_cst).  Requires CPUID.1:ECX.CX16, checked at create. */
@@ -28,7 +36,9 @@ int mpscq_arch_cas16_base(void *p, uint64_t expected[2], const uint64_t desired[
     return ok;
 #elif defined(__SIZEOF_INT128__)
     /* Elsewhere the compiler's builtin (inline CASP/LDXP-STXP on AArch64,
-     * libatomic where it must); seq_cst on both outcomes. */
+     * libatomic where it must), and under ThreadSanitizer, which cannot
+     * see the ordering of an asm statement but instruments this builtin;
+     * seq_cst on both outcomes. */
     unsigned __int128 e = ((unsigned __int128)expected[1] << 64) | expected[0];
     unsigned __int128 d = ((unsigned __int128)desired[1] << 64) | desired[0];
     int ok = __atomic_compare_exchange_n((unsigned __int128 *)p, &e, d, 0,
