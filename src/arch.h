@@ -63,7 +63,9 @@ MPSCQ_HIDDEN mpscq_enqueue_fn mpscq_fast_enqueue_base;
 MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_base;
 MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_base;
 
-/* MPSCQ_FORCE_C: the benchmark's C-only twin library in an asm build. */
+/* MPSCQ_FORCE_C: the benchmark's C-only twin library in an asm build.
+ * MPSCQ_VALGRIND_ANNOTATIONS: Helgrind builds use the C twins, since
+ * NASM code cannot issue Valgrind client requests. */
 #ifdef MPSCQ_HAVE_ASM
 /* x86-64 NASM (asm/x86_64/). */
 MPSCQ_HIDDEN mpscq_cas16_fn mpscq_arch_cas16_x86_64;
@@ -100,7 +102,7 @@ extern const struct mpscq_impl *mpscq_impl;
 #define mpscq_fast_reserve    (mpscq_impl->reserve)
 #define mpscq_fast_dequeue    (mpscq_impl->dequeue)
 #define MPSCQ_IMPLEMENTATION  (mpscq_impl->name)
-#elif defined(MPSCQ_HAVE_ASM) && !defined(MPSCQ_FORCE_C)
+#elif defined(MPSCQ_HAVE_ASM) && !defined(MPSCQ_FORCE_C) && !defined(MPSCQ_VALGRIND_ANNOTATIONS)
 /* Selection at build time: the linker binds these names directly. */
 #define mpscq_arch_cas16      mpscq_arch_cas16_x86_64
 #define mpscq_arch_pause      mpscq_arch_pause_x86_64

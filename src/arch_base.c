@@ -96,11 +96,13 @@ static void calibrate(void)
         best = 1;
     uint64_t per_us = (uint64_t)n * 1000u / best;
     pauses_per_us = per_us < 1 ? 1 : per_us > 100000 ? 100000 : (unsigned)per_us;
+    MPSCQ_HB_BEFORE(&calib_once); /* Helgrind does not model pthread_once */
 }
 
 void mpscq_spin_ns(unsigned ns)
 {
     pthread_once(&calib_once, calibrate);
+    MPSCQ_HB_AFTER(&calib_once);
     mpscq_arch_pause_loop(((unsigned long)ns * pauses_per_us + 999) / 1000);
 }
 

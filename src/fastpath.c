@@ -24,6 +24,7 @@ static inline uint64_t protect_and_take(struct mpscq *q, struct mpscq_hp_rec *r,
     /* 2. Acquire: the segment's id and link were written before the
      *    release CAS that made it reachable. */
     struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_acquire);
+    MPSCQ_HB_AFTER(&q->hint);
     /* 3. Narrow the hazard to s (and, by oldest-first recycling, every
      *    later segment).  Release is enough: ALL already protects s, and
      *    the scan sees either value. */
@@ -43,6 +44,7 @@ int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg)
     struct mpscq_segment *s;
     uint64_t t = protect_and_take(q, r, 1, &s);
     if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED)) {
+        MPSCQ_HB_BEFORE(&r->hp);
         atomic_store_explicit(&r->hp, NULL, memory_order_release);
         return mpscq_enqueue_closed(q);
     }
@@ -57,6 +59,7 @@ int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg)
     atomic_store_explicit(&st[i], MPSCQ_SLOT_READY, memory_order_release);
     /* 6. Release: our reads of s are done before the consumer may see the
      *    hazard gone and recycle it. */
+    MPSCQ_HB_BEFORE(&r->hp);
     atomic_store_explicit(&r->hp, NULL, memory_order_release);
     mpscq_notify(q);
     return MPSCQ_OK;

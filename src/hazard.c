@@ -60,6 +60,7 @@ static void release_record(struct mpscq *q, struct mpscq_hp_rec *r)
     /* Release: the spare hand-back above happens before another thread
      * acquires this record (acquire CAS in find_record). */
     atomic_store_explicit(&r->hp, NULL, memory_order_release);
+    MPSCQ_HB_BEFORE(&r->active);
     atomic_store_explicit(&r->active, 0, memory_order_release);
 }
 
@@ -83,9 +84,12 @@ static void thread_exit(void *unused)
             drop_entry(&mpscq_tls[i]);
 }
 
+/* Helgrind does not model pthread_once: the annotations give it the edge
+ * from the initializer to every caller that returns from pthread_once. */
 static void make_exit_key(void)
 {
     pthread_key_create(&exit_key, thread_exit);
+    MPSCQ_HB_BEFORE(&exit_key_once);
 }
 
 /* Reuse a free record, or allocate and publish a new one.  Wait-free:
@@ -104,8 +108,10 @@ static struct mpscq_hp_rec *find_record(struct mpscq *q)
             MPSCQ_RMW(1);
             if (atomic_compare_exchange_strong_explicit(&r->active, &expect, 1,
                                                         memory_order_acquire,
-                                                        memory_order_relaxed))
+                                                        memory_order_relaxed)) {
+                MPSCQ_HB_AFTER(&r->active);
                 return r;
+            }
         }
     }
     r = mpscq_alloc(q, sizeof *r);
@@ -115,12 +121,18 @@ static struct mpscq_hp_rec *find_record(struct mpscq *q)
     atomic_init(&r->hp, NULL);
     atomic_init(&r->active, 1);
     atomic_init(&r->next, MPSCQ_HP_LINKING);
+    MPSCQ_HG_ATOMIC_VAR(r->hp);
+    MPSCQ_HG_ATOMIC_VAR(r->active);
+    MPSCQ_HG_ATOMIC_VAR(r->next);
     /* acq_rel XCHG: release publishes r's initialized fields to the
      * consumer's acquire load of q->records; acquire makes the old head's
      * contents visible before we link to it. */
     MPSCQ_RMW(1);
+    MPSCQ_HB_BEFORE(&q->records);
     struct mpscq_hp_rec *old = atomic_exchange_explicit(&q->records, r, memory_order_acq_rel);
+    MPSCQ_HB_AFTER(&q->records);
     /* Release: a scan that reads the link sees the older records. */
+    MPSCQ_HB_BEFORE(&r->next);
     atomic_store_explicit(&r->next, old, memory_order_release);
     return r;
 }
@@ -137,6 +149,7 @@ struct mpscq_hp_rec *mpscq_hp_acquire_slow(struct mpscq *q)
         }
     }
     pthread_once(&exit_key_once, make_exit_key);
+    MPSCQ_HB_AFTER(&exit_key_once);
     struct mpscq_hp_rec *r = find_record(q);
     if (!r)
         return NULL;
@@ -155,18 +168,21 @@ struct mpscq_hp_rec *mpscq_hp_acquire_slow(struct mpscq *q)
 
 int mpscq_hp_protected(const struct mpscq *q, const void *seg)
 {
-    for (struct mpscq_hp_rec *r = atomic_load_explicit(&q->records, memory_order_acquire);
-         r; r = atomic_load_explicit(&r->next, memory_order_acquire)) {
+    struct mpscq_hp_rec *r = atomic_load_explicit(&q->records, memory_order_acquire);
+    MPSCQ_HB_AFTER(&q->records);
+    for (; r; r = atomic_load_explicit(&r->next, memory_order_acquire)) {
         /* A record being pushed hides the older ones for an instant: be
          * conservative and report "protected" (reclamation only waits). */
         if (r == MPSCQ_HP_LINKING)
             return 1;
+        MPSCQ_HB_AFTER(&r->next);
         /* seq_cst, after the caller's seq_cst fence that follows the
          * unlink of seg: a producer's XCHG of MPSCQ_HP_ALL is either seen
          * here, or it comes later in the total order and the producer's
          * next read of the entry point sees the unlink (doc/design.md,
          * "Reclamation"). */
         void *v = atomic_load_explicit(&r->hp, memory_order_seq_cst);
+        MPSCQ_HB_AFTER(&r->hp);
         if (v == MPSCQ_HP_ALL || v == seg)
             return 1;
     }

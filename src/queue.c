@@ -156,6 +156,16 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     atomic_init(&q->pool_count, 0);
     q->pend = q->pend_inline;
     q->cap_pend = sizeof q->pend_inline / sizeof q->pend_inline[0];
+    MPSCQ_HG_ATOMIC_VAR(q->tail);
+    MPSCQ_HG_ATOMIC_VAR(q->hint);
+    MPSCQ_HG_ATOMIC_VAR(q->parked);
+    MPSCQ_HG_ATOMIC_VAR(q->close_ticket);
+    MPSCQ_HG_ATOMIC_VAR(q->records);
+    MPSCQ_HG_ATOMIC_VAR(q->credits);
+    MPSCQ_HG_ATOMIC_VAR(q->dequeued);
+    MPSCQ_HG_ATOMIC_VAR(q->pool);
+    MPSCQ_HG_ATOMIC_VAR(q->pool_count);
+    MPSCQ_HG_ATOMIC(&q->st_full, (size_t)((char *)(&q->warned[2]) - (char *)&q->st_full));
 
     /* No thread has a record yet, so the first segment comes straight
      * from the allocator (the pool is empty anyway). */
@@ -238,18 +248,22 @@ static struct mpscq_segment *next_segment(struct mpscq *q, struct mpscq_hp_rec *
 {
     /* Acquire: the linker's id and cleared states are visible. */
     struct mpscq_segment *next = atomic_load_explicit(&s->next, memory_order_acquire);
-    if (next)
+    if (next) {
+        MPSCQ_HB_AFTER(&s->next);
         return next;
+    }
     struct mpscq_segment *x = take_spare(q, r);
     x->id = s->id + 1;
     struct mpscq_segment *expect = NULL;
     /* Release on success: x's id and cleared slots are published with the
      * link.  Acquire on failure: we read the winner's segment next. */
     MPSCQ_RMW(1);
+    MPSCQ_HB_BEFORE(&s->next);
     if (atomic_compare_exchange_strong_explicit(&s->next, &expect, x,
                                                 memory_order_acq_rel,
                                                 memory_order_acquire))
         return x;
+    MPSCQ_HB_AFTER(&s->next);
     MPSCQ_STAT_ADD(q, st_cas_fail, 1);
     give_spare(r, x);
     return expect;
@@ -288,6 +302,7 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
          * pointer, so it cannot have been recycled (no ABA). */
         struct mpscq_segment *expect = start;
         MPSCQ_RMW(1);
+        MPSCQ_HB_BEFORE(&q->hint);
         if (!atomic_compare_exchange_strong_explicit(&q->hint, &expect, s,
                                                      memory_order_seq_cst,
                                                      memory_order_relaxed))
@@ -300,8 +315,11 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
         struct mpscq_segment *w = first;
         for (size_t k = 1; k < n; k++) {
             uint64_t tk = t + k;
-            while (w->id != (tk >> q->shift))
-                w = atomic_load_explicit(&w->next, memory_order_acquire);
+            while (w->id != (tk >> q->shift)) {
+                struct mpscq_segment *prev = w;
+                w = atomic_load_explicit(&prev->next, memory_order_acquire);
+                MPSCQ_HB_AFTER(&prev->next);
+            }
             write_slot(q, w, tk, msgs[k],
                        MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS |
                            (k + 1 < n ? MPSCQ_SLOT_CONT : 0),
@@ -315,6 +333,7 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
                MPSCQ_SLOT_READY | (n > 1 ? MPSCQ_SLOT_CONT : 0),
                memory_order_release);
     /* Release: our reads of the segments are done. */
+    MPSCQ_HB_BEFORE(&r->hp);
     atomic_store_explicit(&r->hp, NULL, memory_order_release);
     mpscq_notify(q);
 }
@@ -463,6 +482,7 @@ static struct mpscq_segment *scan_segment(struct mpscq *q)
     struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
     if (!n)
         return NULL;
+    MPSCQ_HB_AFTER(&s->next);
     q->scan_seg = n;
     return n;
 }
@@ -499,6 +519,7 @@ static void reclaim(struct mpscq *q)
         struct mpscq_segment *h = atomic_load_explicit(&q->hint, memory_order_acquire);
         if (h == o) {
             MPSCQ_RMW(1);
+            MPSCQ_HB_BEFORE(&q->hint);
             /* seq_cst; on failure a producer moved the hint further. */
             if (!atomic_compare_exchange_strong_explicit(&q->hint, &h, next,
                                                          memory_order_seq_cst,

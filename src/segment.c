@@ -67,8 +67,10 @@ static struct mpscq_segment *pool_pop(struct mpscq *q, struct mpscq_hp_rec *r)
     }
     /* Release: our reads of top are done before another thread may see
      * the hazard gone and free it. */
+    MPSCQ_HB_BEFORE(&r->hp);
     atomic_store_explicit(&r->hp, NULL, memory_order_release);
     if (got) {
+        MPSCQ_HB_AFTER(got); /* the pusher cleared it before its CAS */
         atomic_store_explicit(&got->pool_next, NULL, memory_order_relaxed);
         MPSCQ_STAT_ADD(q, st_recycled, 1);
     }
@@ -89,6 +91,9 @@ struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r)
     atomic_init(&s->next, NULL);
     atomic_init(&s->pool_next, NULL);
     clear_segment(q, s);
+    MPSCQ_HG_ATOMIC_VAR(s->next);
+    MPSCQ_HG_ATOMIC_VAR(s->pool_next);
+    MPSCQ_HG_ATOMIC(mpscq_seg_state(s, q->nslots), q->nslots);
     MPSCQ_STAT_ADD(q, st_alloc, 1);
     return s;
 }

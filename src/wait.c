@@ -25,11 +25,13 @@ static void membarrier_register(void)
         syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0) == 0)
         have_membarrier = 1;
 #endif
+    MPSCQ_HB_BEFORE(&membarrier_once); /* Helgrind does not model pthread_once */
 }
 
 int mpscq_wait_init(void)
 {
     pthread_once(&membarrier_once, membarrier_register);
+    MPSCQ_HB_AFTER(&membarrier_once);
     return have_membarrier;
 }
 

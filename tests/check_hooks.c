@@ -172,14 +172,14 @@ static void stall_hook(int where, const struct mpscq *q, uint64_t t)
 
 struct staller {
     mpscq_t *q;
-    int rc;
+    _Atomic int rc; /* read by the main thread while the producer is held */
 };
 
 static void *stalled_producer(void *p)
 {
     struct staller *s = p;
     stall_me = 1;
-    s->rc = mpscq_enqueue(s->q, tu_msg(7, 0));
+    atomic_store(&s->rc, mpscq_enqueue(s->q, tu_msg(7, 0)));
     return NULL;
 }
 
@@ -247,7 +247,7 @@ static void stall_scenario(int where)
     for (unsigned p = 0; p < P; p++)
         pthread_join(th[p], NULL);
     ck_assert_int_eq(atomic_load(&stalled), 1);
-    ck_assert_int_eq(s.rc, -1); /* still inside mpscq_enqueue */
+    ck_assert_int_eq(atomic_load(&s.rc), -1); /* still inside mpscq_enqueue */
     ck_assert_uint_eq(mpscq_size(q), where == MPSCQ_HOOK_AFTER_TICKET ? 1 : 0);
     long long held = atomic_load(&al.outstanding);
 
@@ -295,7 +295,7 @@ static void *batch_producer(void *p)
     struct staller *b = p;
     void *msgs[5] = { tu_msg(1, 0), tu_msg(1, 1), tu_msg(1, 2), tu_msg(1, 3), tu_msg(1, 4) };
     stall_me = 1;
-    b->rc = mpscq_enqueue_batch(b->q, msgs, 5);
+    atomic_store(&b->rc, mpscq_enqueue_batch(b->q, msgs, 5));
     return NULL;
 }
 
