@@ -1,0 +1,30 @@
+#!/bin/sh
+# sub-check.sh - build the release tarball in a fresh directory with other
+# compilers or flags and run its test suite there, leaving this build
+# alone (a separate unpacked tree, so an in-tree configure is no obstacle).
+#   sub-check.sh TARBALL NAME [configure arguments...]
+# Environment: SUB_TARGET (default check) is the make target run there;
+# CK_FORK and MPSCQ_STRESS_SCALE pass through to the tests.
+set -eu
+tarball=$1
+name=$2
+shift 2
+dir=_sub/$name
+rm -rf "$dir"
+mkdir -p "$dir"
+tar -xzf "$tarball" -C "$dir"
+src=$(ls -d "$dir"/libmpscq-*)
+cd "$src"
+echo "sub-check[$name]: ./configure $*"
+./configure -q "$@" >config.out 2>&1 || { cat config.out; exit 1; }
+grep -A1 "hot-path implementation" config.out | head -1 || true
+make -j2 -s >build.out 2>&1 || { cat build.out; exit 1; }
+if ! MPSCQ_SKIP_INSTALL_TEST=1 make -j2 "${SUB_TARGET:-check}" >check.out 2>&1; then
+    cat check.out tests/*.log 2>/dev/null | tail -80
+    echo "sub-check[$name]: FAILED"
+    exit 1
+fi
+grep -h "Checks:" tests/*.log || true
+grep -E "^# (PASS|FAIL|ERROR|SKIP)" check.out | sort | uniq -c | tr '\n' ' '
+echo
+echo "sub-check[$name]: passed"
