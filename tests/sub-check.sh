@@ -3,7 +3,8 @@
 # compilers or flags and run its test suite there, leaving this build
 # alone (a separate unpacked tree, so an in-tree configure is no obstacle).
 #   sub-check.sh TARBALL NAME [configure arguments...]
-# Environment: SUB_TARGET (default check) is the make target run there;
+# Environment: SUB_TARGET (default check) is the make target run there,
+# SUB_MAKEFLAGS extra make arguments (no spaces inside one);
 # CK_FORK and MPSCQ_STRESS_SCALE pass through to the tests.
 set -eu
 tarball=$1
@@ -19,7 +20,11 @@ echo "sub-check[$name]: ./configure $*"
 ./configure -q "$@" >config.out 2>&1 || { cat config.out; exit 1; }
 grep -A1 "hot-path implementation" config.out | head -1 || true
 make -j2 -s >build.out 2>&1 || { cat build.out; exit 1; }
-if ! MPSCQ_SKIP_INSTALL_TEST=1 make -j2 "${SUB_TARGET:-check}" >check.out 2>&1; then
+# Build the test programs first; then run the target serially (the
+# Valgrind tools of check-valgrind would otherwise share tests/*.log).
+# shellcheck disable=SC2086
+if ! { make -j2 check TESTS= ${SUB_MAKEFLAGS:-} &&
+       MPSCQ_SKIP_INSTALL_TEST=1 make -j1 "${SUB_TARGET:-check}" ${SUB_MAKEFLAGS:-}; } >check.out 2>&1; then
     cat check.out tests/*.log 2>/dev/null | tail -80
     echo "sub-check[$name]: FAILED"
     exit 1
