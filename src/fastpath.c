@@ -44,6 +44,7 @@ int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg)
     struct mpscq_segment *s;
     uint64_t t = protect_and_take(q, r, 1, &s);
     if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED)) {
+        /* Release: our read of s is done; nothing was kept. */
         MPSCQ_HB_BEFORE(&r->hp);
         atomic_store_explicit(&r->hp, NULL, memory_order_release);
         return mpscq_enqueue_closed(q);

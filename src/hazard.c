@@ -51,6 +51,7 @@ void mpscq_hp_unregister_queue(struct mpscq *q)
  * that the queue is live. */
 static void release_record(struct mpscq *q, struct mpscq_hp_rec *r)
 {
+    /* The spare list is owner-private (relaxed). */
     while (r->spare) {
         struct mpscq_segment *s = r->spare;
         r->spare = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
@@ -97,6 +98,8 @@ static void make_exit_key(void)
 static struct mpscq_hp_rec *find_record(struct mpscq *q)
 {
     struct mpscq_hp_rec *r;
+    /* Acquire, here and on each link: pairs with the publishing XCHG and
+     * link store below, so a record's fields are initialized when seen. */
     for (r = atomic_load_explicit(&q->records, memory_order_acquire);
          r && r != MPSCQ_HP_LINKING;
          r = atomic_load_explicit(&r->next, memory_order_acquire)) {
@@ -168,6 +171,7 @@ struct mpscq_hp_rec *mpscq_hp_acquire_slow(struct mpscq *q)
 
 int mpscq_hp_protected(const struct mpscq *q, const void *seg)
 {
+    /* Acquire on the head and each link, as in find_record. */
     struct mpscq_hp_rec *r = atomic_load_explicit(&q->records, memory_order_acquire);
     MPSCQ_HB_AFTER(&q->records);
     for (; r; r = atomic_load_explicit(&r->next, memory_order_acquire)) {
@@ -191,6 +195,7 @@ int mpscq_hp_protected(const struct mpscq *q, const void *seg)
 
 void mpscq_hp_free_all(struct mpscq *q)
 {
+    /* Destroy runs alone: relaxed would do; acquire is free and tidy. */
     struct mpscq_hp_rec *r = atomic_load_explicit(&q->records, memory_order_acquire);
     while (r) {
         struct mpscq_hp_rec *next = atomic_load_explicit(&r->next, memory_order_relaxed);

@@ -143,6 +143,7 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     q->seg_bytes = (bytes + MPSCQ_CACHELINE - 1) & ~(size_t)(MPSCQ_CACHELINE - 1);
     q->capacity = cfg->capacity;
     q->need_fence = !mpscq_wait_init();
+    /* Relaxed: only uniqueness matters. */
     q->qid = atomic_fetch_add_explicit(&next_qid, 1, memory_order_relaxed);
 
     atomic_init(&q->tail, 0);
@@ -192,7 +193,8 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
 /* Enqueue                                                              */
 
 /* Make sure r holds `need` private segments, before any ticket is taken,
- * so that a failed allocation leaves nothing behind. */
+ * so that a failed allocation leaves nothing behind.  A spare's pool_next
+ * links the owner's private list: only the owner touches it (relaxed). */
 static int ensure_spares(struct mpscq *q, struct mpscq_hp_rec *r, size_t need)
 {
     while (r->nspare < need) {
@@ -546,6 +548,7 @@ static void after_take(struct mpscq *q, uint64_t idx, unsigned st)
     q->last = idx;
     q->last_cont = (int)(st & MPSCQ_SLOT_CONT);
     q->head = q->npend ? q->pend[0].idx : q->scan;
+    /* Relaxed: only the consumer writes it; readers want a count. */
     atomic_store_explicit(&q->dequeued,
                           atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
                           memory_order_relaxed);
@@ -587,6 +590,8 @@ static void refresh_limit(struct mpscq *q)
         q->limit = t;
         return;
     }
+    /* seq_cst: pairs with mpscq_close's seq_cst store, for a consumer
+     * that parked after the close (design.md §7). */
     uint64_t ct = atomic_load_explicit(&q->close_ticket, memory_order_seq_cst);
     if (ct != MPSCQ_TICKET_UNSET) {
         q->limit = ct;
@@ -720,11 +725,14 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
         mpscq_wait_barrier(q);
         rc = mpscq_dequeue(q, msg);
         if (rc != MPSCQ_EMPTY) {
+            /* Relaxed: producers only read it to decide on a wake-up; a
+             * stale 1 costs one spurious FUTEX_WAKE. */
             atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
             return rc;
         }
         uint64_t now = mono_ns();
         if (now >= deadline) {
+            /* Relaxed, as above. */
             atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
             return MPSCQ_TIMEOUT;
         }
@@ -762,11 +770,14 @@ int mpscq_is_closed(const mpscq_t *q)
 {
     if (!q)
         return 0;
+    /* Acquire: pairs with the closing fetch_or (seq_cst). */
     return (atomic_load_explicit(&((struct mpscq *)q)->tail, memory_order_acquire) &
             MPSCQ_TAIL_CLOSED) != 0;
 }
 
-/* Tickets issued to accepted messages (before any close). */
+/* Tickets issued to accepted messages (before any close).  Relaxed loads
+ * here and in mpscq_size/mpscq_stats: they report counts, and order
+ * nothing. */
 static uint64_t accepted(const struct mpscq *q)
 {
     struct mpscq *m = (struct mpscq *)q;
@@ -847,6 +858,7 @@ void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg)
             drop(m, arg);
     struct mpscq_segment *s = q->oldest;
     while (s) {
+        /* Relaxed: destroy runs alone (its contract). */
         struct mpscq_segment *next = atomic_load_explicit(&s->next, memory_order_relaxed);
         mpscq_seg_free(q, s);
         s = next;

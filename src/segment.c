@@ -59,6 +59,7 @@ static struct mpscq_segment *pool_pop(struct mpscq *q, struct mpscq_hp_rec *r)
         };
         MPSCQ_RMW(1);
         if (mpscq_arch_cas16(&q->pool, old, desired)) {
+            /* Relaxed: pool_count only bounds the pool (approximately). */
             atomic_fetch_sub_explicit(&q->pool_count, 1, memory_order_relaxed);
             got = top;
         } else {
@@ -80,6 +81,7 @@ static struct mpscq_segment *pool_pop(struct mpscq *q, struct mpscq_hp_rec *r)
 struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r)
 {
     struct mpscq_segment *s = NULL;
+    /* Relaxed: a hint whether popping is worth trying. */
     if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > 0)
         s = pool_pop(q, r);
     if (s)
@@ -100,6 +102,7 @@ struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r)
 
 void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s, int consumer)
 {
+    /* Relaxed: the bound is approximate by design. */
     if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= MPSCQ_POOL_MAX) {
         mpscq_seg_free(q, s);
         return;
@@ -109,6 +112,8 @@ void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s, int consumer)
     struct mpscq_backoff b;
     mpscq_backoff_init(&b);
     uint64_t old[2];
+    /* Relaxed: a first guess; the 16-byte CAS validates it and returns
+     * the current value on failure. */
     old[1] = atomic_load_explicit(&q->pool.tag, memory_order_relaxed);
     old[0] = (uint64_t)(uintptr_t)atomic_load_explicit(&q->pool.ptr, memory_order_relaxed);
     for (;;) {
@@ -126,11 +131,13 @@ void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s, int consumer)
         if (b.fails == 1000)
             mpscq_warn_contention(q, consumer);
     }
+    /* Relaxed: see above. */
     atomic_fetch_add_explicit(&q->pool_count, 1, memory_order_relaxed);
 }
 
 void mpscq_seg_pool_drain(struct mpscq *q)
 {
+    /* Relaxed throughout: destroy runs alone. */
     struct mpscq_segment *s = atomic_load_explicit(&q->pool.ptr, memory_order_relaxed);
     while (s) {
         struct mpscq_segment *next = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
