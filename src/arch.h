@@ -24,9 +24,8 @@ struct mpscq_hp_rec;
  * Sequentially consistent (a LOCK-prefixed instruction on x86-64). */
 typedef int mpscq_cas16_fn(void *p, uint64_t expected[2], const uint64_t desired[2]);
 
-/* One spin-wait hint (PAUSE on x86, YIELD on AArch64, nothing elsewhere),
- * and n of them in a row. */
-typedef void mpscq_pause_fn(void);
+/* n spin-wait hints in a row (PAUSE on x86, YIELD on AArch64, a compiler
+ * barrier elsewhere); n may be 0. */
 typedef void mpscq_pause_loop_fn(unsigned long n);
 
 /* The enqueue fast path: the whole of mpscq_enqueue once r is known and
@@ -57,7 +56,6 @@ MPSCQ_HIDDEN int mpscq_dequeue_crossed(struct mpscq *q);
 
 /* C11 twins: always built (arch_base.c, fastpath.c). */
 MPSCQ_HIDDEN mpscq_cas16_fn mpscq_arch_cas16_base;
-MPSCQ_HIDDEN mpscq_pause_fn mpscq_arch_pause_base;
 MPSCQ_HIDDEN mpscq_pause_loop_fn mpscq_arch_pause_loop_base;
 MPSCQ_HIDDEN mpscq_enqueue_fn mpscq_fast_enqueue_base;
 MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_base;
@@ -69,7 +67,6 @@ MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_base;
 #ifdef MPSCQ_HAVE_ASM
 /* x86-64 NASM (asm/x86_64/). */
 MPSCQ_HIDDEN mpscq_cas16_fn mpscq_arch_cas16_x86_64;
-MPSCQ_HIDDEN mpscq_pause_fn mpscq_arch_pause_x86_64;
 MPSCQ_HIDDEN mpscq_pause_loop_fn mpscq_arch_pause_loop_x86_64;
 MPSCQ_HIDDEN mpscq_enqueue_fn mpscq_fast_enqueue_x86_64;
 MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_x86_64;
@@ -84,7 +81,6 @@ MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_x86_64;
 struct mpscq_impl {
     const char *name;
     mpscq_cas16_fn *cas16;
-    mpscq_pause_fn *pause;
     mpscq_pause_loop_fn *pause_loop;
     mpscq_enqueue_fn *enqueue;
     mpscq_reserve_fn *reserve;
@@ -96,7 +92,6 @@ extern const struct mpscq_impl mpscq_impl_asm;
 #endif
 extern const struct mpscq_impl *mpscq_impl;
 #define mpscq_arch_cas16      (mpscq_impl->cas16)
-#define mpscq_arch_pause      (mpscq_impl->pause)
 #define mpscq_arch_pause_loop (mpscq_impl->pause_loop)
 #define mpscq_fast_enqueue    (mpscq_impl->enqueue)
 #define mpscq_fast_reserve    (mpscq_impl->reserve)
@@ -105,7 +100,6 @@ extern const struct mpscq_impl *mpscq_impl;
 #elif defined(MPSCQ_HAVE_ASM) && !defined(MPSCQ_FORCE_C) && !defined(MPSCQ_VALGRIND_ANNOTATIONS)
 /* Selection at build time: the linker binds these names directly. */
 #define mpscq_arch_cas16      mpscq_arch_cas16_x86_64
-#define mpscq_arch_pause      mpscq_arch_pause_x86_64
 #define mpscq_arch_pause_loop mpscq_arch_pause_loop_x86_64
 #define mpscq_fast_enqueue    mpscq_fast_enqueue_x86_64
 #define mpscq_fast_reserve    mpscq_fast_reserve_x86_64
@@ -113,7 +107,6 @@ extern const struct mpscq_impl *mpscq_impl;
 #define MPSCQ_IMPLEMENTATION  MPSCQ_ASM_NAME
 #else
 #define mpscq_arch_cas16      mpscq_arch_cas16_base
-#define mpscq_arch_pause      mpscq_arch_pause_base
 #define mpscq_arch_pause_loop mpscq_arch_pause_loop_base
 #define mpscq_fast_enqueue    mpscq_fast_enqueue_base
 #define mpscq_fast_reserve    mpscq_fast_reserve_base

@@ -51,13 +51,7 @@ int mpscq_arch_cas16_base(void *p, uint64_t expected[2], const uint64_t desired[
 #endif
 }
 
-void mpscq_arch_pause_loop_base(unsigned long n)
-{
-    for (unsigned long i = 0; i < n; i++)
-        mpscq_arch_pause_base();
-}
-
-void mpscq_arch_pause_base(void)
+static inline void pause_once(void)
 {
 #if defined(__x86_64__) || defined(__i386__)
     __builtin_ia32_pause();
@@ -66,6 +60,12 @@ void mpscq_arch_pause_base(void)
 #else
     atomic_signal_fence(memory_order_seq_cst);
 #endif
+}
+
+void mpscq_arch_pause_loop_base(unsigned long n)
+{
+    for (unsigned long i = 0; i < n; i++)
+        pause_once();
 }
 
 /* Pause hints per microsecond, measured once: PAUSE costs ~10 cycles on
@@ -108,13 +108,12 @@ void mpscq_spin_ns(unsigned ns)
 
 #ifdef MPSCQ_TEST_DISPATCH
 const struct mpscq_impl mpscq_impl_base = {
-    "c11", mpscq_arch_cas16_base, mpscq_arch_pause_base, mpscq_arch_pause_loop_base,
+    "c11", mpscq_arch_cas16_base, mpscq_arch_pause_loop_base,
     mpscq_fast_enqueue_base, mpscq_fast_reserve_base, mpscq_fast_dequeue_base,
 };
 #ifdef MPSCQ_HAVE_ASM
 const struct mpscq_impl mpscq_impl_asm = {
-    MPSCQ_ASM_NAME, mpscq_arch_cas16_x86_64, mpscq_arch_pause_x86_64,
-    mpscq_arch_pause_loop_x86_64, mpscq_fast_enqueue_x86_64, mpscq_fast_reserve_x86_64,
+    MPSCQ_ASM_NAME, mpscq_arch_cas16_x86_64, mpscq_arch_pause_loop_x86_64, mpscq_fast_enqueue_x86_64, mpscq_fast_reserve_x86_64,
     mpscq_fast_dequeue_x86_64,
 };
 #endif

@@ -34,10 +34,6 @@ static int chk_cas16(void *p, uint64_t e[2], const uint64_t d[2])
 {
     return (int)CALL(mpscq_arch_cas16_x86_64, p, e, d, 0, 0);
 }
-static void chk_pause(void)
-{
-    CALL(mpscq_arch_pause_x86_64, 0, 0, 0, 0, 0);
-}
 static void chk_pause_loop(unsigned long n)
 {
     CALL(mpscq_arch_pause_loop_x86_64, n, 0, 0, 0, 0);
@@ -58,7 +54,7 @@ static int chk_dequeue(struct mpscq *q, void **m)
 
 /* The asm routines, each called through the ABI-checking trampoline. */
 static const struct mpscq_impl impl_asm_checked = {
-    "x86_64-nasm (checked)", chk_cas16, chk_pause, chk_pause_loop,
+    "x86_64-nasm (checked)", chk_cas16, chk_pause_loop,
     chk_enqueue, chk_reserve, chk_dequeue,
 };
 #endif
@@ -232,7 +228,6 @@ START_TEST(test_equiv_cas16)
     }
     /* Spin hints return, for 0 and for some iterations. */
     for (int k = 0; k < 2; k++) {
-        impls[k]->pause();
         impls[k]->pause_loop(0);
         impls[k]->pause_loop(1000);
     }

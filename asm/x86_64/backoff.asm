@@ -1,15 +1,8 @@
-; backoff.asm - spin-wait hints.  C twins: mpscq_arch_pause_base,
-; mpscq_arch_pause_loop_base.  The C caller (mpscq_arch_spin_ns) turns
+; backoff.asm - spin-wait hints.  C twin: mpscq_arch_pause_loop_base.  The C caller (mpscq_arch_spin_ns) turns
 ; nanoseconds into an iteration count calibrated once per process, since
 ; PAUSE costs ~10 cycles on older cores and ~140 on Skylake and later.
 
 %include "mpscq.inc"
-
-; void mpscq_arch_pause_x86_64(void);
-FUNC mpscq_arch_pause_x86_64
-    pause
-    ret
-ENDFUNC mpscq_arch_pause_x86_64
 
 ; void mpscq_arch_pause_loop_x86_64(unsigned long n);  n PAUSEs, n may be 0.
 ; in: rdi n   uses: rdi
