@@ -24,6 +24,13 @@
 #define MPSCQ_TAIL_CLOSED (UINT64_C(1) << 63)
 #define MPSCQ_TICKET_UNSET UINT64_MAX
 
+/* mpscq_dequeue_wait's first sleep skips the membarrier and lasts at
+ * most this long: the bound on a wake-up it can miss (design.md s. 7). */
+#define MPSCQ_LIGHT_PARK_NS 1000000u
+/* Its spin before sleeping: adaptive between these bounds (queue.c). */
+#define MPSCQ_WAIT_SPIN_MIN_NS 128u
+#define MPSCQ_WAIT_SPIN_MAX_NS 2048u
+
 /* Slot states (one byte per slot, next to the slot's value). */
 #define MPSCQ_SLOT_EMPTY   0u
 #define MPSCQ_SLOT_READY   1u  /* the value is written */
@@ -138,6 +145,7 @@ struct mpscq {
     size_t npend, cap_pend;
     struct mpscq_pending pend_inline[16];
     _Atomic uint64_t dequeued;        /* consumer stores, others read */
+    unsigned wait_spin_ns;            /* dequeue_wait's spin budget (adaptive) */
 
     /* ---- pool of recycled segments ---- */
     MPSCQ_ALIGNED struct mpscq_pool_head pool;

@@ -148,6 +148,7 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
 
     atomic_init(&q->tail, 0);
     atomic_init(&q->parked, 0);
+    q->wait_spin_ns = MPSCQ_WAIT_SPIN_MAX_NS;
     atomic_init(&q->close_ticket, MPSCQ_TICKET_UNSET);
     atomic_init(&q->records, NULL);
     atomic_init(&q->credits, (int64_t)cfg->capacity);
@@ -711,18 +712,38 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
     if (timeout_ns == 0)
         return MPSCQ_TIMEOUT;
     uint64_t deadline = timeout_ns > 0 ? mono_ns() + (uint64_t)timeout_ns : UINT64_MAX;
-    /* Spin about 2 us first: a message is often only a write away. */
-    for (unsigned ns = 16; ns <= 1024; ns <<= 1) {
+    /* Spin first: a message is often only a write away.  The budget
+     * (consumer-private) doubles when spinning found a message and halves
+     * when it did not, down to a floor from which it can recover: when
+     * messages come further apart than a sleep costs, the consumer stops
+     * burning CPU on a spin that never pays. */
+    unsigned budget = q->wait_spin_ns, spent = 0;
+    for (unsigned ns = 16; spent + ns <= budget; ns <<= 1) {
         mpscq_spin_ns(ns);
+        spent += ns;
         rc = mpscq_dequeue(q, msg);
-        if (rc != MPSCQ_EMPTY)
+        if (rc != MPSCQ_EMPTY) {
+            q->wait_spin_ns = budget * 2 > MPSCQ_WAIT_SPIN_MAX_NS ? MPSCQ_WAIT_SPIN_MAX_NS
+                                                                   : budget * 2;
             return rc;
+        }
     }
+    q->wait_spin_ns = budget / 2 < MPSCQ_WAIT_SPIN_MIN_NS ? MPSCQ_WAIT_SPIN_MIN_NS : budget / 2;
+    /* The first sleep is light: no membarrier, and at most
+     * MPSCQ_LIGHT_PARK_NS.  A producer whose slot store was still in its
+     * store buffer when it read parked == 0 may not wake us; the timeout
+     * bounds what that costs.  Only when a light sleep ends with nothing
+     * to take does the consumer pay the barrier that makes the wake-up
+     * exact (design.md section 7).  At high message rates the consumer
+     * is woken long before the timeout, so it never pays the barrier,
+     * whose inter-processor interrupts also hit the producers. */
+    int light = 1;
     for (;;) {
-        /* seq_cst: the Dekker store; mpscq_wait_barrier then makes it and
-         * the producers' slot writes mutually visible (wait.h). */
+        /* seq_cst: the Dekker store; the fence it implies (light) or
+         * mpscq_wait_barrier (exact) orders it before the re-check. */
         atomic_store_explicit(&q->parked, 1, memory_order_seq_cst);
-        mpscq_wait_barrier(q);
+        if (!light)
+            mpscq_wait_barrier(q);
         rc = mpscq_dequeue(q, msg);
         if (rc != MPSCQ_EMPTY) {
             /* Relaxed: producers only read it to decide on a wake-up; a
@@ -736,15 +757,18 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
             atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
             return MPSCQ_TIMEOUT;
         }
+        uint64_t left = deadline - now;
+        if (light && left > MPSCQ_LIGHT_PARK_NS)
+            left = MPSCQ_LIGHT_PARK_NS;
         struct timespec rel, *relp = NULL;
-        if (deadline != UINT64_MAX) {
-            uint64_t left = deadline - now;
+        if (light || deadline != UINT64_MAX) {
             rel.tv_sec = (time_t)(left / 1000000000u);
             rel.tv_nsec = (long)(left % 1000000000u);
             relp = &rel;
         }
         MPSCQ_STAT_ADD(q, st_parks, 1);
         mpscq_futex_wait(&q->parked, 1, relp);
+        light = 0;
     }
 }
 
