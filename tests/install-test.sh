@@ -21,6 +21,10 @@ test -f "$pcdir/mpscq.pc"
 test -f "$dest$libdir/libmpscq.a"
 man=$(find "$dest" -name mpscq_enqueue.3 | head -n 1)
 test -n "$man"
+test -n "$(find "$dest" -name mpscq-bench.1 | head -n 1)"
+bench=$(find "$dest" -type f -name mpscq-bench | head -n 1)
+test -x "$bench"
+"$bench" --version | grep -q '^mpscq-bench '
 flags=$(PKG_CONFIG_PATH="$pcdir" PKG_CONFIG_SYSROOT_DIR="$dest" pkg-config --cflags --libs --static mpscq)
 # shellcheck disable=SC2086
 ${CC:-cc} -o "$dest/prog" "$top_srcdir/tests/install-prog.c" $flags

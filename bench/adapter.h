@@ -1,0 +1,70 @@
+/*
+ * adapter.h - the one small interface every queue in mpscq-bench sits
+ * behind: libmpscq, the mutex + ring baseline and the peers.
+ *
+ * Calls: create once per run; producer() once per producer thread (in
+ * that thread); enqueue from producer threads; dequeue and destroy from
+ * the consumer thread only.
+ */
+#ifndef MPSCQ_BENCH_ADAPTER_H
+#define MPSCQ_BENCH_ADAPTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum {
+    BENCH_OK = 0,
+    BENCH_FULL = 1,  /* enqueue: bounded queue full; nothing was queued */
+    BENCH_EMPTY = 1  /* dequeue: nothing ready */
+};
+
+enum {
+    BENCH_UNBOUNDED = 1u << 0,  /* grows without a capacity */
+    BENCH_BOUNDED = 1u << 1,    /* honours a capacity */
+    BENCH_PRESIZED = 1u << 2    /* no unbounded mode: an "unbounded" run
+                                 * gets a ring sized for every message */
+};
+
+struct bench_run_shape {
+    size_t capacity;             /* 0 = unbounded */
+    unsigned producers;
+    uint64_t max_per_producer;   /* messages each producer may send */
+};
+
+struct bench_adapter {
+    const char *name;
+    const char *describe;        /* one line: what exactly is measured */
+    unsigned flags;
+    /* NULL on failure (message already printed). */
+    void *(*create)(const struct bench_run_shape *shape);
+    void (*destroy)(void *q);
+    /* Per-producer context, allocated in the producer's thread. */
+    void *(*producer)(void *q, unsigned id);
+    void (*producer_done)(void *pc);
+    int (*enqueue)(void *pc, void *msg);
+    /* All n or nothing. */
+    int (*enqueue_batch)(void *pc, void *const *msgs, size_t n);
+    int (*dequeue)(void *q, void **msg);
+    size_t (*dequeue_batch)(void *q, void **msgs, size_t max);
+    /* Optional: sleep until a message or timeout_ns; BENCH_OK or
+     * BENCH_EMPTY.  NULL = the harness polls and naps. */
+    int (*dequeue_wait)(void *q, void **msg, long long timeout_ns);
+};
+
+/* NULL-terminated list of the queues compiled in; [0] is libmpscq,
+ * [1] the mutex baseline. */
+extern const struct bench_adapter *const bench_adapters[];
+
+extern const struct bench_adapter bench_adapter_mpscq;
+extern const struct bench_adapter bench_adapter_mutex;
+extern const struct bench_adapter bench_adapter_wfcq;
+extern const struct bench_adapter bench_adapter_ck;
+extern const struct bench_adapter bench_adapter_rte;
+
+const struct bench_adapter *bench_adapter_find(const char *name);
+
+/* Shared adapter helpers. */
+void *bench_aligned_alloc(size_t size);
+size_t bench_pow2_at_least(uint64_t n);
+
+#endif

@@ -1,0 +1,124 @@
+/*
+ * adapters.c - the list of queues compiled into mpscq-bench, the
+ * libmpscq adapter and helpers shared by the adapters.
+ */
+#include "config.h"
+#include "adapter.h"
+
+#include <mpscq.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const struct bench_adapter *const bench_adapters[] = {
+    &bench_adapter_mpscq,
+    &bench_adapter_mutex,
+#ifdef HAVE_PEER_URCU
+    &bench_adapter_wfcq,
+#endif
+#ifdef HAVE_PEER_CK
+    &bench_adapter_ck,
+#endif
+#ifdef HAVE_PEER_DPDK
+    &bench_adapter_rte,
+#endif
+    NULL
+};
+
+const struct bench_adapter *bench_adapter_find(const char *name)
+{
+    for (int i = 0; bench_adapters[i]; i++)
+        if (strcmp(bench_adapters[i]->name, name) == 0)
+            return bench_adapters[i];
+    return NULL;
+}
+
+void *bench_aligned_alloc(size_t size)
+{
+    void *p = NULL;
+    /* 128: two cache lines, so adjacent-line prefetch cannot couple the
+     * producers' and the consumer's hot lines. */
+    if (posix_memalign(&p, 128, size ? size : 1) != 0)
+        return NULL;
+    return p;
+}
+
+size_t bench_pow2_at_least(uint64_t n)
+{
+    size_t p = 1;
+    while (p < n)
+        p <<= 1;
+    return p;
+}
+
+/* ---- libmpscq ------------------------------------------------------ */
+
+static void *mq_create(const struct bench_run_shape *shape)
+{
+    mpscq_config cfg;
+    mpscq_config_init(&cfg);
+    cfg.capacity = shape->capacity;
+    mpscq_t *q;
+    int rc = mpscq_create(&q, &cfg);
+    if (rc != MPSCQ_OK) {
+        fprintf(stderr, "libmpscq: mpscq_create: %s\n", mpscq_strerror(rc));
+        return NULL;
+    }
+    return q;
+}
+
+static void mq_destroy(void *q)
+{
+    mpscq_destroy(q, NULL, NULL);
+}
+
+static void *mq_producer(void *q, unsigned id)
+{
+    (void)id;
+    return q;
+}
+
+static void mq_producer_done(void *pc)
+{
+    (void)pc;
+}
+
+static int mq_enqueue(void *q, void *msg)
+{
+    return mpscq_enqueue(q, msg) == MPSCQ_OK ? BENCH_OK : BENCH_FULL;
+}
+
+static int mq_enqueue_batch(void *q, void *const *msgs, size_t n)
+{
+    return mpscq_enqueue_batch(q, msgs, n) == MPSCQ_OK ? BENCH_OK : BENCH_FULL;
+}
+
+static int mq_dequeue(void *q, void **msg)
+{
+    return mpscq_dequeue(q, msg) == MPSCQ_OK ? BENCH_OK : BENCH_EMPTY;
+}
+
+static size_t mq_dequeue_batch(void *q, void **msgs, size_t max)
+{
+    return mpscq_dequeue_batch(q, msgs, max);
+}
+
+static int mq_dequeue_wait(void *q, void **msg, long long timeout_ns)
+{
+    return mpscq_dequeue_wait(q, msg, timeout_ns) == MPSCQ_OK ? BENCH_OK : BENCH_EMPTY;
+}
+
+const struct bench_adapter bench_adapter_mpscq = {
+    .name = "libmpscq",
+    .describe = "mpscq_enqueue/_batch, mpscq_dequeue/_batch, mpscq_dequeue_wait (futex)",
+    .flags = BENCH_UNBOUNDED | BENCH_BOUNDED,
+    .create = mq_create,
+    .destroy = mq_destroy,
+    .producer = mq_producer,
+    .producer_done = mq_producer_done,
+    .enqueue = mq_enqueue,
+    .enqueue_batch = mq_enqueue_batch,
+    .dequeue = mq_dequeue,
+    .dequeue_batch = mq_dequeue_batch,
+    .dequeue_wait = mq_dequeue_wait,
+};
