@@ -67,7 +67,9 @@ typedef struct mpscq_config {
                            /* NULL = write warnings and errors to stderr */
     void *log_arg;
     void *(*alloc_fn)(size_t size, void *arg);
-                           /* NULL = the library's 64-byte aligned allocator;
+                           /* NULL = the library's allocator (posix_memalign,
+                            * and mmap for segments, so that a drained
+                            * burst's memory returns to the system);
                             * a custom one must return 64-byte aligned memory
                             * or NULL; set alloc_fn and free_fn together */
     void (*free_fn)(void *ptr, size_t size, void *arg);

@@ -111,6 +111,7 @@ struct mpscq {
     size_t nslots;
     size_t mask;
     size_t seg_bytes;
+    size_t seg_map_bytes;     /* != 0: segments are mmap'ed, this long (segment.c) */
     size_t capacity;          /* 0 = unbounded */
     int need_fence;           /* no membarrier: producers fence before the wake check */
     void (*log_fn)(int, const char *, void *);

@@ -141,6 +141,7 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     q->shift = (unsigned)__builtin_ctzll((unsigned long long)n);
     size_t bytes = sizeof(struct mpscq_segment) + n * sizeof(void *) + n;
     q->seg_bytes = (bytes + MPSCQ_CACHELINE - 1) & ~(size_t)(MPSCQ_CACHELINE - 1);
+    mpscq_seg_mem_setup(q, cfg->alloc_fn != NULL);
     q->capacity = cfg->capacity;
     q->need_fence = !mpscq_wait_init();
     /* Relaxed: only uniqueness matters. */
@@ -225,7 +226,7 @@ static struct mpscq_segment *take_spare(struct mpscq *q, struct mpscq_hp_rec *r)
     struct mpscq_backoff b;
     mpscq_backoff_init(&b);
     for (;;) {
-        s = mpscq_alloc(q, q->seg_bytes);
+        s = mpscq_seg_mem_alloc(q);
         if (s) {
             memset(s, 0, q->seg_bytes);
             MPSCQ_STAT_ADD(q, st_alloc, 1);

@@ -12,9 +12,61 @@
 #include "config.h"
 
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "segment.h"
 #include "arch.h"
+
+/* AddressSanitizer does not see inside mmap'ed memory: keep segments on
+ * the malloc heap there, where it checks every access. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MPSCQ_SEG_MMAP 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MPSCQ_SEG_MMAP 0
+#endif
+#endif
+#if !defined(MPSCQ_SEG_MMAP) && defined(MAP_ANONYMOUS)
+#define MPSCQ_SEG_MMAP 1
+#endif
+#ifndef MPSCQ_SEG_MMAP
+#define MPSCQ_SEG_MMAP 0
+#endif
+
+void mpscq_seg_mem_setup(struct mpscq *q, int custom_allocator)
+{
+    q->seg_map_bytes = 0;
+    if (custom_allocator || !MPSCQ_SEG_MMAP)
+        return;
+    long page = sysconf(_SC_PAGESIZE);
+    if (page <= 0 || (page & (page - 1)))
+        return;
+    q->seg_map_bytes = (q->seg_bytes + (size_t)page - 1) & ~((size_t)page - 1);
+}
+
+void *mpscq_seg_mem_alloc(const struct mpscq *q)
+{
+#if MPSCQ_SEG_MMAP
+    if (q->seg_map_bytes) {
+        void *p = mmap(NULL, q->seg_map_bytes, PROT_READ | PROT_WRITE,
+                       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        return p == MAP_FAILED ? NULL : p;
+    }
+#endif
+    return mpscq_alloc(q, q->seg_bytes);
+}
+
+void mpscq_seg_mem_free(const struct mpscq *q, void *s)
+{
+#if MPSCQ_SEG_MMAP
+    if (q->seg_map_bytes) {
+        munmap(s, q->seg_map_bytes);
+        return;
+    }
+#endif
+    mpscq_free(q, s, q->seg_bytes);
+}
 
 static void clear_segment(const struct mpscq *q, struct mpscq_segment *s)
 {
@@ -27,7 +79,7 @@ static void clear_segment(const struct mpscq *q, struct mpscq_segment *s)
 void mpscq_seg_free(struct mpscq *q, struct mpscq_segment *s)
 {
     MPSCQ_HB_FORGET(s);
-    mpscq_free(q, s, q->seg_bytes);
+    mpscq_seg_mem_free(q, s);
     MPSCQ_STAT_ADD(q, st_freed, 1);
 }
 
@@ -86,7 +138,7 @@ struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r)
         s = pool_pop(q, r);
     if (s)
         return s;
-    s = mpscq_alloc(q, q->seg_bytes);
+    s = mpscq_seg_mem_alloc(q);
     if (!s)
         return NULL;
     memset(s, 0, sizeof *s);

@@ -22,6 +22,14 @@ MPSCQ_HIDDEN struct mpscq_segment *mpscq_seg_get(struct mpscq *q,
 MPSCQ_HIDDEN void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s,
                                 int consumer);
 
+/* Segment memory: with the default allocator, straight from mmap (so a
+ * drained burst goes back to the system, whatever malloc keeps), else
+ * from the configured alloc_fn/free_fn.  Zero-filled or not: callers
+ * clear what they use.  mpscq_seg_mem_setup picks at create. */
+MPSCQ_HIDDEN void mpscq_seg_mem_setup(struct mpscq *q, int custom_allocator);
+MPSCQ_HIDDEN void *mpscq_seg_mem_alloc(const struct mpscq *q);
+MPSCQ_HIDDEN void mpscq_seg_mem_free(const struct mpscq *q, void *s);
+
 /* Free a segment outright (destroy, or one that was never published). */
 MPSCQ_HIDDEN void mpscq_seg_free(struct mpscq *q, struct mpscq_segment *s);
 

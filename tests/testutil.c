@@ -16,6 +16,11 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+int tu_under_valgrind(void)
+{
+    return RUNNING_ON_VALGRIND != 0;
+}
+
 size_t tu_scaled(size_t n, size_t min)
 {
     const char *s = getenv("MPSCQ_STRESS_SCALE");

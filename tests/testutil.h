@@ -11,6 +11,9 @@
  * never below `min`. */
 size_t tu_scaled(size_t n, size_t min);
 
+/* Non-zero when running under Valgrind. */
+int tu_under_valgrind(void);
+
 /* Message encoding: producer id in the high 16 bits, sequence below.
  * Sequence 0 of producer 0 is the NULL pointer, on purpose. */
 static inline void *tu_msg(unsigned producer, uint64_t seq)
