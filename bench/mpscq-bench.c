@@ -513,7 +513,7 @@ int main(int argc, char **argv)
     if (in_list(o.workloads, "burst")) {
         snprintf(title, sizeof title,
                  "Burst: %u producers send %g msg/s for %g s while the consumer waits, then it "
-                 "drains (bytes/msg = heap growth per queued message)",
+                 "drains (bytes/msg = resident growth per queued message)",
                  o.lat_producers, o.burst_rate, o.burst_seconds);
         add_table(&rep, "burst", title, KIND_BURST, 1, latp, &o.burst_rate);
     }
@@ -565,7 +565,7 @@ int main(int argc, char **argv)
                     case KIND_THROUGHPUT:
                         cfg->seconds = o.max_seconds;
                         cfg->consumer = BENCH_POLL;
-                        limit = o.max_seconds + 10;
+                        limit = o.max_seconds + 3;
                         break;
                     case KIND_LATENCY:
                         cfg->rate = c->rate;

@@ -38,7 +38,7 @@ struct bench_result {
     double cpu_pct;          /* of one CPU, over the run */
     struct bench_pct enq, deq, empty, full, e2e; /* ns */
     /* BENCH_HOLD only */
-    double bytes_per_msg;    /* heap growth per queued message */
+    double bytes_per_msg;    /* resident growth per queued message */
     long rss_before_kib, rss_peak_kib, rss_after_kib;
     double drain_mmsgs;
 };
@@ -53,8 +53,7 @@ int bench_run(const struct bench_cfg *cfg, struct bench_result *r);
 int bench_probe(const struct bench_adapter *a, unsigned producers, size_t capacity,
                 uint64_t attempts, struct bench_pct *full, struct bench_pct *empty);
 
-/* Resident set of this process in KiB, heap bytes in use. */
+/* Resident set of this process in KiB. */
 long bench_rss_kib(void);
-size_t bench_heap_bytes(void);
 
 #endif
