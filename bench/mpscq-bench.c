@@ -548,8 +548,11 @@ int main(int argc, char **argv)
                     struct bench_cell *c = &tb->cells[q * tb->ncols + j];
                     if (c->skipped || cell_skip(tb, c))
                         continue;
-                    progress(done_runs, total_runs, "%s %s %uP%s run %d", tb->id, c->a->name,
-                             c->producers, "", run + 1);
+                    char rate[32] = "";
+                    if (c->rate > 0)
+                        snprintf(rate, sizeof rate, " %g msg/s", c->rate);
+                    progress(done_runs, total_runs, "%s: %s, %u producers%s, run %d of %d",
+                             tb->id, c->a->name, c->producers, rate, run + 1, o.repeats);
                     struct job job = { 0 };
                     struct bench_cfg *cfg = &job.cfg;
                     *cfg = (struct bench_cfg){ .a = c->a, .producers = c->producers,

@@ -136,8 +136,8 @@ static void print_latency(const struct bench_report *rep, const struct bench_tab
         col_label(tb, cell(tb, 0, j), lab, sizeof lab);
         if (tb->kind != KIND_PROBE)
             fprintf(out, "  offered %s\n", lab);
-        fprintf(out, "  %-14s %-17s %8s %8s %8s %9s", "queue", "ns", "p50", "p99", "p99.9",
-                "max");
+        fprintf(out, "  %-14s %-17s %8s %19s %8s %9s", "queue", "ns", "p50", "p99 (min-max)",
+                "p99.9", "max");
         if (tb->kind == KIND_LATENCY || tb->kind == KIND_SLEEPING)
             fprintf(out, " %9s", "CPU %");
         if (tb->kind == KIND_BURST)
@@ -152,9 +152,12 @@ static void print_latency(const struct bench_report *rep, const struct bench_tab
             }
             for (int k = 0; rows[k] >= 0; k++) {
                 const struct bench_pct_summary *s = &c->s_lat[rows[k]];
-                fprintf(out, "  %-14s %-17s %8.0f %8.0f %8.0f %9.0f",
-                        k ? "" : rep->queues[q]->name, lat_names[rows[k]], s->p50.median,
-                        s->p99.median, s->p999.median, s->max.median);
+                char p99[40];
+                snprintf(p99, sizeof p99, "%.0f (%.0f-%.0f)", s->p99.median, s->p99.min,
+                         s->p99.max);
+                fprintf(out, "  %-14s %-17s %8.0f %19s %8.0f %9.0f",
+                        k ? "" : rep->queues[q]->name, lat_names[rows[k]], s->p50.median, p99,
+                        s->p999.median, s->max.median);
                 if (k == 0 && (tb->kind == KIND_LATENCY || tb->kind == KIND_SLEEPING))
                     fprintf(out, " %8.1f%%", c->s_cpu_pct.median);
                 if (k == 0 && tb->kind == KIND_BURST) {

@@ -154,8 +154,8 @@ static void *flood_producer(void *p)
 /* With the default allocator a drained burst goes back to the kernel
  * (segments are mmap'ed), not merely back to malloc: the resident set
  * returns close to where it was.  Counted in pages, not timed.  Not
- * meaningful under Valgrind (its own heap) or ASan (segments stay on the
- * malloc heap there, by design). */
+ * meaningful under Valgrind (its own heap), ASan (segments stay on the
+ * malloc heap there, by design) or TSan (shadow memory). */
 static long rss_kib(void)
 {
     long pages = 0, resident = -1;
@@ -170,11 +170,11 @@ static long rss_kib(void)
 
 START_TEST(test_rss_returns_after_burst)
 {
-#if defined(__SANITIZE_ADDRESS__)
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
     return;
 #elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-    return;
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+    return; /* ThreadSanitizer's shadow memory counts in the RSS too */
 #endif
 #endif
     if (tu_under_valgrind() || rss_kib() < 0)
