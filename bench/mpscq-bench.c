@@ -679,5 +679,6 @@ int main(int argc, char **argv)
             printf("plot: %s\n", o.plot);
         }
     }
+    bench_report_free(&rep);
     return status;
 }

@@ -41,6 +41,32 @@ void bench_report_summarize(struct bench_report *rep)
     }
 }
 
+void bench_report_free(struct bench_report *rep)
+{
+    for (unsigned t = 0; t < rep->ntables; t++) {
+        struct bench_table *tb = &rep->tables[t];
+        for (unsigned i = 0; tb->cells && i < rep->nqueues * tb->ncols; i++) {
+            struct bench_cell *c = &tb->cells[i];
+            double **all[] = { &c->mmsgs, &c->cpu_ns, &c->cpu_pct, &c->bytes, &c->rss_before,
+                               &c->rss_peak, &c->rss_after, &c->drain };
+            for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
+                free(*all[k]);
+                *all[k] = NULL;
+            }
+            for (int k = 0; k < 5; k++)
+                for (int m = 0; m < 4; m++) {
+                    free(c->lat[k][m]);
+                    c->lat[k][m] = NULL;
+                }
+        }
+        free(tb->cells);
+        free((char *)tb->title);
+        tb->cells = NULL;
+        tb->title = NULL;
+    }
+    rep->ntables = 0;
+}
+
 static const struct bench_cell *cell(const struct bench_table *tb, unsigned q, unsigned col)
 {
     return &tb->cells[q * tb->ncols + col];

@@ -62,6 +62,8 @@ struct bench_report {
 };
 
 void bench_report_summarize(struct bench_report *rep);
+/* Frees every table's cells (not rep itself). */
+void bench_report_free(struct bench_report *rep);
 void bench_report_print(const struct bench_report *rep, FILE *out);
 int bench_report_json(const struct bench_report *rep, const char *path);
 int bench_report_plot(const struct bench_report *rep, const char *path);
