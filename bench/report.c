@@ -384,9 +384,17 @@ int bench_report_plot(const struct bench_report *rep, const char *path)
             fprintf(f, "EOD\n");
         }
         fprintf(f, "set title '%s'\nplot ", tb->id);
-        for (unsigned q = 0; q < rep->nqueues; q++)
+        int first = 1;
+        for (unsigned q = 0; q < rep->nqueues; q++) {
+            int points = 0; /* a queue with none (n/a, stalled) is left out */
+            for (unsigned j = 0; j < tb->ncols; j++)
+                points += usable(cell(tb, q, j));
+            if (!points)
+                continue;
             fprintf(f, "%s$d%u_%u using 1:2:3:4 with yerrorlines lw 2 title '%s'",
-                    q ? ", " : "", t, q, rep->queues[q]->name);
+                    first ? "" : ", ", t, q, rep->queues[q]->name);
+            first = 0;
+        }
         fputc('\n', f);
     }
     fprintf(f, "unset multiplot\n");
