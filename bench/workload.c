@@ -270,6 +270,8 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
                atomic_load_explicit(&s.failed, memory_order_acquire) < started)
         sched_yield();
     MPSCQ_HB_AFTER(&s.ready);
+    /* Relaxed: failed is final once every producer has reported (the
+     * acquire loop above); stop is a hint the producers poll. */
     int startup_failed = started < P || atomic_load_explicit(&s.failed, memory_order_relaxed);
     if (startup_failed)
         atomic_store_explicit(&s.stop, 1, memory_order_relaxed);
@@ -284,7 +286,8 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
     atomic_store_explicit(&s.go, 1, memory_order_release);
 
     if (c->consumer == BENCH_HOLD) {
-        /* acquire: each producer's enqueues happen before its done. */
+        /* acquire: each producer's enqueues happen before its done;
+         * relaxed failed: final, as above. */
         while (atomic_load_explicit(&s.done, memory_order_acquire) <
                started - atomic_load_explicit(&s.failed, memory_order_relaxed))
             sleep_until_ns(bench_now_ns() + 200000);
@@ -360,10 +363,11 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
                 break;
             continue;
         }
-        if (t_stop && bench_now_ns() >= t_stop)
+        if (t_stop && bench_now_ns() >= t_stop) /* relaxed: a hint, see above */
             atomic_store_explicit(&s.stop, 1, memory_order_relaxed);
         /* acquire: a producer's enqueues happen before its done, so an
-         * empty take after all are done means nothing is left. */
+         * empty take after all are done means nothing is left (relaxed
+         * failed: final, as above). */
         if (atomic_load_explicit(&s.done, memory_order_acquire) +
                 atomic_load_explicit(&s.failed, memory_order_relaxed) >= started) {
             MPSCQ_HB_AFTER(&s.done);

@@ -276,7 +276,8 @@ static _Atomic unsigned long lossy_count;
 
 static int lossy_enqueue(void *pc, void *msg)
 {
-    /* Drops every 1000th message but reports success. */
+    /* Drops every 1000th message but reports success.  (seq_cst RMW: a
+     * plain count shared by the producers; order does not matter.) */
     if (atomic_fetch_add(&lossy_count, 1) % 1000 == 999)
         return BENCH_OK;
     return lossy_base->enqueue(pc, msg);

@@ -62,6 +62,26 @@ START_TEST(test_wakeup)
 }
 END_TEST
 
+/* The first sleep of a wait is light (no membarrier, at most 1 ms); the
+ * second, after a light one found nothing, is exact and unbounded.  Wake
+ * the consumer in that second sleep: with an infinite timeout a lost
+ * wake-up there would hang (Check's test timeout fails it). */
+START_TEST(test_wakeup_from_exact_sleep)
+{
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, NULL), MPSCQ_OK);
+    struct waiter w = { q, -1, -1, NULL };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, wait_thread, &w), 0);
+    wait_until_parked(q, 2); /* the light sleep timed out, the exact one began */
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)7), MPSCQ_OK);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    ck_assert_ptr_eq(w.msg, (void *)7);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 START_TEST(test_timeout)
 {
     mpscq_t *q;
@@ -181,6 +201,7 @@ static Suite *suite(void)
     TCase *tc = tcase_create("wait");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_wakeup);
+    tcase_add_test(tc, test_wakeup_from_exact_sleep);
     tcase_add_test(tc, test_timeout);
     tcase_add_test(tc, test_close_wakes);
     tcase_add_test(tc, test_no_lost_wakeup);
