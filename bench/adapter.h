@@ -61,9 +61,10 @@ extern const struct bench_adapter bench_adapter_wfcq;
 extern const struct bench_adapter bench_adapter_ck;
 extern const struct bench_adapter bench_adapter_rte;
 
-const struct bench_adapter *bench_adapter_find(const char *name);
-
-/* Shared adapter helpers. */
+/* Shared adapter helpers.  For queues with no per-producer state: the
+ * context is the queue itself, and there is nothing to release. */
+void *bench_producer_is_queue(void *q, unsigned id);
+void bench_producer_done_nothing(void *pc);
 void *bench_aligned_alloc(size_t size);
 size_t bench_pow2_at_least(uint64_t n);
 

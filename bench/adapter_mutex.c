@@ -50,17 +50,6 @@ static void mr_destroy(void *q)
     free(r);
 }
 
-static void *mr_producer(void *q, unsigned id)
-{
-    (void)id;
-    return q;
-}
-
-static void mr_producer_done(void *pc)
-{
-    (void)pc;
-}
-
 /* Called with the lock held: room for n more, growing if unbounded. */
 static int mr_room(struct mring *r, size_t n)
 {
@@ -154,8 +143,8 @@ const struct bench_adapter bench_adapter_mutex = {
     .flags = BENCH_UNBOUNDED | BENCH_BOUNDED,
     .create = mr_create,
     .destroy = mr_destroy,
-    .producer = mr_producer,
-    .producer_done = mr_producer_done,
+    .producer = bench_producer_is_queue,
+    .producer_done = bench_producer_done_nothing,
     .enqueue = mr_enqueue,
     .enqueue_batch = mr_enqueue_batch,
     .dequeue = mr_dequeue,

@@ -8,7 +8,6 @@
 #include <mpscq.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 const struct bench_adapter *const bench_adapters[] = {
     &bench_adapter_mpscq,
@@ -25,12 +24,15 @@ const struct bench_adapter *const bench_adapters[] = {
     NULL
 };
 
-const struct bench_adapter *bench_adapter_find(const char *name)
+void *bench_producer_is_queue(void *q, unsigned id)
 {
-    for (int i = 0; bench_adapters[i]; i++)
-        if (strcmp(bench_adapters[i]->name, name) == 0)
-            return bench_adapters[i];
-    return NULL;
+    (void)id;
+    return q;
+}
+
+void bench_producer_done_nothing(void *pc)
+{
+    (void)pc;
 }
 
 void *bench_aligned_alloc(size_t size)
@@ -72,17 +74,6 @@ static void mq_destroy(void *q)
     mpscq_destroy(q, NULL, NULL);
 }
 
-static void *mq_producer(void *q, unsigned id)
-{
-    (void)id;
-    return q;
-}
-
-static void mq_producer_done(void *pc)
-{
-    (void)pc;
-}
-
 static int mq_enqueue(void *q, void *msg)
 {
     return mpscq_enqueue(q, msg) == MPSCQ_OK ? BENCH_OK : BENCH_FULL;
@@ -114,8 +105,8 @@ const struct bench_adapter bench_adapter_mpscq = {
     .flags = BENCH_UNBOUNDED | BENCH_BOUNDED,
     .create = mq_create,
     .destroy = mq_destroy,
-    .producer = mq_producer,
-    .producer_done = mq_producer_done,
+    .producer = bench_producer_is_queue,
+    .producer_done = bench_producer_done_nothing,
     .enqueue = mq_enqueue,
     .enqueue_batch = mq_enqueue_batch,
     .dequeue = mq_dequeue,

@@ -5,7 +5,7 @@
  *
  * rte_ring is a fixed-size ring: a bounded run uses RING_F_EXACT_SZ with
  * the run's capacity; an "unbounded" run gets a ring large enough for
- * every message of the run (flag BENCH_PRESIZED in the table).  Batches
+ * every message of the run (BENCH_PRESIZED: the table says so).  Batches
  * use the bulk (all-or-nothing) calls; dequeue batches the burst call.
  */
 #include "config.h"
@@ -45,17 +45,6 @@ static void r_destroy(void *q)
     free(q);
 }
 
-static void *r_producer(void *q, unsigned id)
-{
-    (void)id;
-    return q;
-}
-
-static void r_producer_done(void *pc)
-{
-    (void)pc;
-}
-
 static int r_enqueue(void *q, void *msg)
 {
     return rte_ring_mp_enqueue(q, msg) == 0 ? BENCH_OK : BENCH_FULL;
@@ -83,8 +72,8 @@ const struct bench_adapter bench_adapter_rte = {
     .flags = BENCH_BOUNDED | BENCH_PRESIZED,
     .create = r_create,
     .destroy = r_destroy,
-    .producer = r_producer,
-    .producer_done = r_producer_done,
+    .producer = bench_producer_is_queue,
+    .producer_done = bench_producer_done_nothing,
     .enqueue = r_enqueue,
     .enqueue_batch = r_enqueue_batch,
     .dequeue = r_dequeue,

@@ -129,6 +129,10 @@ static void print_throughput(const struct bench_report *rep, const struct bench_
         }
         fputc('\n', out);
     }
+    for (unsigned q = 0; q < rep->nqueues && !tb->capacity; q++)
+        if (rep->queues[q]->flags & BENCH_PRESIZED)
+            fprintf(out, "  (%s has no unbounded mode: a ring sized for every message of the run)\n",
+                    rep->queues[q]->name);
     fprintf(out, "  %-24s", "CPU ns per message");
     for (unsigned j = 0; j < tb->ncols; j++)
         fprintf(out, " %9s", "");

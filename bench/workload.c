@@ -21,9 +21,6 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <unistd.h>
-#ifdef __linux__
-#include <sys/prctl.h>
-#endif
 
 #define EMPTY_SAMPLES (1u << 18)  /* ring of empty-dequeue samples */
 #define FULL_SAMPLES (1u << 16)   /* per producer, first ones kept */
@@ -219,7 +216,7 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
     struct producer *pr = calloc(P, sizeof *pr);
     uint64_t *sent = calloc(P, sizeof *sent);
     uint64_t *deq = NULL, *e2e = NULL, *empty = NULL;
-    struct bench_verify v;
+    struct bench_verify v = { 0 }; /* freed on every path below */
     int err = !pr || !sent || bench_verify_init(&v, P) != 0;
     if (!err && c->latency) {
         s.stamps = calloc(P, sizeof *s.stamps);

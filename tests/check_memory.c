@@ -5,9 +5,7 @@
 #include <pthread.h>
 #include <sched.h>
 #include <stdlib.h>
-#include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 #include "testutil.h"
 /* White-box access for the pool test (the library is linked statically). */
@@ -156,18 +154,6 @@ static void *flood_producer(void *p)
  * returns close to where it was.  Counted in pages, not timed.  Not
  * meaningful under Valgrind (its own heap), ASan (segments stay on the
  * malloc heap there, by design) or TSan (shadow memory). */
-static long rss_kib(void)
-{
-    long pages = 0, resident = -1;
-    FILE *f = fopen("/proc/self/statm", "r");
-    if (!f)
-        return -1;
-    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
-        resident = -1;
-    fclose(f);
-    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
-}
-
 START_TEST(test_rss_returns_after_burst)
 {
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
@@ -177,7 +163,7 @@ START_TEST(test_rss_returns_after_burst)
     return; /* ThreadSanitizer's shadow memory counts in the RSS too */
 #endif
 #endif
-    if (tu_under_valgrind() || rss_kib() < 0)
+    if (tu_under_valgrind() || tu_rss_kib() < 0)
         return;
     mpscq_t *q;
     ck_assert_int_eq(mpscq_create(&q, NULL), MPSCQ_OK);
@@ -186,16 +172,16 @@ START_TEST(test_rss_returns_after_burst)
         ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
     while (mpscq_dequeue(q, &m) == MPSCQ_OK)
         ;
-    long before = rss_kib();
+    long before = tu_rss_kib();
     const uintptr_t n = 400000; /* about 4.7 MiB of segments */
     for (uintptr_t i = 0; i < n; i++)
         ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
-    long peak = rss_kib();
+    long peak = tu_rss_kib();
     for (uintptr_t i = 0; i < n; i++) {
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
         ck_assert_ptr_eq(m, (void *)i);
     }
-    long after = rss_kib();
+    long after = tu_rss_kib();
     ck_assert_int_gt(peak - before, 3000);  /* the backlog was resident */
     /* Back within the pool (4 segments of 12 KiB) and a page or two of
      * slack; malloc'ed segments would leave about 4.7 MiB here. */

@@ -16,6 +16,18 @@
 #define RUNNING_ON_VALGRIND 0
 #endif
 
+long tu_rss_kib(void)
+{
+    long pages = 0, resident = -1;
+    FILE *f = fopen("/proc/self/statm", "r");
+    if (!f)
+        return -1;
+    if (fscanf(f, "%ld %ld", &pages, &resident) != 2)
+        resident = -1;
+    fclose(f);
+    return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
+}
+
 int tu_under_valgrind(void)
 {
     return RUNNING_ON_VALGRIND != 0;

@@ -11,6 +11,9 @@
  * never below `min`. */
 size_t tu_scaled(size_t n, size_t min);
 
+/* Resident set of this process in KiB (/proc/self/statm), -1 if unknown. */
+long tu_rss_kib(void);
+
 /* Non-zero when running under Valgrind. */
 int tu_under_valgrind(void);
 
