@@ -21,9 +21,14 @@ static inline uint64_t protect_and_take(struct mpscq *q, struct mpscq_hp_rec *r,
      *    From here until the narrowing store the consumer recycles nothing. */
     atomic_exchange_explicit(&r->hp, MPSCQ_HP_ALL, memory_order_seq_cst);
     MPSCQ_RMW(1);
-    /* 2. Acquire: the segment's id and link were written before the
-     *    release CAS that made it reachable. */
-    struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_acquire);
+    /* 2. seq_cst, not just acquire (which would suffice for the id and
+     *    link the hint publishes): the hazard argument (design.md s. 4)
+     *    needs this load after the XCHG in the single total order, and C11
+     *    orders an acquire load after a seq_cst RMW only on hardware that
+     *    happens to (x86; LDAR on AArch64) - an RCpc acquire (LDAPR) could
+     *    read the hint before the hazard is visible.  A plain MOV on x86,
+     *    LDAR on AArch64: free. */
+    struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_seq_cst);
     MPSCQ_HB_AFTER(&q->hint);
     /* 3. Narrow the hazard to s (and, by oldest-first recycling, every
      *    later segment).  Release is enough: ALL already protects s, and
