@@ -114,7 +114,9 @@ extern const struct mpscq_impl *mpscq_impl;
 #define MPSCQ_IMPLEMENTATION  "c11"
 #endif
 
-/* Spin about `ns` nanoseconds with pause hints (calibrated once). */
+/* Measure the pause hint's length, once per process (mpscq_create). */
+MPSCQ_HIDDEN void mpscq_spin_init(void);
+/* Spin about `ns` nanoseconds with pause hints (as calibrated). */
 MPSCQ_HIDDEN void mpscq_spin_ns(unsigned ns);
 
 /* Exponential backoff for CAS retry loops: about 1 ns doubling to 1 us.

@@ -70,9 +70,16 @@ void mpscq_arch_pause_loop_base(unsigned long n)
 
 /* Pause hints per microsecond, measured once: PAUSE costs ~10 cycles on
  * older cores and ~140 on Skylake and later, so a fixed iteration count
- * would mean a 14x different delay. */
-static unsigned pauses_per_us = 100;
+ * would mean a 14x different delay.  Measured by mpscq_spin_init (from
+ * mpscq_create), never inside a spin: a first wait must not pay for it.
+ * Relaxed: written once, before the first queue exists; a spin that
+ * somehow read the default would only be off in length. */
+static _Atomic unsigned pauses_per_us = 100;
 static pthread_once_t calib_once = PTHREAD_ONCE_INIT;
+
+#ifdef MPSCQ_TEST_HOOKS
+_Atomic unsigned long mpscq_test_calibrations, mpscq_test_spins;
+#endif
 
 static uint64_t now_ns(void)
 {
@@ -83,7 +90,8 @@ static uint64_t now_ns(void)
 
 static void calibrate(void)
 {
-    const unsigned n = 20000;
+    /* 3 x 2000 hints: about 0.1-0.3 ms once per process. */
+    const unsigned n = 2000;
     uint64_t best = UINT64_MAX;
     for (int round = 0; round < 3; round++) {
         uint64_t t0 = now_ns();
@@ -95,15 +103,28 @@ static void calibrate(void)
     if (best == 0)
         best = 1;
     uint64_t per_us = (uint64_t)n * 1000u / best;
-    pauses_per_us = per_us < 1 ? 1 : per_us > 100000 ? 100000 : (unsigned)per_us;
+    atomic_store_explicit(&pauses_per_us,
+                          per_us < 1 ? 1 : per_us > 100000 ? 100000 : (unsigned)per_us,
+                          memory_order_relaxed);
+#ifdef MPSCQ_TEST_HOOKS
+    atomic_fetch_add(&mpscq_test_calibrations, 1);
+#endif
     MPSCQ_HB_BEFORE(&calib_once); /* Helgrind does not model pthread_once */
+}
+
+void mpscq_spin_init(void)
+{
+    pthread_once(&calib_once, calibrate);
+    MPSCQ_HB_AFTER(&calib_once);
 }
 
 void mpscq_spin_ns(unsigned ns)
 {
-    pthread_once(&calib_once, calibrate);
-    MPSCQ_HB_AFTER(&calib_once);
-    mpscq_arch_pause_loop(((unsigned long)ns * pauses_per_us + 999) / 1000);
+#ifdef MPSCQ_TEST_HOOKS
+    atomic_fetch_add(&mpscq_test_spins, 1);
+#endif
+    unsigned per_us = atomic_load_explicit(&pauses_per_us, memory_order_relaxed);
+    mpscq_arch_pause_loop(((unsigned long)ns * per_us + 999) / 1000);
 }
 
 #ifdef MPSCQ_TEST_DISPATCH

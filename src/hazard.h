@@ -1,12 +1,21 @@
 /*
- * hazard.h - hazard-pointer records: one per (thread, queue), registered
- * on a thread's first enqueue, released at thread exit.
+ * hazard.h - hazard-pointer records: one per (thread slot, queue).
  *
  * A record's `hp` holds NULL (nothing protected), MPSCQ_HP_ALL (every
  * segment: published before reading the list's entry point), or a
  * segment pointer, which protects that segment *and every later one*,
  * because the consumer recycles segments strictly oldest first and stops
- * at the first protected one (doc/design.md, "Reclamation").
+ * at the first protected one (doc/design.md, "Reclamation").  A pool
+ * popper names the pool's top segment the same way (design.md s. 5).
+ *
+ * Finding the calling thread's record never takes a lock and never evicts
+ * anything (design.md s. 4, "Records"): every thread owns a small
+ * integer, its *slot*, claimed from a process-wide bitmap on its first
+ * enqueue and given back at thread exit; each queue keeps a two-level
+ * directory from slot to record.  A record outlives its thread: the next
+ * thread to own the slot inherits it (and its spare segments).  A
+ * one-entry thread-local cache in front makes the common case two
+ * compares.
  */
 #ifndef MPSCQ_HAZARD_H
 #define MPSCQ_HAZARD_H
@@ -18,45 +27,60 @@
 
 struct mpscq_hp_rec {
     _Atomic(void *) hp;           /* read by the consumer's scan */
-    _Atomic int active;           /* owned by a live thread */
     /* The next (older) record; MPSCQ_HP_LINKING for the instant between a
      * new record's XCHG onto the list and the store of its link. */
     _Atomic(struct mpscq_hp_rec *) next;
-    struct mpscq_segment *spare;  /* owner-private segments, linked by pool_next */
+    /* Owner-private: segments linked by pool_next.  Only the thread that
+     * owns the record's slot touches them (thread exit hands them to the
+     * pool under the registry lock, before the slot is given back). */
+    struct mpscq_segment *spare;
     size_t nspare;
 } __attribute__((aligned(MPSCQ_CACHELINE)));
 
+/* Thread slots: at most MPSCQ_MAX_THREADS threads hold one at once; a
+ * thread beyond that gets MPSCQ_NOMEM from its first enqueue. */
+#define MPSCQ_DIR_LEAF_BITS 8
+#define MPSCQ_DIR_LEAF      (1u << MPSCQ_DIR_LEAF_BITS)
+#define MPSCQ_MAX_THREADS   (MPSCQ_DIR_TOP * MPSCQ_DIR_LEAF)
+
+struct mpscq_hp_leaf {
+    _Atomic(struct mpscq_hp_rec *) rec[MPSCQ_DIR_LEAF];
+};
+
+/* The one-entry cache: the queue this thread enqueued on last. */
 struct mpscq_tls_ent {
     const struct mpscq *q;
     uint64_t qid;
     struct mpscq_hp_rec *rec;
 };
+extern _Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_HIDDEN;
 
-#define MPSCQ_TLS_ENTRIES 8
-extern _Thread_local struct mpscq_tls_ent mpscq_tls[MPSCQ_TLS_ENTRIES] MPSCQ_HIDDEN;
-
+/* The calling thread's record for q, registering it on first use; NULL
+ * only when that needed memory (or a thread slot) it could not get. */
 MPSCQ_HIDDEN struct mpscq_hp_rec *mpscq_hp_acquire_slow(struct mpscq *q);
 
-/* The calling thread's record for q; NULL only when registering it failed
- * to allocate.  The common case is two compares against a thread-local. */
 static inline struct mpscq_hp_rec *mpscq_hp_acquire(struct mpscq *q)
 {
-    if (MPSCQ_LIKELY(mpscq_tls[0].q == q && mpscq_tls[0].qid == q->qid))
-        return mpscq_tls[0].rec;
+    if (MPSCQ_LIKELY(mpscq_tls.q == q && mpscq_tls.qid == q->qid))
+        return mpscq_tls.rec;
     return mpscq_hp_acquire_slow(q);
 }
 
-/* 1 when some record names seg or MPSCQ_HP_ALL.  The caller (the consumer)
- * has unlinked seg from every shared entry point and issued a seq_cst
- * fence before calling. */
-MPSCQ_HIDDEN int mpscq_hp_protected(const struct mpscq *q, const void *seg);
+/* 1 when some record names seg or (all_counts) MPSCQ_HP_ALL.  The caller
+ * has made seg unreachable from every shared entry point and issued a
+ * seq_cst fence before calling.  MPSCQ_HP_ALL protects list segments
+ * only (a pool popper names its top itself), so the pool's trim passes
+ * all_counts = 0. */
+MPSCQ_HIDDEN int mpscq_hp_protected(const struct mpscq *q, const void *seg, int all_counts);
 
 /* Live-queue registry, so that a thread exiting after mpscq_destroy does
- * not touch the freed queue's records. */
+ * not touch the freed queue's records.  Only create, destroy and thread
+ * exit take its lock; no user callback runs under it. */
 MPSCQ_HIDDEN void mpscq_hp_register_queue(struct mpscq *q);
 MPSCQ_HIDDEN void mpscq_hp_unregister_queue(struct mpscq *q);
 
-/* Free every record (and its spares) of a queue being destroyed. */
+/* Free every record (and its spares) and the directory of a queue being
+ * destroyed. */
 MPSCQ_HIDDEN void mpscq_hp_free_all(struct mpscq *q);
 
 #endif /* MPSCQ_HAZARD_H */

@@ -36,6 +36,8 @@
 #define MPSCQ_SLOT_READY   1u  /* the value is written */
 #define MPSCQ_SLOT_CONT    2u  /* the next slot is the same batch's next message */
 #define MPSCQ_SLOT_FOLLOWS 4u  /* batch interior: taken only right after its predecessor */
+#define MPSCQ_SLOT_TAKEN   8u  /* the consumer's mark: taken from the middle of a run
+                                * of passed slots (queue.c, take_pend) */
 
 /* Counting atomic read-modify-writes, for the wait-freedom test only
  * (built with -DMPSCQ_COUNT_RMW into a separate test library). */
@@ -55,10 +57,20 @@ enum {
     MPSCQ_HOOK_BEFORE_TICKET,  /* producer: hazard set, no ticket yet */
     MPSCQ_HOOK_AFTER_TICKET,   /* producer: ticket taken, slot not written */
     MPSCQ_HOOK_BEFORE_PUBLISH, /* batch producer: interior written, head not */
-    MPSCQ_HOOK_CONSUMER_SCAN   /* consumer: passed slots re-read, scan next */
+    MPSCQ_HOOK_CONSUMER_SCAN,  /* consumer: passed slots re-read, scan next */
+    MPSCQ_HOOK_POOL_POP,       /* popper: hazard on the pool's top (ticket = top)
+                                * confirmed, top->pool_next not read yet */
+    MPSCQ_HOOK_REGISTRY_LOCKED,/* create: the registry lock is held */
+    MPSCQ_HOOK_PARK,           /* consumer: about to sleep (ticket = 1: light) */
+    MPSCQ_HOOK_BARRIER,        /* consumer: the exact sleep's barrier */
+    MPSCQ_HOOK_FORK_PREPARE    /* fork(): before the registry lock is taken */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
+/* Work the consumer does on its passed set (entries visited or moved),
+ * counted per thread like mpscq_rmw_count. */
+extern _Thread_local unsigned long mpscq_pend_work;
+#define MPSCQ_PEND_WORK(n) (mpscq_pend_work += (n))
 #define MPSCQ_TEST_HOOK(where, q, t) \
     do { if (mpscq_test_hook) mpscq_test_hook((where), (q), (t)); } while (0)
 #define MPSCQ_TEST_FORCE_CAS_FAIL() \
@@ -67,6 +79,7 @@ extern _Atomic long mpscq_test_cas_failures;
 #else
 #define MPSCQ_TEST_HOOK(where, q, t) ((void)0)
 #define MPSCQ_TEST_FORCE_CAS_FAIL() 0
+#define MPSCQ_PEND_WORK(n) ((void)0)
 #endif
 
 struct mpscq_segment {
@@ -90,13 +103,29 @@ static inline _Atomic unsigned char *mpscq_seg_state(struct mpscq_segment *s,
     return (_Atomic unsigned char *)(void *)(mpscq_seg_vals(s) + nslots);
 }
 
-/* A slot the consumer passed while it was not takeable. */
+/* A run of consecutive tickets [idx, idx + n) that the consumer passed
+ * while they were not takeable; seg holds idx.  A batch overtaken while
+ * it is being written is one run, so taking its messages one after the
+ * other costs O(1) each (design.md s. 8). */
 struct mpscq_pending {
     struct mpscq_segment *seg;
     uint64_t idx;
+    uint64_t n;
+    /* Tickets idx + 1 .. idx + known are known batch interiors (seen
+     * FOLLOWS, or following a slot seen with CONT): never takeable on
+     * their own, so a re-scan of the run skips them. */
+    uint64_t known;
+    /* The segment of ticket idx + known when known > 0 (NULL: find it
+     * from seg).  A front step keeps both: idx + 1 and known - 1 name the
+     * same ticket. */
+    struct mpscq_segment *kseg;
 };
 
 struct mpscq_hp_rec;
+struct mpscq_hp_leaf;
+/* Top level of the per-queue directory from thread slot to hazard record
+ * (hazard.h): MPSCQ_DIR_TOP leaves of MPSCQ_DIR_LEAF records each. */
+#define MPSCQ_DIR_TOP 256u
 
 /* 16-byte pool head: (pointer, tag) changed together by CMPXCHG16B. */
 struct mpscq_pool_head {
@@ -120,6 +149,8 @@ struct mpscq {
     void (*free_fn)(void *, size_t, void *);
     void *alloc_arg;
     struct mpscq *live_next;  /* registry of live queues (hazard.c) */
+    /* thread slot -> hazard record (hazard.c); leaves set once, by CAS */
+    _Atomic(struct mpscq_hp_leaf *) dir[MPSCQ_DIR_TOP];
 
     /* ---- producers' ticket counter: written by every enqueue ---- */
     MPSCQ_ALIGNED _Atomic uint64_t tail;
@@ -142,15 +173,15 @@ struct mpscq {
     int closed_seen;                  /* limit is the final close ticket */
     struct mpscq_segment *scan_seg;   /* holds `scan`, or the last linked one */
     struct mpscq_segment *oldest;     /* first segment not yet recycled */
-    struct mpscq_pending *pend;       /* passed, not handled, ascending */
-    size_t npend, cap_pend;
+    struct mpscq_pending *pend;       /* runs passed, not handled, ascending */
+    size_t npend, cap_pend;           /* runs, not tickets */
     struct mpscq_pending pend_inline[16];
     _Atomic uint64_t dequeued;        /* consumer stores, others read */
     unsigned wait_spin_ns;            /* dequeue_wait's spin budget (adaptive) */
 
     /* ---- pool of recycled segments ---- */
     MPSCQ_ALIGNED struct mpscq_pool_head pool;
-    _Atomic size_t pool_count;
+    _Atomic long pool_count;    /* signed: a pop may count down before the push counts up */
 
     /* ---- slow-path statistics ---- */
     MPSCQ_ALIGNED _Atomic unsigned long long st_full, st_closed, st_nomem,

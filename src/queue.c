@@ -27,6 +27,7 @@ _Thread_local unsigned long mpscq_rmw_count;
 #ifdef MPSCQ_TEST_HOOKS
 void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 _Atomic long mpscq_test_cas_failures;
+_Thread_local unsigned long mpscq_pend_work;
 #endif
 
 /* ------------------------------------------------------------------ */
@@ -130,6 +131,17 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     struct mpscq *q = af(sizeof *q, cfg->alloc_arg);
     if (!q)
         return MPSCQ_NOMEM;
+    if ((uintptr_t)q & 15) {
+        /* The pool head needs CMPXCHG16B's 16-byte alignment: refuse a
+         * custom alloc_fn that breaks the documented 64, do not fault. */
+        static const char why[] = "alloc_fn returned memory that is not 16-byte aligned";
+        ff(q, sizeof *q, cfg->alloc_arg);
+        if (cfg->log_fn)
+            cfg->log_fn(MPSCQ_LOG_ERROR, why, cfg->log_arg);
+        else
+            mpscq_log(NULL, MPSCQ_LOG_ERROR, why);
+        return MPSCQ_INVAL;
+    }
     memset(q, 0, sizeof *q);
     q->alloc_fn = af;
     q->free_fn = ff;
@@ -144,6 +156,7 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     mpscq_seg_mem_setup(q, cfg->alloc_fn != NULL);
     q->capacity = cfg->capacity;
     q->need_fence = !mpscq_wait_init();
+    mpscq_spin_init();
     /* Relaxed: only uniqueness matters. */
     q->qid = atomic_fetch_add_explicit(&next_qid, 1, memory_order_relaxed);
 
@@ -157,6 +170,8 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     atomic_init(&q->pool.ptr, NULL);
     atomic_init(&q->pool.tag, 0);
     atomic_init(&q->pool_count, 0);
+    for (unsigned i = 0; i < MPSCQ_DIR_TOP; i++)
+        atomic_init(&q->dir[i], NULL);
     q->pend = q->pend_inline;
     q->cap_pend = sizeof q->pend_inline / sizeof q->pend_inline[0];
     MPSCQ_HG_ATOMIC_VAR(q->tail);
@@ -168,6 +183,7 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     MPSCQ_HG_ATOMIC_VAR(q->dequeued);
     MPSCQ_HG_ATOMIC_VAR(q->pool);
     MPSCQ_HG_ATOMIC_VAR(q->pool_count);
+    MPSCQ_HG_ATOMIC_VAR(q->dir);
     MPSCQ_HG_ATOMIC(&q->st_full, (size_t)((char *)(&q->warned[2]) - (char *)&q->st_full));
 
     /* No thread has a record yet, so the first segment comes straight
@@ -175,7 +191,7 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     struct mpscq_hp_rec none;
     memset(&none, 0, sizeof none);
     atomic_init(&none.hp, NULL);
-    struct mpscq_segment *s = mpscq_seg_get(q, &none);
+    struct mpscq_segment *s = mpscq_seg_get(q, &none, NULL);
     if (!s) {
         ff(q, sizeof *q, cfg->alloc_arg);
         return MPSCQ_NOMEM;
@@ -194,20 +210,51 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
 /* ------------------------------------------------------------------ */
 /* Enqueue                                                              */
 
+/* A spare that came fresh from the allocator and was never published
+ * carries this id until it is linked (which sets the real id): no other
+ * thread can know its address, so giving it back may free it at once. */
+#define MPSCQ_SEG_ID_FRESH UINT64_MAX
+
 /* Make sure r holds `need` private segments, before any ticket is taken,
  * so that a failed allocation leaves nothing behind.  A spare's pool_next
  * links the owner's private list: only the owner touches it (relaxed). */
 static int ensure_spares(struct mpscq *q, struct mpscq_hp_rec *r, size_t need)
 {
     while (r->nspare < need) {
-        struct mpscq_segment *s = mpscq_seg_get(q, r);
+        int pooled;
+        struct mpscq_segment *s = mpscq_seg_get(q, r, &pooled);
         if (!s)
             return MPSCQ_NOMEM;
+        if (!pooled)
+            s->id = MPSCQ_SEG_ID_FRESH;
         atomic_store_explicit(&s->pool_next, r->spare, memory_order_relaxed);
         r->spare = s;
         r->nspare++;
     }
     return MPSCQ_OK;
+}
+
+/* Give back r's spares beyond `keep`: a fresh one to the allocator, a
+ * pooled one (a stale popper may still name it) to the pool, with at most
+ * two CAS attempts each, so that an enqueue stays wait-free; what the
+ * pool does not take in time stays a spare of r. */
+static void spares_trim(struct mpscq *q, struct mpscq_hp_rec *r, size_t keep)
+{
+    while (r->nspare > keep) {
+        struct mpscq_segment *s = r->spare;
+        struct mpscq_segment *rest = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
+        if (s->id != MPSCQ_SEG_ID_FRESH && !mpscq_seg_give_back(q, s, 2)) {
+            /* Still ours: relink it (the attempt overwrote its link). */
+            atomic_store_explicit(&s->pool_next, rest, memory_order_relaxed);
+            return;
+        }
+        /* Unlinked before free_fn runs: a free_fn that enqueues on q must
+         * not find it among our spares. */
+        r->spare = rest;
+        r->nspare--;
+        if (s->id == MPSCQ_SEG_ID_FRESH)
+            mpscq_seg_free(q, s);
+    }
 }
 
 static struct mpscq_segment *take_spare(struct mpscq *q, struct mpscq_hp_rec *r)
@@ -227,6 +274,10 @@ static struct mpscq_segment *take_spare(struct mpscq *q, struct mpscq_hp_rec *r)
     mpscq_backoff_init(&b);
     for (;;) {
         s = mpscq_seg_mem_alloc(q);
+        if (s && ((uintptr_t)s & 15)) { /* alloc_fn broke its contract */
+            mpscq_seg_mem_free(q, s);
+            s = NULL;
+        }
         if (s) {
             memset(s, 0, q->seg_bytes);
             MPSCQ_STAT_ADD(q, st_alloc, 1);
@@ -315,19 +366,29 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
     if (n > 1) {
         /* Interior slots first (relaxed: published by the head's release
          * store below), each marked FOLLOWS so that the consumer never
-         * takes one ahead of its predecessor. */
-        struct mpscq_segment *w = first;
-        for (size_t k = 1; k < n; k++) {
-            uint64_t tk = t + k;
-            while (w->id != (tk >> q->shift)) {
-                struct mpscq_segment *prev = w;
-                w = atomic_load_explicit(&prev->next, memory_order_acquire);
-                MPSCQ_HB_AFTER(&prev->next);
+         * takes one ahead of its predecessor: all the state bytes in one
+         * quick pass, then the values.  A consumer polling meanwhile so
+         * learns the whole batch as interior at once (design.md s. 8)
+         * instead of re-reading a long unwritten tail on every pass; it
+         * reads no interior value before the head's release. */
+        for (int pass = 0; pass < 2; pass++) {
+            struct mpscq_segment *w = first;
+            for (size_t k = 1; k < n; k++) {
+                uint64_t tk = t + k;
+                while (w->id != (tk >> q->shift)) {
+                    struct mpscq_segment *prev = w;
+                    w = atomic_load_explicit(&prev->next, memory_order_acquire);
+                    MPSCQ_HB_AFTER(&prev->next);
+                }
+                size_t i = (size_t)(tk & q->mask);
+                if (pass == 0)
+                    atomic_store_explicit(&mpscq_seg_state(w, q->nslots)[i],
+                                          (unsigned char)(MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS |
+                                                          (k + 1 < n ? MPSCQ_SLOT_CONT : 0)),
+                                          memory_order_relaxed);
+                else
+                    mpscq_seg_vals(w)[i] = msgs[k];
             }
-            write_slot(q, w, tk, msgs[k],
-                       MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS |
-                           (k + 1 < n ? MPSCQ_SLOT_CONT : 0),
-                       memory_order_relaxed);
         }
     }
     if (n > 1)
@@ -376,21 +437,37 @@ static void return_credits(struct mpscq *q, size_t n)
 }
 
 /* Everything an enqueue of n messages needs before its ticket: the
- * thread's record r (NULL when registering it failed), n / N + 1 spare
- * segments, and in a bounded queue n places. */
+ * thread's record r (NULL when registering it failed), in a bounded queue
+ * n places, and n / N + 1 spare segments.  Admission and closure are
+ * decided before anything is allocated, and a call that fails gives back
+ * what it took: places, and spares beyond the one a record keeps. */
 static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec *r, size_t n)
 {
     if (MPSCQ_UNLIKELY(!r)) {
         MPSCQ_STAT_ADD(q, st_nomem, 1);
         return MPSCQ_NOMEM;
     }
+    if (q->capacity) {
+        int rc = take_credits(q, n);
+        if (rc != MPSCQ_OK)
+            return rc;
+    }
     size_t need = (n >> q->shift) + 1;
-    if (MPSCQ_UNLIKELY(r->nspare < need) && ensure_spares(q, r, need) != MPSCQ_OK) {
+    if (MPSCQ_LIKELY(r->nspare >= need))
+        return MPSCQ_OK;
+    /* Relaxed: only the closed bit is wanted; the ticket's XADD decides
+     * for real.  This saves allocating for a call that cannot succeed. */
+    if (atomic_load_explicit(&q->tail, memory_order_relaxed) & MPSCQ_TAIL_CLOSED) {
+        return_credits(q, n);
+        MPSCQ_STAT_ADD(q, st_closed, 1);
+        return MPSCQ_CLOSED;
+    }
+    if (ensure_spares(q, r, need) != MPSCQ_OK) {
+        spares_trim(q, r, 1);
+        return_credits(q, n);
         MPSCQ_STAT_ADD(q, st_nomem, 1);
         return MPSCQ_NOMEM;
     }
-    if (q->capacity)
-        return take_credits(q, n);
     return MPSCQ_OK;
 }
 
@@ -452,7 +529,10 @@ int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n)
     struct mpscq_segment *s;
     uint64_t t = mpscq_fast_reserve(q, r, n, &s);
     if (t & MPSCQ_TAIL_CLOSED) {
+        /* Release: our read of s is done; nothing was kept. */
+        MPSCQ_HB_BEFORE(&r->hp);
         atomic_store_explicit(&r->hp, NULL, memory_order_release);
+        spares_trim(q, r, 1);
         return_credits(q, n);
         MPSCQ_STAT_ADD(q, st_closed, 1);
         return MPSCQ_CLOSED;
@@ -473,7 +553,7 @@ static inline unsigned slot_state(const struct mpscq *q, struct mpscq_segment *s
 
 static inline int takeable(unsigned st)
 {
-    return (st & MPSCQ_SLOT_READY) && !(st & MPSCQ_SLOT_FOLLOWS);
+    return (st & (MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS | MPSCQ_SLOT_TAKEN)) == MPSCQ_SLOT_READY;
 }
 
 /* The segment holding q->scan, stepping to the next one if it is linked. */
@@ -491,21 +571,45 @@ static struct mpscq_segment *scan_segment(struct mpscq *q)
     return n;
 }
 
+/* Room for `extra` more runs in the passed set. */
+static int pend_reserve(struct mpscq *q, size_t extra)
+{
+    if (q->npend + extra <= q->cap_pend)
+        return 1;
+    size_t cap = q->cap_pend * 2;
+    struct mpscq_pending *p = mpscq_alloc(q, cap * sizeof *p);
+    if (!p)
+        return 0;
+    memcpy(p, q->pend, q->npend * sizeof *p);
+    if (q->pend != q->pend_inline)
+        mpscq_free(q, q->pend, q->cap_pend * sizeof *p);
+    q->pend = p;
+    q->cap_pend = cap;
+    return 1;
+}
+
+/* Record ticket idx (in s) as passed: it extends the last run when it
+ * follows it, as every ticket of an overtaken batch does.  0 when a new
+ * run was needed and could not be allocated. */
 static int pend_push(struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
 {
-    if (q->npend == q->cap_pend) {
-        size_t cap = q->cap_pend * 2;
-        struct mpscq_pending *p = mpscq_alloc(q, cap * sizeof *p);
-        if (!p)
-            return 0;
-        memcpy(p, q->pend, q->npend * sizeof *p);
-        if (q->pend != q->pend_inline)
-            mpscq_free(q, q->pend, q->cap_pend * sizeof *p);
-        q->pend = p;
-        q->cap_pend = cap;
+    MPSCQ_PEND_WORK(1);
+    if (q->npend) {
+        struct mpscq_pending *last = &q->pend[q->npend - 1];
+        if (last->idx + last->n == idx) {
+            last->n++;
+            return 1;
+        }
     }
+    /* Keep one spare entry, so that taking from the middle of a run can
+     * usually split it without allocating (take_pend). */
+    if (!pend_reserve(q, 2))
+        return 0;
     q->pend[q->npend].seg = s;
     q->pend[q->npend].idx = idx;
+    q->pend[q->npend].n = 1;
+    q->pend[q->npend].known = 0;
+    q->pend[q->npend].kseg = NULL;
     q->npend++;
     return 1;
 }
@@ -532,11 +636,13 @@ static void reclaim(struct mpscq *q)
         }
         /* 2. StoreLoad: the unlink precedes the hazard scan. */
         atomic_thread_fence(memory_order_seq_cst);
-        if (mpscq_hp_protected(q, o))
+        if (mpscq_hp_protected(q, o, 1))
             break;
         q->oldest = next;
-        mpscq_seg_put(q, o, 1);
+        mpscq_seg_put(q, o);
     }
+    /* Spares that exiting threads pushed beyond the pool's bound. */
+    mpscq_seg_pool_trim(q);
 }
 
 static inline void maybe_reclaim(struct mpscq *q)
@@ -567,14 +673,140 @@ static void take_scan(struct mpscq *q, struct mpscq_segment *s, unsigned st, voi
     after_take(q, idx, st);
 }
 
-static void take_pend(struct mpscq *q, size_t i, unsigned st, void **msg)
+/* The segment of ticket idx, walking forward from s (which holds a ticket
+ * at or below it).  Passed tickets lie below scan, so their segments are
+ * linked. */
+static struct mpscq_segment *seg_of(const struct mpscq *q, struct mpscq_segment *s,
+                                    uint64_t idx)
 {
-    struct mpscq_pending e = q->pend[i];
-    MPSCQ_HB_AFTER(&mpscq_seg_state(e.seg, q->nslots)[e.idx & q->mask]);
-    *msg = mpscq_seg_vals(e.seg)[e.idx & q->mask];
-    memmove(&q->pend[i], &q->pend[i + 1], (q->npend - i - 1) * sizeof e);
+    while (s->id != (idx >> q->shift)) {
+        struct mpscq_segment *prev = s;
+        /* Acquire: the linker's id and cleared states. */
+        s = atomic_load_explicit(&prev->next, memory_order_acquire);
+        MPSCQ_HB_AFTER(&prev->next);
+    }
+    return s;
+}
+
+static int slot_taken(const struct mpscq *q, struct mpscq_segment *s, uint64_t t)
+{
+    MPSCQ_PEND_WORK(1);
+    /* Relaxed: the mark is the consumer's own store. */
+    return (atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[t & q->mask],
+                                 memory_order_relaxed) & MPSCQ_SLOT_TAKEN) != 0;
+}
+
+/* Drop run i when it is empty. */
+static void run_drop_if_empty(struct mpscq *q, size_t i)
+{
+    if (q->pend[i].n)
+        return;
+    MPSCQ_PEND_WORK(q->npend - i - 1);
+    memmove(&q->pend[i], &q->pend[i + 1], (q->npend - i - 1) * sizeof q->pend[i]);
     q->npend--;
-    after_take(q, e.idx, st);
+}
+
+/* Step run i's front past slots marked taken (each stepped over once, so
+ * O(1) amortized), then drop the run if nothing is left. */
+static void run_trim_front(struct mpscq *q, size_t i)
+{
+    struct mpscq_pending *e = &q->pend[i];
+    while (e->n && slot_taken(q, e->seg = seg_of(q, e->seg, e->idx), e->idx)) {
+        e->idx++;
+        e->n--;
+        if (e->known)
+            e->known--;
+    }
+    run_drop_if_empty(q, i);
+}
+
+/* The same at the back.  Finding the back's segment walks the run's
+ * segments from its front: only a take at the back calls this (once per
+ * batch that ends a run). */
+static void run_trim_back(struct mpscq *q, size_t i)
+{
+    struct mpscq_pending *e = &q->pend[i];
+    struct mpscq_segment *s = e->seg;
+    while (e->n && slot_taken(q, s = seg_of(q, s, e->idx + e->n - 1), e->idx + e->n - 1)) {
+        e->n--;
+        s = e->seg; /* walk again from the front: the back moved down */
+    }
+    if (e->known >= e->n) {
+        e->known = e->n ? e->n - 1 : 0;
+        e->kseg = NULL;
+    }
+    run_drop_if_empty(q, i);
+}
+
+/* Take ticket t (in segment s, state st) from run i of the passed set.
+ * The run shrinks at either end; taking from its middle splits it in two,
+ * or, when no entry can be had for the second half, marks the slot
+ * MPSCQ_SLOT_TAKEN (scans skip it, trims step over it).  So a run costs
+ * O(1) per message taken from it, plus one entry move per run removed or
+ * split (runs are few: at most one per enqueue in flight, design.md
+ * s. 8). */
+static void take_pend(struct mpscq *q, size_t i, uint64_t t, struct mpscq_segment *s,
+                      unsigned st, void **msg)
+{
+    struct mpscq_pending *e = &q->pend[i];
+    _Atomic unsigned char *sv = mpscq_seg_state(s, q->nslots);
+    MPSCQ_HB_AFTER(&sv[t & q->mask]);
+    *msg = mpscq_seg_vals(s)[t & q->mask];
+    uint64_t end = e->idx + e->n;
+    if (t == e->idx) {
+        e->idx = t + 1;
+        e->n--;
+        e->seg = s; /* at or before the new front */
+        if (e->known)
+            e->known--; /* the new front was the first known interior */
+        run_trim_front(q, i);
+    } else if (t + 1 == end) {
+        e->n--;
+        run_trim_back(q, i);
+    } else if (q->npend < q->cap_pend) {
+        /* Middle: split into [idx, t) and [t + 1, end). */
+        MPSCQ_PEND_WORK(q->npend - i);
+        memmove(&q->pend[i + 2], &q->pend[i + 1], (q->npend - i - 1) * sizeof *e);
+        q->npend++;
+        uint64_t known_end = e->idx + e->known; /* last known interior */
+        struct mpscq_segment *kseg = e->kseg;
+        e->n = t - e->idx;
+        if (e->known >= e->n) {
+            e->known = e->n - 1;
+            e->kseg = NULL;
+        }
+        struct mpscq_pending *f = &q->pend[i + 1];
+        f->seg = s;
+        f->idx = t + 1;
+        f->n = end - t - 1;
+        f->known = known_end > t + 1 ? known_end - (t + 1) : 0;
+        f->kseg = f->known ? kseg : NULL; /* the same last known ticket */
+        run_trim_front(q, i + 1);
+        run_trim_back(q, i);
+    } else {
+        /* Relaxed: only the consumer reads the mark; the producer wrote
+         * this slot for the last time already. */
+        atomic_store_explicit(&sv[t & q->mask], (unsigned char)(st | MPSCQ_SLOT_TAKEN),
+                              memory_order_relaxed);
+    }
+    after_take(q, t, st);
+}
+
+/* Index of the run holding ticket t, or SIZE_MAX (runs are sorted). */
+static size_t pend_find(const struct mpscq *q, uint64_t t)
+{
+    size_t lo = 0, hi = q->npend;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        MPSCQ_PEND_WORK(1);
+        if (t < q->pend[mid].idx)
+            hi = mid;
+        else if (t >= q->pend[mid].idx + q->pend[mid].n)
+            lo = mid + 1;
+        else
+            return mid;
+    }
+    return SIZE_MAX;
 }
 
 static void refresh_limit(struct mpscq *q)
@@ -613,61 +845,84 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
             take_scan(q, s, slot_state(q, s, want), msg);
             return MPSCQ_OK;
         }
-        for (size_t i = 0; i < q->npend; i++) {
-            if (q->pend[i].idx == want) {
-                take_pend(q, i, slot_state(q, q->pend[i].seg, want), msg);
-                return MPSCQ_OK;
-            }
+        size_t i = pend_find(q, want);
+        if (i != SIZE_MAX) {
+            struct mpscq_segment *s = seg_of(q, q->pend[i].seg, want);
+            take_pend(q, i, want, s, slot_state(q, s, want), msg);
+            return MPSCQ_OK;
         }
         /* Unreachable: a FOLLOWS slot below scan is always pending. */
         q->last_cont = 0;
     }
 
     refresh_limit(q);
-    size_t ci = SIZE_MAX;
-    int from_scan = 0;
-    unsigned cst = 0;
     /* Passed slots first, oldest first, then new ones: the first written
      * slot in ticket order is the one to take. */
     for (size_t i = 0; i < q->npend; i++) {
-        unsigned st = slot_state(q, q->pend[i].seg, q->pend[i].idx);
+        struct mpscq_pending *e = &q->pend[i];
+        uint64_t end = e->idx + e->n;
+        /* The front: a batch head, a single message, or a hole. */
+        struct mpscq_segment *s = e->seg;
+        MPSCQ_PEND_WORK(1);
+        unsigned st = slot_state(q, s, e->idx);
         if (takeable(st)) {
-            ci = i;
-            cst = st;
-            break;
+            take_pend(q, i, e->idx, s, st, msg);
+            return MPSCQ_OK;
         }
-    }
-    if (ci == SIZE_MAX) {
-        struct mpscq_segment *s = NULL;
-        MPSCQ_TEST_HOOK(MPSCQ_HOOK_CONSUMER_SCAN, q, q->scan);
-        while (q->scan < q->limit) {
-            s = scan_segment(q);
-            if (!s)
+        /* Then the known interiors are skipped, and the known prefix grows
+         * while the last known slot says the next is its batch's (CONT)
+         * or the next says so itself (FOLLOWS): a batch being written,
+         * interior first, is learned once, not re-read on every pass. */
+        uint64_t t = e->idx + e->known;
+        if (e->known) {
+            s = seg_of(q, e->kseg ? e->kseg : s, t);
+            st = slot_state(q, s, t);
+        }
+        while (t + 1 < end) {
+            struct mpscq_segment *ns = seg_of(q, s, t + 1);
+            MPSCQ_PEND_WORK(1);
+            unsigned nst = slot_state(q, ns, t + 1);
+            if (!(st & MPSCQ_SLOT_CONT) && !(nst & MPSCQ_SLOT_FOLLOWS))
                 break;
-            unsigned st = slot_state(q, s, q->scan);
+            e->known++;
+            t++;
+            s = ns;
+            st = nst;
+        }
+        if (e->known)
+            e->kseg = s; /* holds idx + known: the next pass starts there */
+        /* The rest, unknown: any may be takeable. */
+        for (t++; t < end; t++) {
+            s = seg_of(q, s, t);
+            MPSCQ_PEND_WORK(1);
+            st = slot_state(q, s, t);
             if (takeable(st)) {
-                from_scan = 1;
-                cst = st;
-                break;
+                take_pend(q, i, t, s, st, msg);
+                return MPSCQ_OK;
             }
-            /* Not written yet (its producer is between ticket and write),
-             * or a batch interior whose head is not written yet. */
-            if (!pend_push(q, s, q->scan))
-                break;
-            q->scan++;
-        }
-        if (!from_scan) {
-            maybe_reclaim(q);
-            if (q->closed_seen && q->npend == 0 && q->scan >= q->limit)
-                return MPSCQ_CLOSED;
-            return MPSCQ_EMPTY;
         }
     }
-    if (from_scan)
-        take_scan(q, q->scan_seg, cst, msg);
-    else
-        take_pend(q, ci, cst, msg);
-    return MPSCQ_OK;
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_CONSUMER_SCAN, q, q->scan);
+    while (q->scan < q->limit) {
+        struct mpscq_segment *s = scan_segment(q);
+        if (!s)
+            break;
+        unsigned st = slot_state(q, s, q->scan);
+        if (takeable(st)) {
+            take_scan(q, s, st, msg);
+            return MPSCQ_OK;
+        }
+        /* Not written yet (its producer is between ticket and write),
+         * or a batch interior whose head is not written yet. */
+        if (!pend_push(q, s, q->scan))
+            break;
+        q->scan++;
+    }
+    maybe_reclaim(q);
+    mpscq_seg_pool_trim(q);
+    if (q->closed_seen && q->npend == 0 && q->scan >= q->limit)
+        return MPSCQ_CLOSED;
+    return MPSCQ_EMPTY;
 }
 
 /* The fast path's continuation after it took the last slot of a segment. */
@@ -712,14 +967,19 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
         return rc;
     if (timeout_ns == 0)
         return MPSCQ_TIMEOUT;
-    uint64_t deadline = timeout_ns > 0 ? mono_ns() + (uint64_t)timeout_ns : UINT64_MAX;
+    uint64_t now = mono_ns();
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX
+                        : (uint64_t)timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
+                                                                   : now + (uint64_t)timeout_ns;
     /* Spin first: a message is often only a write away.  The budget
      * (consumer-private) doubles when spinning found a message and halves
      * when it did not, down to a floor from which it can recover: when
      * messages come further apart than a sleep costs, the consumer stops
-     * burning CPU on a spin that never pays. */
+     * burning CPU on a spin that never pays.  Never beyond the timeout. */
     unsigned budget = q->wait_spin_ns, spent = 0;
-    for (unsigned ns = 16; spent + ns <= budget; ns <<= 1) {
+    unsigned cap = timeout_ns > 0 && (unsigned long long)timeout_ns < budget ? (unsigned)timeout_ns
+                                                                             : budget;
+    for (unsigned ns = 16; spent + ns <= cap; ns <<= 1) {
         mpscq_spin_ns(ns);
         spent += ns;
         rc = mpscq_dequeue(q, msg);
@@ -735,16 +995,25 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
      * store buffer when it read parked == 0 may not wake us; the timeout
      * bounds what that costs.  Only when a light sleep ends with nothing
      * to take does the consumer pay the barrier that makes the wake-up
-     * exact (design.md section 7).  At high message rates the consumer
-     * is woken long before the timeout, so it never pays the barrier,
-     * whose inter-processor interrupts also hit the producers. */
+     * exact (design.md section 7).  A light sleep ended by a producer
+     * finds its message in the re-check that opens the next round, which
+     * is light again; so at high message rates the consumer never pays
+     * the barrier, whose inter-processor interrupts also hit the
+     * producers. */
     int light = 1;
     for (;;) {
-        /* seq_cst: the Dekker store; the fence it implies (light) or
-         * mpscq_wait_barrier (exact) orders it before the re-check. */
+        /* seq_cst: the Dekker store; mpscq_wait_barrier (exact) orders it
+         * before the re-check.  (In the light round it is no StoreLoad
+         * fence for C11 - an RCpc load may pass it on AArch64 - which
+         * only adds to the misses the light timeout bounds.) */
         atomic_store_explicit(&q->parked, 1, memory_order_seq_cst);
-        if (!light)
+        now = mono_ns();
+        if (!light && now < deadline) {
+            /* No barrier for a wait that is over anyway: a timed-out
+             * call only looks once more (below). */
+            MPSCQ_TEST_HOOK(MPSCQ_HOOK_BARRIER, q, 0);
             mpscq_wait_barrier(q);
+        }
         rc = mpscq_dequeue(q, msg);
         if (rc != MPSCQ_EMPTY) {
             /* Relaxed: producers only read it to decide on a wake-up; a
@@ -752,7 +1021,6 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
             atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
             return rc;
         }
-        uint64_t now = mono_ns();
         if (now >= deadline) {
             /* Relaxed, as above. */
             atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
@@ -768,8 +1036,24 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
             relp = &rel;
         }
         MPSCQ_STAT_ADD(q, st_parks, 1);
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_PARK, q, (uint64_t)light);
         mpscq_futex_wait(&q->parked, 1, relp);
-        light = 0;
+        if (light) {
+            /* Re-check before deciding the next round: a light sleep that
+             * a producer ended has its message ready now, and the next
+             * round stays light.  Only one that found nothing (timeout,
+             * or a wake-up whose message another call took) makes the
+             * next round exact.  No barrier is needed for this check:
+             * finding a message is always correct, and finding none only
+             * selects the exact round, which re-checks after its barrier. */
+            rc = mpscq_dequeue(q, msg);
+            if (rc != MPSCQ_EMPTY) {
+                /* Relaxed, as above. */
+                atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
+                return rc;
+            }
+            light = 0;
+        }
     }
 }
 
@@ -894,9 +1178,8 @@ void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg)
         mpscq_free(q, q->pend, q->cap_pend * sizeof *q->pend);
     /* Forget this thread's cache entry, so that a queue created later at
      * the same address cannot hit it (qid would differ anyway). */
-    for (int i = 0; i < MPSCQ_TLS_ENTRIES; i++)
-        if (mpscq_tls[i].q == q)
-            mpscq_tls[i].q = NULL;
+    if (mpscq_tls.q == q)
+        mpscq_tls.q = NULL;
     void (*ff)(void *, size_t, void *) = q->free_fn;
     void *fa = q->alloc_arg;
     ff(q, sizeof *q, fa);

@@ -90,28 +90,39 @@ static struct mpscq_segment *pool_pop(struct mpscq *q, struct mpscq_hp_rec *r)
      * allocation is the fallback. */
     for (int attempt = 0; attempt < 2 && !got; attempt++) {
         uint64_t old[2];
+        /* Acquire: a first reading, validated below. */
         old[1] = atomic_load_explicit(&q->pool.tag, memory_order_acquire);
         old[0] = (uint64_t)(uintptr_t)atomic_load_explicit(&q->pool.ptr, memory_order_acquire);
         struct mpscq_segment *top = (struct mpscq_segment *)(uintptr_t)old[0];
         if (!top)
             break;
-        /* seq_cst XCHG (a full barrier): the hazard is visible before we
-         * re-read the head, so if top is still there after it, no retire
-         * scan that could free top can miss it. */
-        atomic_exchange_explicit(&r->hp, top, memory_order_seq_cst);
+        /* seq_cst XCHG (a full barrier): the hazard is published before we
+         * re-read the head. */
         MPSCQ_RMW(1);
-        if (atomic_load_explicit(&q->pool.tag, memory_order_acquire) != old[1] ||
-            atomic_load_explicit(&q->pool.ptr, memory_order_acquire) != top) {
+        atomic_exchange_explicit(&r->hp, top, memory_order_seq_cst);
+        /* seq_cst loads, not acquire: C11 orders a later acquire load
+         * after a seq_cst RMW only on hardware that happens to (x86, LDAR
+         * on AArch64); with RCpc acquire loads (LDAPR) the re-read could
+         * be satisfied before the hazard is visible.  As seq_cst
+         * operations the XCHG, these loads, the freeing consumer's CAS16
+         * that takes top out of the pool and its seq_cst fence and hazard
+         * load are in one total order: if top is still here now, that
+         * consumer's scan comes later and sees our hazard (design.md
+         * s. 5).  Plain loads on x86. */
+        if (atomic_load_explicit(&q->pool.tag, memory_order_seq_cst) != old[1] ||
+            atomic_load_explicit(&q->pool.ptr, memory_order_seq_cst) != top) {
             MPSCQ_STAT_ADD(q, st_cas_fail, 1);
             continue;
         }
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_POOL_POP, q, (uint64_t)(uintptr_t)top);
         uint64_t desired[2] = {
+            /* Acquire: the pusher's link store precedes its CAS. */
             (uint64_t)(uintptr_t)atomic_load_explicit(&top->pool_next, memory_order_acquire),
             old[1] + 1,
         };
         MPSCQ_RMW(1);
         if (mpscq_arch_cas16(&q->pool, old, desired)) {
-            /* Relaxed: pool_count only bounds the pool (approximately). */
+            /* Relaxed: pool_count only sizes the pool (approximately). */
             atomic_fetch_sub_explicit(&q->pool_count, 1, memory_order_relaxed);
             got = top;
         } else {
@@ -130,17 +141,29 @@ static struct mpscq_segment *pool_pop(struct mpscq *q, struct mpscq_hp_rec *r)
     return got;
 }
 
-struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r)
+struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r, int *pooled)
 {
     struct mpscq_segment *s = NULL;
+    if (pooled)
+        *pooled = 0;
     /* Relaxed: a hint whether popping is worth trying. */
     if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > 0)
         s = pool_pop(q, r);
-    if (s)
+    if (s) {
+        if (pooled)
+            *pooled = 1;
         return s;
+    }
     s = mpscq_seg_mem_alloc(q);
     if (!s)
         return NULL;
+    if (MPSCQ_UNLIKELY((uintptr_t)s & 15)) {
+        /* A custom alloc_fn broke its contract (mpscq.h: 64-byte aligned).
+         * The atomics in the header need at least 16: fail, do not fault. */
+        mpscq_seg_mem_free(q, s);
+        mpscq_log(q, MPSCQ_LOG_ERROR, "alloc_fn returned memory that is not 16-byte aligned");
+        return NULL;
+    }
     memset(s, 0, sizeof *s);
     atomic_init(&s->next, NULL);
     atomic_init(&s->pool_next, NULL);
@@ -152,15 +175,11 @@ struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r)
     return s;
 }
 
-void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s, int consumer)
+/* Push s (cleared by the caller) on the pool, trying at most `tries`
+ * CASes (0: until it works).  Returns the failed CASes, or -1 when it gave
+ * up (s is then still the caller's). */
+static long pool_push(struct mpscq *q, struct mpscq_segment *s, unsigned tries)
 {
-    /* Relaxed: the bound is approximate by design. */
-    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= MPSCQ_POOL_MAX) {
-        mpscq_seg_free(q, s);
-        return;
-    }
-    MPSCQ_HB_FORGET(s);
-    clear_segment(q, s);
     struct mpscq_backoff b;
     mpscq_backoff_init(&b);
     uint64_t old[2];
@@ -176,15 +195,75 @@ void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s, int consumer)
         /* seq_cst CAS: publishes the cleared segment (its states, next and
          * pool_next stores above happen before a popper's acquire load). */
         MPSCQ_HB_BEFORE(s);
+        MPSCQ_RMW(1);
         if (!MPSCQ_TEST_FORCE_CAS_FAIL() && mpscq_arch_cas16(&q->pool, old, desired))
             break;
         MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+        if (tries && b.fails + 1 >= tries)
+            return -1;
         mpscq_backoff_wait(&b);
-        if (b.fails == 1000)
-            mpscq_warn_contention(q, consumer);
     }
-    /* Relaxed: see above. */
+    /* Relaxed: see pool_pop. */
     atomic_fetch_add_explicit(&q->pool_count, 1, memory_order_relaxed);
+    return (long)b.fails;
+}
+
+void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s)
+{
+    /* Relaxed: the bound is approximate by design. */
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= MPSCQ_POOL_MAX) {
+        mpscq_seg_free(q, s);
+        return;
+    }
+    MPSCQ_HB_FORGET(s);
+    clear_segment(q, s);
+    if (pool_push(q, s, 0) >= 1000)
+        mpscq_warn_contention(q, 1);
+}
+
+int mpscq_seg_give_back(struct mpscq *q, struct mpscq_segment *s, unsigned tries)
+{
+    MPSCQ_HB_FORGET(s);
+    clear_segment(q, s);
+    return pool_push(q, s, tries) >= 0;
+}
+
+void mpscq_seg_pool_trim(struct mpscq *q)
+{
+    /* Relaxed: a hint; the CAS16 below decides. */
+    while (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > MPSCQ_POOL_MAX) {
+        uint64_t old[2];
+        /* Acquire: the pusher's clearing and link precede its CAS.  No
+         * hazard of our own is needed to read top->pool_next: only the
+         * consumer (we) frees a pooled segment. */
+        old[1] = atomic_load_explicit(&q->pool.tag, memory_order_acquire);
+        old[0] = (uint64_t)(uintptr_t)atomic_load_explicit(&q->pool.ptr, memory_order_acquire);
+        struct mpscq_segment *top = (struct mpscq_segment *)(uintptr_t)old[0];
+        if (!top)
+            return;
+        uint64_t desired[2] = {
+            (uint64_t)(uintptr_t)atomic_load_explicit(&top->pool_next, memory_order_acquire),
+            old[1] + 1,
+        };
+        MPSCQ_RMW(1);
+        if (!mpscq_arch_cas16(&q->pool, old, desired)) {
+            MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+            return; /* busy: try again on a later call */
+        }
+        /* Relaxed: see pool_pop. */
+        atomic_fetch_sub_explicit(&q->pool_count, 1, memory_order_relaxed);
+        /* StoreLoad: the CAS16 that took top out precedes the scan, so a
+         * popper that still read top in the pool after publishing its
+         * hazard is seen (pool_pop). */
+        atomic_thread_fence(memory_order_seq_cst);
+        if (mpscq_hp_protected(q, top, 0)) {
+            /* Back as it is (it was cleared when first pushed): only its
+             * link changes, which a stale popper may be reading. */
+            (void)pool_push(q, top, 0);
+            return;
+        }
+        mpscq_seg_free(q, top);
+    }
 }
 
 void mpscq_seg_pool_drain(struct mpscq *q)

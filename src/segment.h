@@ -12,15 +12,30 @@
 
 /* A segment with every slot empty and next == NULL: from the pool (at most
  * two attempts, protected by r's hazard pointer) or fresh from alloc_fn.
- * NULL when both fail.  Its id is set by whoever links it. */
+ * NULL when both fail.  Its id is set by whoever links it.  *pooled (if
+ * not NULL) says where it came from: a pooled segment may still be named
+ * by a stale popper's hazard, so only mpscq_seg_give_back may return it;
+ * a fresh one that was never published may go to mpscq_seg_free. */
 MPSCQ_HIDDEN struct mpscq_segment *mpscq_seg_get(struct mpscq *q,
-                                                 struct mpscq_hp_rec *r);
+                                                 struct mpscq_hp_rec *r, int *pooled);
 
-/* Give back a segment that no thread can reach any more: clear it and
- * push it on the pool, or free it when the pool is full.  `consumer`
- * selects which side's contention warning a long CAS retry logs. */
-MPSCQ_HIDDEN void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s,
-                                int consumer);
+/* The consumer recycles a segment that its hazard scan found unprotected
+ * (design.md s. 4): clear it and push it on the pool, or free it when the
+ * pool is full.  Consumer only. */
+MPSCQ_HIDDEN void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s);
+
+/* Any thread returns a segment that it owns privately (a spare): push it
+ * on the pool, never free it, whatever the pool holds.  Only the consumer
+ * frees pooled segments, after a hazard scan (mpscq_seg_pool_trim), which
+ * is what keeps a stale popper from reading freed memory (design.md s. 5).
+ * At most `tries` CAS attempts (0: lock-free retry until it works); 0 when
+ * it gave up, and s is still the caller's.  Calls no user callback. */
+MPSCQ_HIDDEN int mpscq_seg_give_back(struct mpscq *q, struct mpscq_segment *s, unsigned tries);
+
+/* The consumer frees what the pool holds beyond MPSCQ_POOL_MAX, each
+ * segment after a hazard scan; a protected one goes back and the trim
+ * stops until the next call.  Consumer only; cheap when nothing is over. */
+MPSCQ_HIDDEN void mpscq_seg_pool_trim(struct mpscq *q);
 
 /* Segment memory: with the default allocator, straight from mmap (so a
  * drained burst goes back to the system, whatever malloc keeps), else

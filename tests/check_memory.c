@@ -253,12 +253,12 @@ START_TEST(test_pool_aba)
     memset(&rec, 0, sizeof rec);
     atomic_init(&rec.hp, NULL);
 
-    struct mpscq_segment *sa = mpscq_seg_get(q, &rec);
-    struct mpscq_segment *sb = mpscq_seg_get(q, &rec);
+    struct mpscq_segment *sa = mpscq_seg_get(q, &rec, NULL);
+    struct mpscq_segment *sb = mpscq_seg_get(q, &rec, NULL);
     ck_assert_ptr_nonnull(sa);
     ck_assert_ptr_nonnull(sb);
-    mpscq_seg_put(q, sb, 1);
-    mpscq_seg_put(q, sa, 1); /* pool: A -> B */
+    mpscq_seg_put(q, sb);
+    mpscq_seg_put(q, sa); /* pool: A -> B */
 
     /* The delayed popper's snapshot. */
     uint64_t stale[2];
@@ -269,11 +269,11 @@ START_TEST(test_pool_aba)
     ck_assert_ptr_eq(stale_next, sb);
 
     /* Others: pop A, pop B, push A back. */
-    struct mpscq_segment *x = mpscq_seg_get(q, &rec);
-    struct mpscq_segment *y = mpscq_seg_get(q, &rec);
+    struct mpscq_segment *x = mpscq_seg_get(q, &rec, NULL);
+    struct mpscq_segment *y = mpscq_seg_get(q, &rec, NULL);
     ck_assert_ptr_eq(x, sa);
     ck_assert_ptr_eq(y, sb);
-    mpscq_seg_put(q, sa, 1);
+    mpscq_seg_put(q, sa);
     ck_assert_ptr_eq(atomic_load(&q->pool.ptr), sa); /* pointer matches: ABA */
 
     uint64_t desired[2] = { (uint64_t)(uintptr_t)stale_next, stale[1] + 1 };
@@ -335,6 +335,119 @@ START_TEST(test_destroy_frees_everything)
 }
 END_TEST
 
+/* A batch that fails keeps nothing: no spare segment beyond the one a
+ * record always keeps, no place.  It used to keep what it had allocated
+ * (4000 segments for a NOMEM, 1562 for a FULL), so that another thread's
+ * small batch failed. */
+START_TEST(test_failed_batch_gives_back)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_t *q = make_counted(&a, 2, 0);
+    void *one[1] = { tu_msg(0, 0) };
+    void *m;
+    ck_assert_int_eq(mpscq_enqueue(q, one[0]), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    long long base = atomic_load(&a.outstanding);
+    /* NOMEM part-way: 200 segments granted, then the allocator fails.  The
+     * batch needs n / 2 + 1 segments; msgs is never read on failure. */
+    atomic_store(&a.fail_from, atomic_load(&a.calls) + 201);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, one, (size_t)1 << 40), MPSCQ_NOMEM);
+    ck_assert_int_ge(atomic_load(&a.peak), base + 200 * (long long)((struct mpscq *)q)->seg_bytes);
+    ck_assert_int_eq(atomic_load(&a.outstanding), base);
+    struct mpscq_stats st;
+    mpscq_stats(q, &st);
+    ck_assert_uint_eq(st.nomem_failures, 1);
+    ck_assert_uint_eq(mpscq_size(q), 0);
+    /* A small batch that fits into what is left works. */
+    atomic_store(&a.fail_from, 0);
+    void *b4[4] = { tu_msg(1, 0), tu_msg(1, 1), tu_msg(1, 2), tu_msg(1, 3) };
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b4, 4), MPSCQ_OK);
+    for (int i = 0; i < 4; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, b4[i]);
+    }
+    /* CLOSED: decided before anything is allocated. */
+    mpscq_close(q);
+    long calls = atomic_load(&a.calls);
+    void *b64[64] = { 0 };
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b64, 64), MPSCQ_CLOSED);
+    ck_assert_int_eq(atomic_load(&a.calls), calls);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+
+    /* FULL: decided before anything is allocated, and no place is kept. */
+    tu_alloc_init(&a);
+    q = make_counted(&a, 2, 16);
+    for (uintptr_t i = 0; i < 12; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    calls = atomic_load(&a.calls);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b64, 8), MPSCQ_FULL);
+    ck_assert_int_eq(atomic_load(&a.calls), calls);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b64, 4), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, NULL), MPSCQ_FULL);
+    /* NOMEM in a bounded queue gives the places back. */
+    for (int i = 0; i < 16; i++)
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    base = atomic_load(&a.outstanding);
+    atomic_store(&a.fail_from, atomic_load(&a.calls) + 1);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b64, 16), MPSCQ_NOMEM);
+    ck_assert_int_eq(atomic_load(&a.outstanding), base);
+    atomic_store(&a.fail_from, 0);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b64, 16), MPSCQ_OK);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+/* An allocator that returns memory 8 bytes off 16-byte alignment, for
+ * requests of one size (0: every size). */
+static _Atomic size_t misalign_size;
+static void *misaligned_alloc(size_t size, void *arg)
+{
+    (void)arg;
+    char *p = NULL;
+    if (posix_memalign((void **)&p, 64, size + 64) != 0)
+        return NULL;
+    size_t only = atomic_load(&misalign_size);
+    return (only == 0 || only == size) ? p + 8 : p;
+}
+static void misaligned_free(void *p, size_t size, void *arg)
+{
+    (void)arg;
+    size_t only = atomic_load(&misalign_size);
+    free((only == 0 || only == size) ? (char *)p - 8 : p);
+}
+
+START_TEST(test_misaligned_allocator_refused)
+{
+    /* CMPXCHG16B faults on memory that is not 16-byte aligned: a custom
+     * allocator that breaks the documented alignment gets an error. */
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.alloc_fn = misaligned_alloc;
+    c.free_fn = misaligned_free;
+    struct tu_log l;
+    tu_config_log(&c, &l);
+    mpscq_t *q = (mpscq_t *)0x1;
+    atomic_store(&misalign_size, 0);
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_INVAL);
+    ck_assert_ptr_eq(q, (mpscq_t *)0x1);
+    /* Only the segments misaligned: the first one fails create. */
+    c.segment_slots = 4; /* 64 + 4 * 9 bytes, rounded up to 128 */
+    atomic_store(&misalign_size, 128);
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_NOMEM);
+    /* Only the hazard records misaligned: the first enqueue fails. */
+    atomic_store(&misalign_size, sizeof(struct mpscq_hp_rec));
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, NULL), MPSCQ_NOMEM);
+    ck_assert_uint_eq(mpscq_size(q), 0);
+    ck_assert_int_ge(atomic_load(&l.count), 1);
+    mpscq_destroy(q, NULL, NULL);
+    atomic_store(&misalign_size, 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("memory");
@@ -348,6 +461,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_pool_aba);
     tcase_add_test(tc, test_cas16_semantics);
     tcase_add_test(tc, test_destroy_frees_everything);
+    tcase_add_test(tc, test_failed_batch_gives_back);
+    tcase_add_test(tc, test_misaligned_allocator_refused);
     suite_add_tcase(s, tc);
     return s;
 }
