@@ -101,7 +101,8 @@ void mpscq_config_init(mpscq_config *cfg);
  * cfg may be NULL for the defaults; it is copied, not retained.
  * Returns MPSCQ_OK, MPSCQ_INVAL (q NULL, segment_slots not a power of two
  * or out of range, capacity above MPSCQ_CAPACITY_MAX, only one of
- * alloc_fn/free_fn set) or MPSCQ_NOMEM.  *q is untouched on failure. */
+ * alloc_fn/free_fn set, alloc_fn returned memory that is not 16-byte
+ * aligned) or MPSCQ_NOMEM.  *q is untouched on failure. */
 int mpscq_create(mpscq_t **q, const mpscq_config *cfg);
 
 /* mpscq_destroy: call drop(msg, arg) on every message still queued (in
@@ -115,10 +116,16 @@ void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg);
  * Ordering: release; the consumer that dequeues msg sees every write the
  * producer made before the call.  Messages of one thread come out in the
  * order they went in; the queue is linearizable.
- * Progress: wait-free; at most 20 atomic read-modify-writes, 2 in the
- * common unbounded case (a hazard-pointer publish and the ticket).  A
+ * Progress: wait-free, no lock; 2 atomic read-modify-writes in the
+ * common unbounded case (a hazard-pointer publish and the ticket), 3
+ * bounded; at most 10 (12 bounded) with the default segment size and
+ * fewer than 1023 enqueues in flight.  In general 4 + L (+2 bounded, +4
+ * to refill a spare segment), L <= (T + 1) / N + 2, with T tickets held
+ * by enqueues in flight and N = segment_slots (doc/design.md s. 2).  A
  * thread's first call on q and a call that must supply a fresh segment
- * may call alloc_fn.
+ * may call alloc_fn; when more than N tickets are in flight ahead of it
+ * and alloc_fn fails, the call retries alloc_fn until it succeeds (it
+ * holds a ticket the consumer will read).  Not async-signal-safe.
  * Returns MPSCQ_OK, MPSCQ_FULL, MPSCQ_CLOSED, MPSCQ_NOMEM (nothing was
  * enqueued, q is unchanged and usable) or MPSCQ_INVAL (q NULL). */
 int mpscq_enqueue(mpscq_t *q, void *msg);
@@ -126,11 +133,13 @@ int mpscq_enqueue(mpscq_t *q, void *msg);
 /* mpscq_enqueue_batch: append msgs[0..n-1] all or nothing.  The n
  * messages take n consecutive tickets and come out contiguous and in
  * order, with no other message between them.
- * Thread contract and progress: as mpscq_enqueue (allocation may be needed
- * for n/segment_slots + 1 segments, done before anything is published).
+ * Thread contract and progress: as mpscq_enqueue, with L <= (T + n) / N
+ * + 2 and up to n / N + 1 spare segments to refill (allocation may be
+ * needed for them, done before anything is published; FULL and CLOSED
+ * are decided before any allocation).
  * Returns MPSCQ_OK (also for n == 0), MPSCQ_FULL (fewer than n free
- * places, or n > capacity), MPSCQ_CLOSED, MPSCQ_NOMEM or MPSCQ_INVAL
- * (q NULL, or msgs NULL with n > 0). */
+ * places, or n > capacity), MPSCQ_CLOSED, MPSCQ_NOMEM (nothing enqueued,
+ * no memory kept) or MPSCQ_INVAL (q NULL, or msgs NULL with n > 0). */
 int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n);
 
 /* mpscq_dequeue: take the oldest ready message into *msg.
