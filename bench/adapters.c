@@ -12,6 +12,7 @@
 const struct bench_adapter *const bench_adapters[] = {
     &bench_adapter_mpscq,
     &bench_adapter_mutex,
+    &bench_adapter_mpscq_handle,
 #ifdef HAVE_PEER_URCU
     &bench_adapter_wfcq,
 #endif
@@ -109,6 +110,50 @@ const struct bench_adapter bench_adapter_mpscq = {
     .producer_done = bench_producer_done_nothing,
     .enqueue = mq_enqueue,
     .enqueue_batch = mq_enqueue_batch,
+    .dequeue = mq_dequeue,
+    .dequeue_batch = mq_dequeue_batch,
+    .dequeue_wait = mq_dequeue_wait,
+};
+
+/* ---- libmpscq through producer handles (mpscq_producer_*) ---------- */
+
+static void *mqh_producer(void *q, unsigned id)
+{
+    (void)id;
+    mpscq_producer_t *p;
+    int rc = mpscq_producer_create(q, &p);
+    if (rc != MPSCQ_OK) {
+        fprintf(stderr, "libmpscq: mpscq_producer_create: %s\n", mpscq_strerror(rc));
+        return NULL;
+    }
+    return p;
+}
+
+static void mqh_producer_done(void *pc)
+{
+    mpscq_producer_destroy(pc);
+}
+
+static int mqh_enqueue(void *pc, void *msg)
+{
+    return mpscq_producer_enqueue(pc, msg) == MPSCQ_OK ? BENCH_OK : BENCH_FULL;
+}
+
+static int mqh_enqueue_batch(void *pc, void *const *msgs, size_t n)
+{
+    return mpscq_producer_enqueue_batch(pc, msgs, n) == MPSCQ_OK ? BENCH_OK : BENCH_FULL;
+}
+
+const struct bench_adapter bench_adapter_mpscq_handle = {
+    .name = "mpscq-handle",
+    .describe = "mpscq_producer_enqueue/_batch (a handle per producer), consumer as libmpscq",
+    .flags = BENCH_UNBOUNDED | BENCH_BOUNDED,
+    .create = mq_create,
+    .destroy = mq_destroy,
+    .producer = mqh_producer,
+    .producer_done = mqh_producer_done,
+    .enqueue = mqh_enqueue,
+    .enqueue_batch = mqh_enqueue_batch,
     .dequeue = mq_dequeue,
     .dequeue_batch = mq_dequeue_batch,
     .dequeue_wait = mq_dequeue_wait,

@@ -142,6 +142,31 @@ int mpscq_enqueue(mpscq_t *q, void *msg);
  * no memory kept) or MPSCQ_INVAL (q NULL, or msgs NULL with n > 0). */
 int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n);
 
+/* Producer handles: an enqueue without the thread-local lookup of the
+ * calling thread's hazard record.  A handle is used by one thread at a
+ * time, any thread (hand it over with ordinary synchronization). */
+typedef struct mpscq_producer mpscq_producer_t;
+
+/* mpscq_producer_create: a handle for enqueueing on q, in *p.
+ * Thread contract: any thread, concurrently with anything but destroy.
+ * Returns MPSCQ_OK, MPSCQ_NOMEM (*p untouched) or MPSCQ_INVAL (q or p
+ * NULL).  Reuses the record of a destroyed handle when there is one. */
+int mpscq_producer_create(mpscq_t *q, mpscq_producer_t **p);
+
+/* mpscq_producer_enqueue: as mpscq_enqueue(q, msg), through the handle;
+ * MPSCQ_INVAL when p is NULL. */
+int mpscq_producer_enqueue(mpscq_producer_t *p, void *msg);
+
+/* mpscq_producer_enqueue_batch: as mpscq_enqueue_batch(q, msgs, n),
+ * through the handle; MPSCQ_INVAL when p is NULL, or msgs NULL with
+ * n > 0. */
+int mpscq_producer_enqueue_batch(mpscq_producer_t *p, void *const *msgs, size_t n);
+
+/* mpscq_producer_destroy: give the handle back (its spare segments to the
+ * queue's pool).  Must come before mpscq_destroy of its queue, and no
+ * call may use the handle at the same time or after.  NULL is ignored. */
+void mpscq_producer_destroy(mpscq_producer_t *p);
+
 /* mpscq_dequeue: take the oldest ready message into *msg.
  * Thread contract: the single consumer only.
  * Ordering: acquire (pairs with the producer's release).

@@ -180,6 +180,77 @@ static int claim_slot(void)
     return 0;
 }
 
+/* Allocate a record of the given kind and publish it on q's list: one
+ * XCHG of the head, then the link (MPSCQ_HP_LINKING until then). */
+static struct mpscq_hp_rec *new_record(struct mpscq *q, int kind)
+{
+    struct mpscq_hp_rec *r = mpscq_alloc(q, sizeof *r);
+    if (!r)
+        return NULL;
+    if (MPSCQ_UNLIKELY((uintptr_t)r & 15)) {
+        mpscq_free(q, r, sizeof *r);
+        mpscq_log(q, MPSCQ_LOG_ERROR, "alloc_fn returned memory that is not 16-byte aligned");
+        return NULL;
+    }
+    memset(r, 0, sizeof *r);
+    atomic_init(&r->hp, NULL);
+    atomic_init(&r->next, MPSCQ_HP_LINKING);
+    atomic_init(&r->kind, kind);
+    MPSCQ_HG_ATOMIC_VAR(r->hp);
+    MPSCQ_HG_ATOMIC_VAR(r->next);
+    MPSCQ_HG_ATOMIC_VAR(r->kind);
+    /* acq_rel XCHG: release publishes r's initialized fields to the
+     * consumer's acquire load of q->records (and to a later handle's walk
+     * of the list); acquire makes the old head's contents visible before
+     * we link to it. */
+    MPSCQ_RMW(1);
+    MPSCQ_HB_BEFORE(&q->records);
+    struct mpscq_hp_rec *old = atomic_exchange_explicit(&q->records, r, memory_order_acq_rel);
+    MPSCQ_HB_AFTER(&q->records);
+    /* Release: a scan that reads the link sees the older records. */
+    MPSCQ_HB_BEFORE(&r->next);
+    atomic_store_explicit(&r->next, old, memory_order_release);
+    return r;
+}
+
+struct mpscq_hp_rec *mpscq_hp_acquire_handle(struct mpscq *q)
+{
+    /* Acquire on the head and each link: the records' fields are
+     * initialized when seen (new_record's XCHG and link store). */
+    for (struct mpscq_hp_rec *r = atomic_load_explicit(&q->records, memory_order_acquire);
+         r && r != MPSCQ_HP_LINKING; r = atomic_load_explicit(&r->next, memory_order_acquire)) {
+        int expect = MPSCQ_REC_HANDLE_FREE;
+        /* Relaxed: a look before the CAS. */
+        if (atomic_load_explicit(&r->kind, memory_order_relaxed) != expect)
+            continue;
+        MPSCQ_RMW(1);
+        /* Acquire on success: the previous handle's release (its spares
+         * are given back, hp is NULL).  Relaxed on failure: nothing is
+         * read from a record we did not get. */
+        if (atomic_compare_exchange_strong_explicit(&r->kind, &expect, MPSCQ_REC_HANDLE_BUSY,
+                                                    memory_order_acquire, memory_order_relaxed)) {
+            MPSCQ_HB_AFTER(&r->kind);
+            return r;
+        }
+    }
+    return new_record(q, MPSCQ_REC_HANDLE_BUSY);
+}
+
+void mpscq_hp_release_handle(struct mpscq *q, struct mpscq_hp_rec *r)
+{
+    /* The handle's user owns the spare list (relaxed, as in thread_exit). */
+    while (r->spare) {
+        struct mpscq_segment *s = r->spare;
+        r->spare = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
+        mpscq_seg_give_back(q, s, 0);
+    }
+    r->nspare = 0;
+    /* Release: all of the above, and the handle's last enqueue, happen
+     * before the next handle's acquire CAS. */
+    MPSCQ_HB_BEFORE(&r->kind);
+    atomic_store_explicit(&r->kind, MPSCQ_REC_HANDLE_FREE, memory_order_release);
+}
+
 /* First enqueue of the slot's owner on q: allocate and publish a record.
  * Wait-free: at most one CAS for the leaf and one XCHG for the list. */
 static struct mpscq_hp_rec *register_record(struct mpscq *q, unsigned slot)
@@ -208,29 +279,9 @@ static struct mpscq_hp_rec *register_record(struct mpscq *q, unsigned slot)
             leaf = expect;
         }
     }
-    struct mpscq_hp_rec *r = mpscq_alloc(q, sizeof *r);
+    struct mpscq_hp_rec *r = new_record(q, MPSCQ_REC_SLOT);
     if (!r)
         return NULL;
-    if (MPSCQ_UNLIKELY((uintptr_t)r & 15)) {
-        mpscq_free(q, r, sizeof *r);
-        mpscq_log(q, MPSCQ_LOG_ERROR, "alloc_fn returned memory that is not 16-byte aligned");
-        return NULL;
-    }
-    memset(r, 0, sizeof *r);
-    atomic_init(&r->hp, NULL);
-    atomic_init(&r->next, MPSCQ_HP_LINKING);
-    MPSCQ_HG_ATOMIC_VAR(r->hp);
-    MPSCQ_HG_ATOMIC_VAR(r->next);
-    /* acq_rel XCHG: release publishes r's initialized fields to the
-     * consumer's acquire load of q->records; acquire makes the old head's
-     * contents visible before we link to it. */
-    MPSCQ_RMW(1);
-    MPSCQ_HB_BEFORE(&q->records);
-    struct mpscq_hp_rec *old = atomic_exchange_explicit(&q->records, r, memory_order_acq_rel);
-    MPSCQ_HB_AFTER(&q->records);
-    /* Release: a scan that reads the link sees the older records. */
-    MPSCQ_HB_BEFORE(&r->next);
-    atomic_store_explicit(&r->next, old, memory_order_release);
     /* Release: pairs with dir_lookup.  Only the slot's owner writes its
      * entry, so a plain store suffices. */
     atomic_store_explicit(&leaf->rec[slot & (MPSCQ_DIR_LEAF - 1)], r, memory_order_release);

@@ -35,7 +35,13 @@ struct mpscq_hp_rec {
      * pool under the registry lock, before the slot is given back). */
     struct mpscq_segment *spare;
     size_t nspare;
+    /* MPSCQ_REC_SLOT: a thread slot's record (hazard.c's directory);
+     * else a producer handle's: MPSCQ_REC_HANDLE_BUSY while a handle
+     * holds it, MPSCQ_REC_HANDLE_FREE for the next mpscq_producer_create. */
+    _Atomic int kind;
 } __attribute__((aligned(MPSCQ_CACHELINE)));
+
+enum { MPSCQ_REC_SLOT, MPSCQ_REC_HANDLE_BUSY, MPSCQ_REC_HANDLE_FREE };
 
 /* Thread slots: at most MPSCQ_MAX_THREADS threads hold one at once; a
  * thread beyond that gets MPSCQ_NOMEM from its first enqueue. */
@@ -65,6 +71,14 @@ static inline struct mpscq_hp_rec *mpscq_hp_acquire(struct mpscq *q)
         return mpscq_tls.rec;
     return mpscq_hp_acquire_slow(q);
 }
+
+/* A record of its own for a producer handle (mpscq_producer_create): a
+ * free handle record of q, or a new one.  NULL when out of memory.
+ * Wait-free: one CAS per record tried, at most one XCHG. */
+MPSCQ_HIDDEN struct mpscq_hp_rec *mpscq_hp_acquire_handle(struct mpscq *q);
+/* Give it back (mpscq_producer_destroy): its spares to the pool, then
+ * free for the next handle. */
+MPSCQ_HIDDEN void mpscq_hp_release_handle(struct mpscq *q, struct mpscq_hp_rec *r);
 
 /* 1 when some record names seg or (all_counts) MPSCQ_HP_ALL.  The caller
  * has made seg unreachable from every shared entry point and issued a

@@ -199,5 +199,14 @@ MPSCQ_HIDDEN void *mpscq_alloc(const struct mpscq *q, size_t size);
 MPSCQ_HIDDEN void mpscq_free(const struct mpscq *q, void *p, size_t size);
 /* Log the 1000-consecutive-CAS-failures warning, once per side per queue. */
 MPSCQ_HIDDEN void mpscq_warn_contention(struct mpscq *q, int consumer);
+/* Enqueue with a known hazard record (the plain calls and the producer
+ * handles of producer.c share them).  mpscq_enqueue_prepared: one
+ * message, any case; mpscq_enqueue_batch_check: the checks of a batch
+ * that need no record (MPSCQ_OK to go on); mpscq_enqueue_batch_rec: the
+ * rest of a batch of n >= 1 checked messages. */
+MPSCQ_HIDDEN int mpscq_enqueue_prepared(struct mpscq *q, struct mpscq_hp_rec *r, void *msg);
+MPSCQ_HIDDEN int mpscq_enqueue_batch_check(struct mpscq *q, size_t n);
+MPSCQ_HIDDEN int mpscq_enqueue_batch_rec(struct mpscq *q, struct mpscq_hp_rec *r,
+                                         void *const *msgs, size_t n);
 
 #endif /* MPSCQ_INTERNAL_H */

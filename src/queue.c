@@ -490,8 +490,8 @@ int mpscq_enqueue_closed(struct mpscq *q)
 }
 
 /* First enqueue of this thread on q, no spare, or a bounded queue. */
-static __attribute__((noinline)) int enqueue_prepared(struct mpscq *q, struct mpscq_hp_rec *r,
-                                                      void *msg)
+__attribute__((noinline)) int mpscq_enqueue_prepared(struct mpscq *q, struct mpscq_hp_rec *r,
+                                                     void *msg)
 {
     int rc = enqueue_prepare(q, r, 1);
     if (MPSCQ_UNLIKELY(rc != MPSCQ_OK))
@@ -505,9 +505,20 @@ int mpscq_enqueue(mpscq_t *q, void *msg)
         return MPSCQ_INVAL;
     struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
     if (MPSCQ_UNLIKELY(!r || !r->spare || q->capacity))
-        return enqueue_prepared(q, r, msg);
+        return mpscq_enqueue_prepared(q, r, msg);
     /* A tail call: the fast path finishes the enqueue. */
     return mpscq_fast_enqueue(q, r, msg);
+}
+
+int mpscq_enqueue_batch_check(struct mpscq *q, size_t n)
+{
+    if (q->capacity && n > q->capacity) {
+        MPSCQ_STAT_ADD(q, st_full, 1);
+        return MPSCQ_FULL;
+    }
+    if (n > (MPSCQ_TAIL_CLOSED >> 2))
+        return MPSCQ_INVAL;
+    return MPSCQ_OK;
 }
 
 int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n)
@@ -516,13 +527,15 @@ int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n)
         return MPSCQ_INVAL;
     if (n == 0)
         return MPSCQ_OK;
-    if (q->capacity && n > q->capacity) {
-        MPSCQ_STAT_ADD(q, st_full, 1);
-        return MPSCQ_FULL;
-    }
-    if (n > (MPSCQ_TAIL_CLOSED >> 2))
-        return MPSCQ_INVAL;
-    struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
+    int rc = mpscq_enqueue_batch_check(q, n);
+    if (rc != MPSCQ_OK)
+        return rc;
+    return mpscq_enqueue_batch_rec(q, mpscq_hp_acquire(q), msgs, n);
+}
+
+int mpscq_enqueue_batch_rec(struct mpscq *q, struct mpscq_hp_rec *r, void *const *msgs,
+                            size_t n)
+{
     int rc = enqueue_prepare(q, r, n);
     if (rc != MPSCQ_OK)
         return rc;
