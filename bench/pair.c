@@ -55,9 +55,14 @@ static void *producer(void *p)
 int main(int argc, char **argv)
 {
     mpscq_t *q;
-    if (mpscq_create(&q, NULL) != MPSCQ_OK)
+    mpscq_config cfg;
+    mpscq_config_init(&cfg);
+    /* pairs N CAPACITY: the same on a bounded queue. */
+    if (argc == 4 && strcmp(argv[1], "pairs") == 0)
+        cfg.capacity = strtoull(argv[3], NULL, 10);
+    if (mpscq_create(&q, &cfg) != MPSCQ_OK)
         return 1;
-    if (argc == 3 && strcmp(argv[1], "pairs") == 0) {
+    if ((argc == 3 || argc == 4) && strcmp(argv[1], "pairs") == 0) {
         uint64_t n = strtoull(argv[2], NULL, 10);
         run_pairs(q, 1000); /* register the thread, warm the segment */
         uint64_t t0 = now_ns();
@@ -92,7 +97,7 @@ int main(int argc, char **argv)
             pthread_join(th[p], NULL);
         printf("%s mt %u %.2f\n", mpscq_implementation(), P, mps);
     } else {
-        fprintf(stderr, "usage: %s pairs N | mt P N\n", argv[0]);
+        fprintf(stderr, "usage: %s pairs N [CAPACITY] | mt P N\n", argv[0]);
         return 2;
     }
     mpscq_destroy(q, NULL, NULL);

@@ -21,10 +21,24 @@ struct model {
     uintptr_t v[MODEL_MAX];
     size_t head, tail; /* indices into v, monotonic */
     size_t cap;
+    size_t batch;   /* places the consumer returns at once (design.md s. 6) */
+    size_t debt;    /* places freed by dequeues, not yet returned */
     int closed;
 };
 
 static size_t msize(const struct model *m) { return m->tail - m->head; }
+
+/* Free places as producers see them: the capacity less what is queued
+ * and what the consumer has freed but not yet returned. */
+static size_t mfree(const struct model *m) { return m->cap - msize(m) - m->debt; }
+
+/* A dequeue took a message / found nothing. */
+static void mtook(struct model *m)
+{
+    if (m->cap && ++m->debt >= m->batch)
+        m->debt = 0;
+}
+static void mempty(struct model *m) { m->debt = 0; }
 
 #define CHECK(c) do { if (!(c)) abort(); } while (0)
 
@@ -43,6 +57,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     static struct model m;
     memset(&m, 0, sizeof m);
     m.cap = c.capacity;
+    m.batch = m.cap / 8 < 1 ? 1 : m.cap / 8 > 64 ? 64 : m.cap / 8;
     uintptr_t next = 1;
     for (size_t i = 2; i < size && m.tail + 8 < MODEL_MAX; i++) {
         uint8_t op = data[i] % 8;
@@ -52,7 +67,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             uintptr_t v = arg % 13 == 0 ? 0 : next++;
             int rc = mpscq_enqueue(q, (void *)v);
             int want = m.closed ? MPSCQ_CLOSED
-                     : m.cap && msize(&m) >= m.cap ? MPSCQ_FULL
+                     : m.cap && mfree(&m) < 1 ? MPSCQ_FULL
                      : MPSCQ_OK;
             CHECK(rc == want);
             if (rc == MPSCQ_OK)
@@ -72,7 +87,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 want = MPSCQ_FULL;
             else if (m.closed)
                 want = MPSCQ_CLOSED;
-            else if (m.cap && msize(&m) + n > m.cap)
+            else if (m.cap && mfree(&m) < n)
                 want = MPSCQ_FULL;
             else
                 want = MPSCQ_OK;
@@ -89,9 +104,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (msize(&m)) {
                 CHECK(rc == MPSCQ_OK);
                 CHECK((uintptr_t)v == m.v[m.head++]);
+                mtook(&m);
             } else {
                 CHECK(rc == (m.closed ? MPSCQ_CLOSED : MPSCQ_EMPTY));
                 CHECK(v == (void *)0x1);
+                mempty(&m);
             }
             break;
         }
@@ -101,8 +118,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             size_t got = mpscq_dequeue_batch(q, out, max);
             size_t want = msize(&m) < max ? msize(&m) : max;
             CHECK(got == want);
-            for (size_t k = 0; k < got; k++)
+            for (size_t k = 0; k < got; k++) {
                 CHECK((uintptr_t)out[k] == m.v[m.head++]);
+                mtook(&m);
+            }
+            if (got < max) /* it stopped at an EMPTY (or CLOSED) */
+                mempty(&m);
             i++;
             break;
         }
@@ -117,8 +138,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (msize(&m)) {
                     CHECK(rc == MPSCQ_OK);
                     CHECK((uintptr_t)v == m.v[m.head++]);
+                    mtook(&m);
                 } else {
                     CHECK(rc == (m.closed ? MPSCQ_CLOSED : MPSCQ_TIMEOUT));
+                    mempty(&m);
                 }
             }
             i++;

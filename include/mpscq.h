@@ -41,7 +41,9 @@ typedef struct mpscq mpscq_t;
 enum mpscq_status {
     MPSCQ_OK = 0,   /* success */
     MPSCQ_EMPTY,    /* dequeue: nothing ready now */
-    MPSCQ_FULL,     /* enqueue: bounded queue holds `capacity` messages */
+    MPSCQ_FULL,     /* enqueue: bounded queue has no free place (up to
+                     * capacity/8, at most 63, freed places may be on
+                     * their way back from the consumer) */
     MPSCQ_CLOSED,   /* enqueue after close; dequeue after close and drain */
     MPSCQ_TIMEOUT,  /* mpscq_dequeue_wait: the timeout expired */
     MPSCQ_NOMEM,    /* an allocation failed; nothing was changed */

@@ -103,11 +103,8 @@ int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
     atomic_store_explicit(&q->dequeued,
                           atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    if (q->capacity) {
-        /* Relaxed: a place is a count (queue.c, take_credits). */
-        MPSCQ_RMW(1);
-        atomic_fetch_add_explicit(&q->credits, 1, memory_order_relaxed);
-    }
+    /* Bounded: one more place freed, returned in batches (internal.h). */
+    mpscq_credit_one(q);
     if (MPSCQ_UNLIKELY(((idx + 1) & q->mask) == 0))
         return mpscq_dequeue_crossed(q);
     return MPSCQ_OK;

@@ -142,6 +142,7 @@ struct mpscq {
     size_t seg_bytes;
     size_t seg_map_bytes;     /* != 0: segments are mmap'ed, this long (segment.c) */
     size_t capacity;          /* 0 = unbounded */
+    uint64_t credit_batch;    /* bounded: places the consumer returns at once */
     int need_fence;           /* no membarrier: producers fence before the wake check */
     void (*log_fn)(int, const char *, void *);
     void *log_arg;
@@ -177,6 +178,7 @@ struct mpscq {
     size_t npend, cap_pend;           /* runs, not tickets */
     struct mpscq_pending pend_inline[16];
     _Atomic uint64_t dequeued;        /* consumer stores, others read */
+    uint64_t credit_debt;             /* bounded: places freed, not yet returned */
     unsigned wait_spin_ns;            /* dequeue_wait's spin budget (adaptive) */
 
     /* ---- pool of recycled segments ---- */
@@ -188,6 +190,27 @@ struct mpscq {
         st_alloc, st_recycled, st_freed, st_cas_fail, st_parks;
     _Atomic int warned[2];    /* contention warning given: [0] producers, [1] consumer */
 };
+
+/* Bounded mode: the consumer returns freed places to `credits` in batches
+ * of credit_batch (design.md s. 6), so that its fast path has no locked
+ * instruction: a consumer-private count, and one LOCK ADD per batch.
+ * mpscq_credit_flush returns what is owed (on EMPTY, so that a queue the
+ * consumer has drained accepts `capacity` messages again). */
+static inline void mpscq_credit_flush(struct mpscq *q)
+{
+    if (q->credit_debt) {
+        MPSCQ_RMW(1);
+        /* Relaxed: a place is a count (queue.c, take_credits). */
+        atomic_fetch_add_explicit(&q->credits, (int64_t)q->credit_debt, memory_order_relaxed);
+        q->credit_debt = 0;
+    }
+}
+
+static inline void mpscq_credit_one(struct mpscq *q)
+{
+    if (q->capacity && ++q->credit_debt >= q->credit_batch)
+        mpscq_credit_flush(q);
+}
 
 /* Relaxed increment of a statistics counter (slow paths only). */
 #define MPSCQ_STAT_ADD(q, field, n) \

@@ -155,6 +155,9 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     q->seg_bytes = (bytes + MPSCQ_CACHELINE - 1) & ~(size_t)(MPSCQ_CACHELINE - 1);
     mpscq_seg_mem_setup(q, cfg->alloc_fn != NULL);
     q->capacity = cfg->capacity;
+    /* An eighth of the capacity, at most 64: FULL may then be seen with up
+     * to credit_batch - 1 places free (design.md s. 6). */
+    q->credit_batch = cfg->capacity / 8 < 1 ? 1 : cfg->capacity / 8 > 64 ? 64 : cfg->capacity / 8;
     q->need_fence = !mpscq_wait_init();
     mpscq_spin_init();
     /* Relaxed: only uniqueness matters. */
@@ -673,7 +676,7 @@ static void after_take(struct mpscq *q, uint64_t idx, unsigned st)
     atomic_store_explicit(&q->dequeued,
                           atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    return_credits(q, 1);
+    mpscq_credit_one(q);
     maybe_reclaim(q);
 }
 
@@ -933,6 +936,8 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
     }
     maybe_reclaim(q);
     mpscq_seg_pool_trim(q);
+    /* Nothing to take: every place the consumer freed goes back now. */
+    mpscq_credit_flush(q);
     if (q->closed_seen && q->npend == 0 && q->scan >= q->limit)
         return MPSCQ_CLOSED;
     return MPSCQ_EMPTY;

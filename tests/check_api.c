@@ -214,39 +214,47 @@ END_TEST
 
 START_TEST(test_capacity_edges)
 {
-    const size_t cap = 37;
+    const size_t cap = 37; /* places come back in batches of 37 / 8 = 4 */
     mpscq_t *q = make(cap, 8);
     void *m;
     for (uintptr_t i = 0; i < cap; i++)
         ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
     ck_assert_int_eq(mpscq_enqueue(q, (void *)99), MPSCQ_FULL);
     ck_assert_uint_eq(mpscq_size(q), cap);
-    /* One out, exactly one in. */
+    /* One out: its place is not back yet (FULL with up to 3 free) ... */
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
     ck_assert_ptr_eq(m, (void *)0);
-    ck_assert_int_eq(mpscq_enqueue(q, (void *)cap), MPSCQ_OK);
     ck_assert_int_eq(mpscq_enqueue(q, (void *)99), MPSCQ_FULL);
-    /* A batch needs all its places: 3 free, batch of 4 refused whole. */
-    for (int k = 0; k < 3; k++)
+    /* ... until the fourth: then exactly four places, and a batch needs
+     * all its places: 5 refused whole, 4 accepted. */
+    for (uintptr_t i = 1; i < 4; i++) {
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
-    void *b[4] = { (void *)100, (void *)101, (void *)102, (void *)103 };
-    ck_assert_int_eq(mpscq_enqueue_batch(q, b, 4), MPSCQ_FULL);
-    ck_assert_uint_eq(mpscq_size(q), cap - 3);
-    ck_assert_int_eq(mpscq_enqueue_batch(q, b, 3), MPSCQ_OK);
+        ck_assert_ptr_eq(m, (void *)i);
+    }
+    void *b[5] = { (void *)100, (void *)101, (void *)102, (void *)103, (void *)104 };
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b, 5), MPSCQ_FULL);
+    ck_assert_uint_eq(mpscq_size(q), cap - 4);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, b, 4), MPSCQ_OK);
     ck_assert_uint_eq(mpscq_size(q), cap);
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)99), MPSCQ_FULL);
     /* Larger than the capacity: never admissible. */
     void *big[40] = { 0 };
     ck_assert_int_eq(mpscq_enqueue_batch(q, big, 40), MPSCQ_FULL);
     /* Contents are intact and in order. */
-    for (uintptr_t i = 4; i <= cap; i++) {
+    for (uintptr_t i = 4; i < cap; i++) {
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
         ck_assert_ptr_eq(m, (void *)i);
     }
-    for (uintptr_t i = 100; i < 103; i++) {
+    for (uintptr_t i = 100; i < 104; i++) {
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
         ck_assert_ptr_eq(m, (void *)i);
     }
+    /* Drained: finding it empty gives every place back, so it takes
+     * exactly `cap` messages again. */
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    for (uintptr_t i = 0; i < cap; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)99), MPSCQ_FULL);
     mpscq_destroy(q, NULL, NULL);
 }
 END_TEST

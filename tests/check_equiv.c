@@ -83,6 +83,7 @@ struct state {
     int last_cont, closed;
     size_t npend;
     int64_t credits;
+    uint64_t credit_debt;
     uint64_t scan_seg_id, hint_id, oldest_id;
 };
 
@@ -106,6 +107,7 @@ static void snap(mpscq_t *pq, struct state *s)
     s->closed = mpscq_is_closed(pq);
     s->npend = q->npend;
     s->credits = atomic_load(&q->credits);
+    s->credit_debt = q->credit_debt;
     s->scan_seg_id = q->scan_seg->id;
     s->hint_id = atomic_load(&q->hint)->id;
     s->oldest_id = q->oldest->id;

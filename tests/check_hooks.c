@@ -168,6 +168,37 @@ START_TEST(test_rmw_bound_batches)
 }
 END_TEST
 
+START_TEST(test_bounded_dequeue_no_locked_instruction)
+{
+    /* Bounded mode: the consumer returns places in batches of
+     * capacity / 8 (at most 64), so its dequeues take no locked
+     * instruction but one per batch (and the recycling's, per segment).
+     * It used to be a LOCK ADD per message. */
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.capacity = 1024;
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    void *m;
+    for (int round = 0; round < 4; round++) {
+        for (uintptr_t i = 0; i < 1024; i++)
+            ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_enqueue(q, NULL), MPSCQ_FULL);
+        unsigned long before = mpscq_rmw_count;
+        for (uintptr_t i = 0; i < 1024; i++) {
+            ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+            ck_assert_ptr_eq(m, (void *)i);
+        }
+        unsigned long used = mpscq_rmw_count - before;
+        /* 16 returns of 64 places, plus at most a hint CAS and a pool
+         * push for the drained segment. */
+        ck_assert_uint_le(used, 1024 / 64 + 2);
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    }
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 /* ---- producers stopped mid-enqueue -------------------------------- */
 
 static _Thread_local int stall_me;
@@ -712,6 +743,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_rmw_bound_tiny_segments);
     tcase_add_test(tc, test_rmw_bound_bounded);
     tcase_add_test(tc, test_rmw_bound_batches);
+    tcase_add_test(tc, test_bounded_dequeue_no_locked_instruction);
     tcase_add_test(tc, test_stalled_after_ticket);
     tcase_add_test(tc, test_stalled_before_ticket);
     tcase_add_test(tc, test_batch_interior_not_taken_early);

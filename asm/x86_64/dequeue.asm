@@ -49,7 +49,18 @@ FUNC mpscq_fast_dequeue_x86_64
     xor     eax, eax                    ; ST_OK
     ret
 .credit:
-    lock add qword [rdi + Q_CREDITS], 1 ; a place is free again (a count only)
+    ; A place is free again: counted in the consumer-private debt, and
+    ; returned to the shared credits with one LOCK ADD per credit_batch
+    ; places (a count only: no ordering needed).  rcx is free here.
+    mov     rcx, [rdi + Q_CREDIT_DEBT]
+    inc     rcx
+    cmp     rcx, [rdi + Q_CREDIT_BATCH]
+    jae     .return_credits
+    mov     [rdi + Q_CREDIT_DEBT], rcx
+    jmp     .credited
+.return_credits:
+    lock add [rdi + Q_CREDITS], rcx
+    mov     qword [rdi + Q_CREDIT_DEBT], 0
     jmp     .credited
 .crossed:
     jmp     mpscq_dequeue_crossed wrt ..plt     ; (q): recycle drained segments

@@ -34,6 +34,8 @@ void mpscq_asm_offsets(void)
     DEFINE(Q_DEQUEUED, offsetof(struct mpscq, dequeued));
     DEFINE(Q_CAPACITY, offsetof(struct mpscq, capacity));
     DEFINE(Q_CREDITS, offsetof(struct mpscq, credits));
+    DEFINE(Q_CREDIT_DEBT, offsetof(struct mpscq, credit_debt));
+    DEFINE(Q_CREDIT_BATCH, offsetof(struct mpscq, credit_batch));
     DEFINE(REC_HP, offsetof(struct mpscq_hp_rec, hp));
     DEFINE(SEG_ID, offsetof(struct mpscq_segment, id));
     DEFINE(SEG_VALS, sizeof(struct mpscq_segment));
