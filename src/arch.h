@@ -47,7 +47,7 @@ typedef uint64_t mpscq_reserve_fn(struct mpscq *q, struct mpscq_hp_rec *r,
  * mpscq_dequeue_slow having changed nothing. */
 typedef int mpscq_dequeue_fn(struct mpscq *q, void **msg);
 
-/* The C continuations the fast paths jump to (queue.c). */
+/* The C continuations the fast paths jump to (enqueue.c, dequeue.c). */
 MPSCQ_HIDDEN int mpscq_enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
                                       uint64_t ticket, struct mpscq_segment *start);
 MPSCQ_HIDDEN int mpscq_enqueue_closed(struct mpscq *q);

@@ -3,11 +3,12 @@
  *
  * These are the routines an assembly build replaces (arch.h binds the
  * names at build time).  Everything that is not the common case is left
- * to queue.c: the fast paths touch one segment and never allocate.
+ * to enqueue.c and dequeue.c: the fast paths touch one segment and never allocate.
  */
 #include "config.h"
 
 #include "arch.h"
+#include "capacity.h"
 #include "hazard.h"
 #include "wait.h"
 

@@ -27,7 +27,7 @@
 /* mpscq_dequeue_wait's first sleep skips the membarrier and lasts at
  * most this long: the bound on a wake-up it can miss (design.md s. 7). */
 #define MPSCQ_LIGHT_PARK_NS 1000000u
-/* Its spin before sleeping: adaptive between these bounds (queue.c). */
+/* Its spin before sleeping: adaptive between these bounds (wait.c). */
 #define MPSCQ_WAIT_SPIN_MIN_NS 128u
 #define MPSCQ_WAIT_SPIN_MAX_NS 2048u
 
@@ -37,7 +37,7 @@
 #define MPSCQ_SLOT_CONT    2u  /* the next slot is the same batch's next message */
 #define MPSCQ_SLOT_FOLLOWS 4u  /* batch interior: taken only right after its predecessor */
 #define MPSCQ_SLOT_TAKEN   8u  /* the consumer's mark: taken from the middle of a run
-                                * of passed slots (queue.c, take_pend) */
+                                * of passed slots (dequeue.c, take_pend) */
 
 /* Counting atomic read-modify-writes, for the wait-freedom test only
  * (built with -DMPSCQ_COUNT_RMW into a separate test library). */
@@ -191,38 +191,22 @@ struct mpscq {
     _Atomic int warned[2];    /* contention warning given: [0] producers, [1] consumer */
 };
 
-/* Bounded mode: the consumer returns freed places to `credits` in batches
- * of credit_batch (design.md s. 6), so that its fast path has no locked
- * instruction: a consumer-private count, and one LOCK ADD per batch.
- * mpscq_credit_flush returns what is owed (on EMPTY, so that a queue the
- * consumer has drained accepts `capacity` messages again). */
-static inline void mpscq_credit_flush(struct mpscq *q)
-{
-    if (q->credit_debt) {
-        MPSCQ_RMW(1);
-        /* Relaxed: a place is a count (queue.c, take_credits). */
-        atomic_fetch_add_explicit(&q->credits, (int64_t)q->credit_debt, memory_order_relaxed);
-        q->credit_debt = 0;
-    }
-}
-
-static inline void mpscq_credit_one(struct mpscq *q)
-{
-    if (q->capacity && ++q->credit_debt >= q->credit_batch)
-        mpscq_credit_flush(q);
-}
-
 /* Relaxed increment of a statistics counter (slow paths only). */
 #define MPSCQ_STAT_ADD(q, field, n) \
     atomic_fetch_add_explicit(&(q)->field, (n), memory_order_relaxed)
 
-/* queue.c */
-MPSCQ_HIDDEN void mpscq_log(const struct mpscq *q, int level, const char *msg);
+/* alloc.c: the default allocator (posix_memalign, 64-byte aligned) and
+ * the calls through the configured one. */
+MPSCQ_HIDDEN void *mpscq_default_alloc(size_t size, void *arg);
+MPSCQ_HIDDEN void mpscq_default_free(void *p, size_t size, void *arg);
 MPSCQ_HIDDEN void *mpscq_alloc(const struct mpscq *q, size_t size);
 MPSCQ_HIDDEN void mpscq_free(const struct mpscq *q, void *p, size_t size);
+
+/* queue.c */
+MPSCQ_HIDDEN void mpscq_log(const struct mpscq *q, int level, const char *msg);
 /* Log the 1000-consecutive-CAS-failures warning, once per side per queue. */
 MPSCQ_HIDDEN void mpscq_warn_contention(struct mpscq *q, int consumer);
-/* Enqueue with a known hazard record (the plain calls and the producer
+/* enqueue.c: enqueue with a known hazard record (the plain calls and the producer
  * handles of producer.c share them).  mpscq_enqueue_prepared: one
  * message, any case; mpscq_enqueue_batch_check: the checks of a batch
  * that need no record (MPSCQ_OK to go on); mpscq_enqueue_batch_rec: the

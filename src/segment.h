@@ -51,4 +51,15 @@ MPSCQ_HIDDEN void mpscq_seg_free(struct mpscq *q, struct mpscq_segment *s);
 /* Free every pooled segment (destroy only: no concurrent access). */
 MPSCQ_HIDDEN void mpscq_seg_pool_drain(struct mpscq *q);
 
+/* The consumer recycles drained list segments, oldest first, stopping at
+ * the first one a hazard pointer names (design.md s. 4), then trims the
+ * pool.  Consumer only. */
+MPSCQ_HIDDEN void mpscq_seg_reclaim(struct mpscq *q);
+
+static inline void mpscq_seg_maybe_reclaim(struct mpscq *q)
+{
+    if (q->oldest->id < (q->head >> q->shift) && q->oldest != q->scan_seg)
+        mpscq_seg_reclaim(q);
+}
+
 #endif /* MPSCQ_SEGMENT_H */

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <time.h>
 #include <pthread.h>
 #include <unistd.h>
 #ifdef __linux__
@@ -12,6 +13,7 @@
 #include <sys/syscall.h>
 #endif
 
+#include "arch.h"
 #include "wait.h"
 
 static int have_membarrier;
@@ -79,4 +81,113 @@ void mpscq_wake_consumer(struct mpscq *q)
     MPSCQ_RMW(1);
     if (atomic_exchange_explicit(&q->parked, 0, memory_order_seq_cst))
         mpscq_futex_wake(&q->parked);
+}
+
+/* ------------------------------------------------------------------ */
+/* The sleeping consumer (design.md s. 7)                               */
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
+{
+    if (!q || !msg)
+        return MPSCQ_INVAL;
+    int rc = mpscq_dequeue(q, msg);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
+    if (timeout_ns == 0)
+        return MPSCQ_TIMEOUT;
+    uint64_t now = mono_ns();
+    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX
+                        : (uint64_t)timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
+                                                                   : now + (uint64_t)timeout_ns;
+    /* Spin first: a message is often only a write away.  The budget
+     * (consumer-private) doubles when spinning found a message and halves
+     * when it did not, down to a floor from which it can recover: when
+     * messages come further apart than a sleep costs, the consumer stops
+     * burning CPU on a spin that never pays.  Never beyond the timeout. */
+    unsigned budget = q->wait_spin_ns, spent = 0;
+    unsigned cap = timeout_ns > 0 && (unsigned long long)timeout_ns < budget ? (unsigned)timeout_ns
+                                                                             : budget;
+    for (unsigned ns = 16; spent + ns <= cap; ns <<= 1) {
+        mpscq_spin_ns(ns);
+        spent += ns;
+        rc = mpscq_dequeue(q, msg);
+        if (rc != MPSCQ_EMPTY) {
+            q->wait_spin_ns = budget * 2 > MPSCQ_WAIT_SPIN_MAX_NS ? MPSCQ_WAIT_SPIN_MAX_NS
+                                                                   : budget * 2;
+            return rc;
+        }
+    }
+    q->wait_spin_ns = budget / 2 < MPSCQ_WAIT_SPIN_MIN_NS ? MPSCQ_WAIT_SPIN_MIN_NS : budget / 2;
+    /* The first sleep is light: no membarrier, and at most
+     * MPSCQ_LIGHT_PARK_NS.  A producer whose slot store was still in its
+     * store buffer when it read parked == 0 may not wake us; the timeout
+     * bounds what that costs.  Only when a light sleep ends with nothing
+     * to take does the consumer pay the barrier that makes the wake-up
+     * exact (design.md section 7).  A light sleep ended by a producer
+     * finds its message in the re-check that opens the next round, which
+     * is light again; so at high message rates the consumer never pays
+     * the barrier, whose inter-processor interrupts also hit the
+     * producers. */
+    int light = 1;
+    for (;;) {
+        /* seq_cst: the Dekker store; mpscq_wait_barrier (exact) orders it
+         * before the re-check.  (In the light round it is no StoreLoad
+         * fence for C11 - an RCpc load may pass it on AArch64 - which
+         * only adds to the misses the light timeout bounds.) */
+        atomic_store_explicit(&q->parked, 1, memory_order_seq_cst);
+        now = mono_ns();
+        if (!light && now < deadline) {
+            /* No barrier for a wait that is over anyway: a timed-out
+             * call only looks once more (below). */
+            MPSCQ_TEST_HOOK(MPSCQ_HOOK_BARRIER, q, 0);
+            mpscq_wait_barrier(q);
+        }
+        rc = mpscq_dequeue(q, msg);
+        if (rc != MPSCQ_EMPTY) {
+            /* Relaxed: producers only read it to decide on a wake-up; a
+             * stale 1 costs one spurious FUTEX_WAKE. */
+            atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
+            return rc;
+        }
+        if (now >= deadline) {
+            /* Relaxed, as above. */
+            atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
+            return MPSCQ_TIMEOUT;
+        }
+        uint64_t left = deadline - now;
+        if (light && left > MPSCQ_LIGHT_PARK_NS)
+            left = MPSCQ_LIGHT_PARK_NS;
+        struct timespec rel, *relp = NULL;
+        if (light || deadline != UINT64_MAX) {
+            rel.tv_sec = (time_t)(left / 1000000000u);
+            rel.tv_nsec = (long)(left % 1000000000u);
+            relp = &rel;
+        }
+        MPSCQ_STAT_ADD(q, st_parks, 1);
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_PARK, q, (uint64_t)light);
+        mpscq_futex_wait(&q->parked, 1, relp);
+        if (light) {
+            /* Re-check before deciding the next round: a light sleep that
+             * a producer ended has its message ready now, and the next
+             * round stays light.  Only one that found nothing (timeout,
+             * or a wake-up whose message another call took) makes the
+             * next round exact.  No barrier is needed for this check:
+             * finding a message is always correct, and finding none only
+             * selects the exact round, which re-checks after its barrier. */
+            rc = mpscq_dequeue(q, msg);
+            if (rc != MPSCQ_EMPTY) {
+                /* Relaxed, as above. */
+                atomic_store_explicit(&q->parked, 0, memory_order_relaxed);
+                return rc;
+            }
+            light = 0;
+        }
+    }
 }

@@ -1,0 +1,37 @@
+/*
+ * alloc.c - where the library's memory comes from: the default allocator
+ * and the calls through the configured alloc_fn/free_fn.  (Segment memory
+ * has its own path with the default allocator: segment.c.)
+ */
+#include "config.h"
+
+#include <stdlib.h>
+
+#include "internal.h"
+
+void *mpscq_default_alloc(size_t size, void *arg)
+{
+    (void)arg;
+    void *p = NULL;
+    if (posix_memalign(&p, MPSCQ_CACHELINE, size) != 0)
+        return NULL;
+    return p;
+}
+
+void mpscq_default_free(void *p, size_t size, void *arg)
+{
+    (void)size;
+    (void)arg;
+    free(p);
+}
+
+void *mpscq_alloc(const struct mpscq *q, size_t size)
+{
+    return q->alloc_fn(size, q->alloc_arg);
+}
+
+void mpscq_free(const struct mpscq *q, void *p, size_t size)
+{
+    if (p)
+        q->free_fn(p, size, q->alloc_arg);
+}

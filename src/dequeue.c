@@ -1,0 +1,387 @@
+/*
+ * dequeue.c - the single consumer: the slow path behind the fast one
+ * (passed tickets, batches, close), and the public dequeue calls.
+ *
+ * doc/design.md s. 8 explains the algorithm; comments here give the
+ * local reason for each memory order.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "arch.h"
+#include "capacity.h"
+#include "segment.h"
+
+static inline unsigned slot_state(const struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
+{
+    /* Acquire: pairs with the producer's release store of the state. */
+    return atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[idx & q->mask],
+                                memory_order_acquire);
+}
+
+static inline int takeable(unsigned st)
+{
+    return (st & (MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS | MPSCQ_SLOT_TAKEN)) == MPSCQ_SLOT_READY;
+}
+
+/* The segment holding q->scan, stepping to the next one if it is linked. */
+static struct mpscq_segment *scan_segment(struct mpscq *q)
+{
+    struct mpscq_segment *s = q->scan_seg;
+    if ((q->scan >> q->shift) == s->id)
+        return s;
+    /* Acquire: the linker's id and cleared states. */
+    struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+    if (!n)
+        return NULL;
+    MPSCQ_HB_AFTER(&s->next);
+    q->scan_seg = n;
+    return n;
+}
+
+/* Room for `extra` more runs in the passed set. */
+static int pend_reserve(struct mpscq *q, size_t extra)
+{
+    if (q->npend + extra <= q->cap_pend)
+        return 1;
+    size_t cap = q->cap_pend * 2;
+    struct mpscq_pending *p = mpscq_alloc(q, cap * sizeof *p);
+    if (!p)
+        return 0;
+    memcpy(p, q->pend, q->npend * sizeof *p);
+    if (q->pend != q->pend_inline)
+        mpscq_free(q, q->pend, q->cap_pend * sizeof *p);
+    q->pend = p;
+    q->cap_pend = cap;
+    return 1;
+}
+
+/* Record ticket idx (in s) as passed: it extends the last run when it
+ * follows it, as every ticket of an overtaken batch does.  0 when a new
+ * run was needed and could not be allocated. */
+static int pend_push(struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
+{
+    MPSCQ_PEND_WORK(1);
+    if (q->npend) {
+        struct mpscq_pending *last = &q->pend[q->npend - 1];
+        if (last->idx + last->n == idx) {
+            last->n++;
+            return 1;
+        }
+    }
+    /* Keep one spare entry, so that taking from the middle of a run can
+     * usually split it without allocating (take_pend). */
+    if (!pend_reserve(q, 2))
+        return 0;
+    q->pend[q->npend].seg = s;
+    q->pend[q->npend].idx = idx;
+    q->pend[q->npend].n = 1;
+    q->pend[q->npend].known = 0;
+    q->pend[q->npend].kseg = NULL;
+    q->npend++;
+    return 1;
+}
+
+
+static void after_take(struct mpscq *q, uint64_t idx, unsigned st)
+{
+    q->last = idx;
+    q->last_cont = (int)(st & MPSCQ_SLOT_CONT);
+    q->head = q->npend ? q->pend[0].idx : q->scan;
+    /* Relaxed: only the consumer writes it; readers want a count. */
+    atomic_store_explicit(&q->dequeued,
+                          atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
+                          memory_order_relaxed);
+    mpscq_credit_one(q);
+    mpscq_seg_maybe_reclaim(q);
+}
+
+static void take_scan(struct mpscq *q, struct mpscq_segment *s, unsigned st, void **msg)
+{
+    uint64_t idx = q->scan;
+    MPSCQ_HB_AFTER(&mpscq_seg_state(s, q->nslots)[idx & q->mask]);
+    *msg = mpscq_seg_vals(s)[idx & q->mask];
+    q->scan = idx + 1;
+    after_take(q, idx, st);
+}
+
+/* The segment of ticket idx, walking forward from s (which holds a ticket
+ * at or below it).  Passed tickets lie below scan, so their segments are
+ * linked. */
+static struct mpscq_segment *seg_of(const struct mpscq *q, struct mpscq_segment *s,
+                                    uint64_t idx)
+{
+    while (s->id != (idx >> q->shift)) {
+        struct mpscq_segment *prev = s;
+        /* Acquire: the linker's id and cleared states. */
+        s = atomic_load_explicit(&prev->next, memory_order_acquire);
+        MPSCQ_HB_AFTER(&prev->next);
+    }
+    return s;
+}
+
+static int slot_taken(const struct mpscq *q, struct mpscq_segment *s, uint64_t t)
+{
+    MPSCQ_PEND_WORK(1);
+    /* Relaxed: the mark is the consumer's own store. */
+    return (atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[t & q->mask],
+                                 memory_order_relaxed) & MPSCQ_SLOT_TAKEN) != 0;
+}
+
+/* Drop run i when it is empty. */
+static void run_drop_if_empty(struct mpscq *q, size_t i)
+{
+    if (q->pend[i].n)
+        return;
+    MPSCQ_PEND_WORK(q->npend - i - 1);
+    memmove(&q->pend[i], &q->pend[i + 1], (q->npend - i - 1) * sizeof q->pend[i]);
+    q->npend--;
+}
+
+/* Step run i's front past slots marked taken (each stepped over once, so
+ * O(1) amortized), then drop the run if nothing is left. */
+static void run_trim_front(struct mpscq *q, size_t i)
+{
+    struct mpscq_pending *e = &q->pend[i];
+    while (e->n && slot_taken(q, e->seg = seg_of(q, e->seg, e->idx), e->idx)) {
+        e->idx++;
+        e->n--;
+        if (e->known)
+            e->known--;
+    }
+    run_drop_if_empty(q, i);
+}
+
+/* The same at the back.  Finding the back's segment walks the run's
+ * segments from its front: only a take at the back calls this (once per
+ * batch that ends a run). */
+static void run_trim_back(struct mpscq *q, size_t i)
+{
+    struct mpscq_pending *e = &q->pend[i];
+    struct mpscq_segment *s = e->seg;
+    while (e->n && slot_taken(q, s = seg_of(q, s, e->idx + e->n - 1), e->idx + e->n - 1)) {
+        e->n--;
+        s = e->seg; /* walk again from the front: the back moved down */
+    }
+    if (e->known >= e->n) {
+        e->known = e->n ? e->n - 1 : 0;
+        e->kseg = NULL;
+    }
+    run_drop_if_empty(q, i);
+}
+
+/* Take ticket t (in segment s, state st) from run i of the passed set.
+ * The run shrinks at either end; taking from its middle splits it in two,
+ * or, when no entry can be had for the second half, marks the slot
+ * MPSCQ_SLOT_TAKEN (scans skip it, trims step over it).  So a run costs
+ * O(1) per message taken from it, plus one entry move per run removed or
+ * split (runs are few: at most one per enqueue in flight, design.md
+ * s. 8). */
+static void take_pend(struct mpscq *q, size_t i, uint64_t t, struct mpscq_segment *s,
+                      unsigned st, void **msg)
+{
+    struct mpscq_pending *e = &q->pend[i];
+    _Atomic unsigned char *sv = mpscq_seg_state(s, q->nslots);
+    MPSCQ_HB_AFTER(&sv[t & q->mask]);
+    *msg = mpscq_seg_vals(s)[t & q->mask];
+    uint64_t end = e->idx + e->n;
+    if (t == e->idx) {
+        e->idx = t + 1;
+        e->n--;
+        e->seg = s; /* at or before the new front */
+        if (e->known)
+            e->known--; /* the new front was the first known interior */
+        run_trim_front(q, i);
+    } else if (t + 1 == end) {
+        e->n--;
+        run_trim_back(q, i);
+    } else if (q->npend < q->cap_pend) {
+        /* Middle: split into [idx, t) and [t + 1, end). */
+        MPSCQ_PEND_WORK(q->npend - i);
+        memmove(&q->pend[i + 2], &q->pend[i + 1], (q->npend - i - 1) * sizeof *e);
+        q->npend++;
+        uint64_t known_end = e->idx + e->known; /* last known interior */
+        struct mpscq_segment *kseg = e->kseg;
+        e->n = t - e->idx;
+        if (e->known >= e->n) {
+            e->known = e->n - 1;
+            e->kseg = NULL;
+        }
+        struct mpscq_pending *f = &q->pend[i + 1];
+        f->seg = s;
+        f->idx = t + 1;
+        f->n = end - t - 1;
+        f->known = known_end > t + 1 ? known_end - (t + 1) : 0;
+        f->kseg = f->known ? kseg : NULL; /* the same last known ticket */
+        run_trim_front(q, i + 1);
+        run_trim_back(q, i);
+    } else {
+        /* Relaxed: only the consumer reads the mark; the producer wrote
+         * this slot for the last time already. */
+        atomic_store_explicit(&sv[t & q->mask], (unsigned char)(st | MPSCQ_SLOT_TAKEN),
+                              memory_order_relaxed);
+    }
+    after_take(q, t, st);
+}
+
+/* Index of the run holding ticket t, or SIZE_MAX (runs are sorted). */
+static size_t pend_find(const struct mpscq *q, uint64_t t)
+{
+    size_t lo = 0, hi = q->npend;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        MPSCQ_PEND_WORK(1);
+        if (t < q->pend[mid].idx)
+            hi = mid;
+        else if (t >= q->pend[mid].idx + q->pend[mid].n)
+            lo = mid + 1;
+        else
+            return mid;
+    }
+    return SIZE_MAX;
+}
+
+static void refresh_limit(struct mpscq *q)
+{
+    if (q->closed_seen)
+        return;
+    /* Acquire, and read before any slot of this pass: an enqueue that
+     * returned before some ticket below the new limit was taken happens
+     * before this load (the ticket's seq_cst XADD is in the release
+     * sequence we read from), so its slot reads as written in this pass.
+     * That is what makes taking the first written slot linearizable
+     * (doc/design.md, "Dequeue order"). */
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+    if (!(t & MPSCQ_TAIL_CLOSED)) {
+        q->limit = t;
+        return;
+    }
+    /* seq_cst: pairs with mpscq_close's seq_cst store, for a consumer
+     * that parked after the close (design.md §7). */
+    uint64_t ct = atomic_load_explicit(&q->close_ticket, memory_order_seq_cst);
+    if (ct != MPSCQ_TICKET_UNSET) {
+        q->limit = ct;
+        q->closed_seen = 1;
+    }
+    /* else mpscq_close is between its two steps: keep the previous limit. */
+}
+
+int mpscq_dequeue_slow(struct mpscq *q, void **msg)
+{
+    if (q->last_cont) {
+        /* The batch's next message comes next; it was written before the
+         * batch head's release store that we acquired. */
+        uint64_t want = q->last + 1;
+        if (want == q->scan) {
+            struct mpscq_segment *s = scan_segment(q);
+            take_scan(q, s, slot_state(q, s, want), msg);
+            return MPSCQ_OK;
+        }
+        size_t i = pend_find(q, want);
+        if (i != SIZE_MAX) {
+            struct mpscq_segment *s = seg_of(q, q->pend[i].seg, want);
+            take_pend(q, i, want, s, slot_state(q, s, want), msg);
+            return MPSCQ_OK;
+        }
+        /* Unreachable: a FOLLOWS slot below scan is always pending. */
+        q->last_cont = 0;
+    }
+
+    refresh_limit(q);
+    /* Passed slots first, oldest first, then new ones: the first written
+     * slot in ticket order is the one to take. */
+    for (size_t i = 0; i < q->npend; i++) {
+        struct mpscq_pending *e = &q->pend[i];
+        uint64_t end = e->idx + e->n;
+        /* The front: a batch head, a single message, or a hole. */
+        struct mpscq_segment *s = e->seg;
+        MPSCQ_PEND_WORK(1);
+        unsigned st = slot_state(q, s, e->idx);
+        if (takeable(st)) {
+            take_pend(q, i, e->idx, s, st, msg);
+            return MPSCQ_OK;
+        }
+        /* Then the known interiors are skipped, and the known prefix grows
+         * while the last known slot says the next is its batch's (CONT)
+         * or the next says so itself (FOLLOWS): a batch being written,
+         * interior first, is learned once, not re-read on every pass. */
+        uint64_t t = e->idx + e->known;
+        if (e->known) {
+            s = seg_of(q, e->kseg ? e->kseg : s, t);
+            st = slot_state(q, s, t);
+        }
+        while (t + 1 < end) {
+            struct mpscq_segment *ns = seg_of(q, s, t + 1);
+            MPSCQ_PEND_WORK(1);
+            unsigned nst = slot_state(q, ns, t + 1);
+            if (!(st & MPSCQ_SLOT_CONT) && !(nst & MPSCQ_SLOT_FOLLOWS))
+                break;
+            e->known++;
+            t++;
+            s = ns;
+            st = nst;
+        }
+        if (e->known)
+            e->kseg = s; /* holds idx + known: the next pass starts there */
+        /* The rest, unknown: any may be takeable. */
+        for (t++; t < end; t++) {
+            s = seg_of(q, s, t);
+            MPSCQ_PEND_WORK(1);
+            st = slot_state(q, s, t);
+            if (takeable(st)) {
+                take_pend(q, i, t, s, st, msg);
+                return MPSCQ_OK;
+            }
+        }
+    }
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_CONSUMER_SCAN, q, q->scan);
+    while (q->scan < q->limit) {
+        struct mpscq_segment *s = scan_segment(q);
+        if (!s)
+            break;
+        unsigned st = slot_state(q, s, q->scan);
+        if (takeable(st)) {
+            take_scan(q, s, st, msg);
+            return MPSCQ_OK;
+        }
+        /* Not written yet (its producer is between ticket and write),
+         * or a batch interior whose head is not written yet. */
+        if (!pend_push(q, s, q->scan))
+            break;
+        q->scan++;
+    }
+    mpscq_seg_maybe_reclaim(q);
+    mpscq_seg_pool_trim(q);
+    /* Nothing to take: every place the consumer freed goes back now. */
+    mpscq_credit_flush(q);
+    if (q->closed_seen && q->npend == 0 && q->scan >= q->limit)
+        return MPSCQ_CLOSED;
+    return MPSCQ_EMPTY;
+}
+
+/* The fast path's continuation after it took the last slot of a segment. */
+int mpscq_dequeue_crossed(struct mpscq *q)
+{
+    mpscq_seg_maybe_reclaim(q);
+    return MPSCQ_OK;
+}
+
+int mpscq_dequeue(mpscq_t *q, void **msg)
+{
+    if (MPSCQ_UNLIKELY(!q || !msg))
+        return MPSCQ_INVAL;
+    /* A tail call: the fast path finishes, or continues in
+     * mpscq_dequeue_slow. */
+    return mpscq_fast_dequeue(q, msg);
+}
+
+size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max)
+{
+    size_t n = 0;
+    if (!q || !msgs)
+        return 0;
+    while (n < max && mpscq_dequeue(q, &msgs[n]) == MPSCQ_OK)
+        n++;
+    return n;
+}

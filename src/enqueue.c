@@ -1,0 +1,329 @@
+/*
+ * enqueue.c - the producers' side beyond the fast path: spare segments,
+ * walking and linking the list, batches, and the public enqueue calls.
+ *
+ * doc/design.md s. 2 (wait-freedom) and s. 3 (the hint and the list)
+ * explain the algorithm; comments here give the local reason for each
+ * memory order.
+ */
+#include "config.h"
+
+#include <string.h>
+
+#include "arch.h"
+#include "capacity.h"
+#include "hazard.h"
+#include "segment.h"
+#include "wait.h"
+
+/* A spare that came fresh from the allocator and was never published
+ * carries this id until it is linked (which sets the real id): no other
+ * thread can know its address, so giving it back may free it at once. */
+#define MPSCQ_SEG_ID_FRESH UINT64_MAX
+
+/* Make sure r holds `need` private segments, before any ticket is taken,
+ * so that a failed allocation leaves nothing behind.  A spare's pool_next
+ * links the owner's private list: only the owner touches it (relaxed). */
+static int ensure_spares(struct mpscq *q, struct mpscq_hp_rec *r, size_t need)
+{
+    while (r->nspare < need) {
+        int pooled;
+        struct mpscq_segment *s = mpscq_seg_get(q, r, &pooled);
+        if (!s)
+            return MPSCQ_NOMEM;
+        if (!pooled)
+            s->id = MPSCQ_SEG_ID_FRESH;
+        atomic_store_explicit(&s->pool_next, r->spare, memory_order_relaxed);
+        r->spare = s;
+        r->nspare++;
+    }
+    return MPSCQ_OK;
+}
+
+/* Give back r's spares beyond `keep`: a fresh one to the allocator, a
+ * pooled one (a stale popper may still name it) to the pool, with at most
+ * two CAS attempts each, so that an enqueue stays wait-free; what the
+ * pool does not take in time stays a spare of r. */
+static void spares_trim(struct mpscq *q, struct mpscq_hp_rec *r, size_t keep)
+{
+    while (r->nspare > keep) {
+        struct mpscq_segment *s = r->spare;
+        struct mpscq_segment *rest = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
+        if (s->id != MPSCQ_SEG_ID_FRESH && !mpscq_seg_give_back(q, s, 2)) {
+            /* Still ours: relink it (the attempt overwrote its link). */
+            atomic_store_explicit(&s->pool_next, rest, memory_order_relaxed);
+            return;
+        }
+        /* Unlinked before free_fn runs: a free_fn that enqueues on q must
+         * not find it among our spares. */
+        r->spare = rest;
+        r->nspare--;
+        if (s->id == MPSCQ_SEG_ID_FRESH)
+            mpscq_seg_free(q, s);
+    }
+}
+
+static struct mpscq_segment *take_spare(struct mpscq *q, struct mpscq_hp_rec *r)
+{
+    struct mpscq_segment *s = r->spare;
+    if (s) {
+        r->spare = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
+        r->nspare--;
+        atomic_store_explicit(&s->pool_next, NULL, memory_order_relaxed);
+        return s;
+    }
+    /* Out of spares: more than a segment's worth of tickets are held by
+     * producers that have not linked their segments yet.  We hold a
+     * ticket, so we must not give up; retry the allocator with backoff.
+     * The hazard pointer stays set, so the pool is not usable here. */
+    struct mpscq_backoff b;
+    mpscq_backoff_init(&b);
+    for (;;) {
+        s = mpscq_seg_mem_alloc(q);
+        if (s && ((uintptr_t)s & 15)) { /* alloc_fn broke its contract */
+            mpscq_seg_mem_free(q, s);
+            s = NULL;
+        }
+        if (s) {
+            memset(s, 0, q->seg_bytes);
+            MPSCQ_STAT_ADD(q, st_alloc, 1);
+            return s;
+        }
+        mpscq_backoff_wait(&b);
+        if (b.fails == 1000)
+            mpscq_log(q, MPSCQ_LOG_ERROR,
+                      "Enqueue holds a ticket and cannot allocate a segment; retrying");
+    }
+}
+
+static void give_spare(struct mpscq_hp_rec *r, struct mpscq_segment *s)
+{
+    atomic_store_explicit(&s->pool_next, r->spare, memory_order_relaxed);
+    r->spare = s;
+    r->nspare++;
+}
+
+/* The segment after s, linking one of our spares if nobody has yet. */
+static struct mpscq_segment *next_segment(struct mpscq *q, struct mpscq_hp_rec *r,
+                                          struct mpscq_segment *s)
+{
+    /* Acquire: the linker's id and cleared states are visible. */
+    struct mpscq_segment *next = atomic_load_explicit(&s->next, memory_order_acquire);
+    if (next) {
+        MPSCQ_HB_AFTER(&s->next);
+        return next;
+    }
+    struct mpscq_segment *x = take_spare(q, r);
+    x->id = s->id + 1;
+    struct mpscq_segment *expect = NULL;
+    /* Release on success: x's id and cleared slots are published with the
+     * link.  Acquire on failure: we read the winner's segment next. */
+    MPSCQ_RMW(1);
+    MPSCQ_HB_BEFORE(&s->next);
+    if (atomic_compare_exchange_strong_explicit(&s->next, &expect, x,
+                                                memory_order_acq_rel,
+                                                memory_order_acquire))
+        return x;
+    MPSCQ_HB_AFTER(&s->next);
+    MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+    give_spare(r, x);
+    return expect;
+}
+
+static void write_slot(struct mpscq *q, struct mpscq_segment *s, uint64_t t,
+                       void *msg, unsigned state, memory_order mo)
+{
+    size_t i = (size_t)(t & q->mask);
+    _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots);
+    mpscq_seg_vals(s)[i] = msg;
+    if (mo == memory_order_release)
+        MPSCQ_HB_BEFORE(&st[i]);
+    atomic_store_explicit(&st[i], (unsigned char)state, mo);
+}
+
+/* Finish an enqueue of msgs[0..n-1] at tickets [t, t+n), walking from
+ * `start` (protected by r's hazard pointer, at or before t's segment). */
+static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
+                             void *const *msgs, size_t n, uint64_t t,
+                             struct mpscq_segment *start)
+{
+    uint64_t first_id = t >> q->shift;
+    uint64_t last_id = (t + n - 1) >> q->shift;
+    struct mpscq_segment *s = start, *first = NULL;
+    while (s->id < last_id) {
+        if (s->id == first_id)
+            first = s;
+        s = next_segment(q, r, s);
+    }
+    if (!first)
+        first = s;
+    if (s != start) {
+        /* One attempt to move the hint forward; seq_cst.  Failure means
+         * somebody else moved it.  start is protected by our hazard
+         * pointer, so it cannot have been recycled (no ABA). */
+        struct mpscq_segment *expect = start;
+        MPSCQ_RMW(1);
+        MPSCQ_HB_BEFORE(&q->hint);
+        if (!atomic_compare_exchange_strong_explicit(&q->hint, &expect, s,
+                                                     memory_order_seq_cst,
+                                                     memory_order_relaxed))
+            MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+    }
+    if (n > 1) {
+        /* Interior slots first (relaxed: published by the head's release
+         * store below), each marked FOLLOWS so that the consumer never
+         * takes one ahead of its predecessor: all the state bytes in one
+         * quick pass, then the values.  A consumer polling meanwhile so
+         * learns the whole batch as interior at once (design.md s. 8)
+         * instead of re-reading a long unwritten tail on every pass; it
+         * reads no interior value before the head's release. */
+        for (int pass = 0; pass < 2; pass++) {
+            struct mpscq_segment *w = first;
+            for (size_t k = 1; k < n; k++) {
+                uint64_t tk = t + k;
+                while (w->id != (tk >> q->shift)) {
+                    struct mpscq_segment *prev = w;
+                    w = atomic_load_explicit(&prev->next, memory_order_acquire);
+                    MPSCQ_HB_AFTER(&prev->next);
+                }
+                size_t i = (size_t)(tk & q->mask);
+                if (pass == 0)
+                    atomic_store_explicit(&mpscq_seg_state(w, q->nslots)[i],
+                                          (unsigned char)(MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS |
+                                                          (k + 1 < n ? MPSCQ_SLOT_CONT : 0)),
+                                          memory_order_relaxed);
+                else
+                    mpscq_seg_vals(w)[i] = msgs[k];
+            }
+        }
+    }
+    if (n > 1)
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_BEFORE_PUBLISH, q, t);
+    /* Release: the head slot publishes the whole batch. */
+    write_slot(q, first, t, msgs[0],
+               MPSCQ_SLOT_READY | (n > 1 ? MPSCQ_SLOT_CONT : 0),
+               memory_order_release);
+    /* Release: our reads of the segments are done. */
+    MPSCQ_HB_BEFORE(&r->hp);
+    atomic_store_explicit(&r->hp, NULL, memory_order_release);
+    mpscq_notify(q);
+}
+
+
+/* Everything an enqueue of n messages needs before its ticket: the
+ * thread's record r (NULL when registering it failed), in a bounded queue
+ * n places, and n / N + 1 spare segments.  Admission and closure are
+ * decided before anything is allocated, and a call that fails gives back
+ * what it took: places, and spares beyond the one a record keeps. */
+static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec *r, size_t n)
+{
+    if (MPSCQ_UNLIKELY(!r)) {
+        MPSCQ_STAT_ADD(q, st_nomem, 1);
+        return MPSCQ_NOMEM;
+    }
+    if (q->capacity) {
+        int rc = mpscq_take_credits(q, n);
+        if (rc != MPSCQ_OK)
+            return rc;
+    }
+    size_t need = (n >> q->shift) + 1;
+    if (MPSCQ_LIKELY(r->nspare >= need))
+        return MPSCQ_OK;
+    /* Relaxed: only the closed bit is wanted; the ticket's XADD decides
+     * for real.  This saves allocating for a call that cannot succeed. */
+    if (atomic_load_explicit(&q->tail, memory_order_relaxed) & MPSCQ_TAIL_CLOSED) {
+        mpscq_return_credits(q, n);
+        MPSCQ_STAT_ADD(q, st_closed, 1);
+        return MPSCQ_CLOSED;
+    }
+    if (ensure_spares(q, r, need) != MPSCQ_OK) {
+        spares_trim(q, r, 1);
+        mpscq_return_credits(q, n);
+        MPSCQ_STAT_ADD(q, st_nomem, 1);
+        return MPSCQ_NOMEM;
+    }
+    return MPSCQ_OK;
+}
+
+/* The fast path's continuation when the ticket is not in the hinted
+ * segment. */
+int mpscq_enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
+                         uint64_t ticket, struct mpscq_segment *start)
+{
+    enqueue_finish_n(q, r, &msg, 1, ticket, start);
+    return MPSCQ_OK;
+}
+
+/* The fast path's continuation when its ticket carried the closed bit
+ * (the hazard is already released). */
+int mpscq_enqueue_closed(struct mpscq *q)
+{
+    mpscq_return_credits(q, 1);
+    MPSCQ_STAT_ADD(q, st_closed, 1);
+    return MPSCQ_CLOSED;
+}
+
+/* First enqueue of this thread on q, no spare, or a bounded queue. */
+__attribute__((noinline)) int mpscq_enqueue_prepared(struct mpscq *q, struct mpscq_hp_rec *r,
+                                                     void *msg)
+{
+    int rc = enqueue_prepare(q, r, 1);
+    if (MPSCQ_UNLIKELY(rc != MPSCQ_OK))
+        return rc;
+    return mpscq_fast_enqueue(q, r, msg);
+}
+
+int mpscq_enqueue(mpscq_t *q, void *msg)
+{
+    if (MPSCQ_UNLIKELY(!q))
+        return MPSCQ_INVAL;
+    struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
+    if (MPSCQ_UNLIKELY(!r || !r->spare || q->capacity))
+        return mpscq_enqueue_prepared(q, r, msg);
+    /* A tail call: the fast path finishes the enqueue. */
+    return mpscq_fast_enqueue(q, r, msg);
+}
+
+int mpscq_enqueue_batch_check(struct mpscq *q, size_t n)
+{
+    if (q->capacity && n > q->capacity) {
+        MPSCQ_STAT_ADD(q, st_full, 1);
+        return MPSCQ_FULL;
+    }
+    if (n > (MPSCQ_TAIL_CLOSED >> 2))
+        return MPSCQ_INVAL;
+    return MPSCQ_OK;
+}
+
+int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n)
+{
+    if (!q || (!msgs && n))
+        return MPSCQ_INVAL;
+    if (n == 0)
+        return MPSCQ_OK;
+    int rc = mpscq_enqueue_batch_check(q, n);
+    if (rc != MPSCQ_OK)
+        return rc;
+    return mpscq_enqueue_batch_rec(q, mpscq_hp_acquire(q), msgs, n);
+}
+
+int mpscq_enqueue_batch_rec(struct mpscq *q, struct mpscq_hp_rec *r, void *const *msgs,
+                            size_t n)
+{
+    int rc = enqueue_prepare(q, r, n);
+    if (rc != MPSCQ_OK)
+        return rc;
+    struct mpscq_segment *s;
+    uint64_t t = mpscq_fast_reserve(q, r, n, &s);
+    if (t & MPSCQ_TAIL_CLOSED) {
+        /* Release: our read of s is done; nothing was kept. */
+        MPSCQ_HB_BEFORE(&r->hp);
+        atomic_store_explicit(&r->hp, NULL, memory_order_release);
+        spares_trim(q, r, 1);
+        mpscq_return_credits(q, n);
+        MPSCQ_STAT_ADD(q, st_closed, 1);
+        return MPSCQ_CLOSED;
+    }
+    enqueue_finish_n(q, r, msgs, n, t, s);
+    return MPSCQ_OK;
+}
