@@ -115,6 +115,7 @@ static struct mpscq_segment *next_segment(struct mpscq *q, struct mpscq_hp_rec *
     }
     struct mpscq_segment *x = take_spare(q, r);
     x->id = s->id + 1;
+    x->prev = s;
     struct mpscq_segment *expect = NULL;
     /* Release on success: x's id and cleared slots are published with the
      * link.  Acquire on failure: we read the winner's segment next. */
@@ -150,6 +151,16 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
     uint64_t first_id = t >> q->shift;
     uint64_t last_id = (t + n - 1) >> q->shift;
     struct mpscq_segment *s = start, *first = NULL;
+    /* The hint is read after the ticket, so it may already be past our
+     * first ticket's segment: walk back along prev.  Every segment from
+     * our first ticket's on is kept by that ticket, which stays unhandled
+     * until the head store below (design.md s. 4), and prev was written
+     * before the segment was linked, which happens before the hint named
+     * it (H1). */
+    while (s->id > first_id) {
+        MPSCQ_TEST_BACK_STEP();
+        s = s->prev;
+    }
     while (s->id < last_id) {
         if (s->id == first_id)
             first = s;
@@ -157,7 +168,7 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
     }
     if (!first)
         first = s;
-    if (s != start) {
+    if (s->id > start->id) {
         /* One attempt to move the hint forward; seq_cst.  Failure means
          * somebody else moved it.  start is protected by our hazard
          * pointer, so it cannot have been recycled (no ABA). */
@@ -316,9 +327,7 @@ int mpscq_enqueue_batch_rec(struct mpscq *q, struct mpscq_hp_rec *r, void *const
     struct mpscq_segment *s;
     uint64_t t = mpscq_fast_reserve(q, r, n, &s);
     if (t & MPSCQ_TAIL_CLOSED) {
-        /* Release: our read of s is done; nothing was kept. */
-        MPSCQ_HB_BEFORE(&r->hp);
-        atomic_store_explicit(&r->hp, NULL, memory_order_release);
+        /* The reservation has cleared the hazard; nothing was kept. */
         spares_trim(q, r, 1);
         mpscq_return_credits(q, n);
         MPSCQ_STAT_ADD(q, st_closed, 1);

@@ -12,49 +12,63 @@
 #include "hazard.h"
 #include "wait.h"
 
-/* Steps 1-4 of every enqueue: protect, read the hint, take n tickets.
- * Returns the first ticket; *start is the segment the hazard names. */
-static inline uint64_t protect_and_take(struct mpscq *q, struct mpscq_hp_rec *r,
+/* Steps 1-4 of every enqueue: protect, take n tickets, read the hint.
+ * Returns the first ticket; *start is the segment the hazard names (not
+ * read, and the hazard already cleared, when the ticket says closed).
+ * One locked instruction: the ticket's (design.md s. 2 and s. 4). */
+static inline uint64_t take_and_protect(struct mpscq *q, struct mpscq_hp_rec *r,
                                         uint64_t n, struct mpscq_segment **start)
 {
-    /* 1. Protect every segment: a seq_cst XCHG is the store and the full
-     *    fence of the hazard-pointer publish in one LOCK'ed instruction.
-     *    From here until the narrowing store the consumer recycles nothing. */
-    atomic_exchange_explicit(&r->hp, MPSCQ_HP_ALL, memory_order_seq_cst);
-    MPSCQ_RMW(1);
-    /* 2. seq_cst, not just acquire (which would suffice for the id and
-     *    link the hint publishes): the hazard argument (design.md s. 4)
-     *    needs this load after the XCHG in the single total order, and C11
-     *    orders an acquire load after a seq_cst RMW only on hardware that
-     *    happens to (x86; LDAR on AArch64) - an RCpc acquire (LDAPR) could
-     *    read the hint before the hazard is visible.  A plain MOV on x86,
-     *    LDAR on AArch64: free. */
-    struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_seq_cst);
-    MPSCQ_HB_AFTER(&q->hint);
-    /* 3. Narrow the hazard to s (and, by oldest-first recycling, every
-     *    later segment).  Release is enough: ALL already protects s, and
-     *    the scan sees either value. */
-    atomic_store_explicit(&r->hp, s, memory_order_release);
-    *start = s;
+    /* 1. Protect every segment with a plain store (relaxed).  No fence of
+     *    its own: the ticket's fetch-and-add below is one.  Until the
+     *    narrowing store the consumer recycles nothing. */
+    atomic_store_explicit(&r->hp, MPSCQ_HP_ALL, memory_order_relaxed);
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_BEFORE_TICKET, q, 0);
-    /* 4. The tickets.  seq_cst (LOCK XADD).  Read after the hint, so the
-     *    first ticket's segment is s or a later one. */
+#if !defined(__x86_64__) && !defined(__aarch64__)
+    /* Elsewhere no hardware argument is made for the RMW below: an
+     * explicit StoreLoad fence between the hazard and the hint. */
+    atomic_thread_fence(memory_order_seq_cst);
+#endif
+    /* 2. The tickets.  seq_cst, and the StoreLoad edge of the hazard
+     *    publish: the release half keeps the hazard store before it, the
+     *    acquire half keeps the hint load after it, and the RMW is a full
+     *    barrier on the hardware (LOCK XADD on x86-64; on AArch64 LDADDAL,
+     *    or LDAXR/STLXR, followed by the LDAR below, which is ordered after
+     *    the release).  C11 alone does not make an RMW a fence for other
+     *    locations: design.md s. 4 gives the argument and its scope. */
     uint64_t t = atomic_fetch_add_explicit(&q->tail, n, memory_order_seq_cst);
     MPSCQ_RMW(1);
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_AFTER_TICKET, q, t);
+    if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED)) {
+        /* Release: nothing was read under the hazard; nothing is kept. */
+        MPSCQ_HB_BEFORE(&r->hp);
+        atomic_store_explicit(&r->hp, NULL, memory_order_release);
+        return t;
+    }
+    /* 3. seq_cst: after the ticket in the single total order, so that the
+     *    consumer's hazard scan either sees our hazard or its unlink of a
+     *    segment from the hint is seen here (design.md s. 4).  A plain MOV
+     *    on x86, LDAR on AArch64.  It also reads the linker's id and prev
+     *    (the hint is stored after the segment is linked). */
+    struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_seq_cst);
+    MPSCQ_HB_AFTER(&q->hint);
+    /* 4. Narrow the hazard to s (and, by oldest-first recycling, every
+     *    later segment).  Release is enough: ALL already protects s, and
+     *    the scan sees either value.  The hint may be past our ticket's
+     *    segment; that one and every later one are kept by the ticket
+     *    itself, unhandled until we write it (design.md s. 4). */
+    atomic_store_explicit(&r->hp, s, memory_order_release);
+    *start = s;
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_AFTER_HINT, q, t);
     return t;
 }
 
 int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg)
 {
     struct mpscq_segment *s;
-    uint64_t t = protect_and_take(q, r, 1, &s);
-    if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED)) {
-        /* Release: our read of s is done; nothing was kept. */
-        MPSCQ_HB_BEFORE(&r->hp);
-        atomic_store_explicit(&r->hp, NULL, memory_order_release);
+    uint64_t t = take_and_protect(q, r, 1, &s);
+    if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED))
         return mpscq_enqueue_closed(q);
-    }
     if (MPSCQ_UNLIKELY((t >> q->shift) != s->id))
         return mpscq_enqueue_finish(q, r, msg, t, s);
     size_t i = (size_t)(t & q->mask);
@@ -75,7 +89,7 @@ int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg)
 uint64_t mpscq_fast_reserve_base(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n,
                                  struct mpscq_segment **start)
 {
-    return protect_and_take(q, r, n, start);
+    return take_and_protect(q, r, n, start);
 }
 
 int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)

@@ -54,8 +54,11 @@ extern _Thread_local unsigned long mpscq_rmw_count;
 #ifdef MPSCQ_TEST_HOOKS
 struct mpscq;
 enum {
-    MPSCQ_HOOK_BEFORE_TICKET,  /* producer: hazard set, no ticket yet */
-    MPSCQ_HOOK_AFTER_TICKET,   /* producer: ticket taken, slot not written */
+    MPSCQ_HOOK_BEFORE_TICKET,  /* producer: hazard ALL stored, no ticket yet */
+    MPSCQ_HOOK_AFTER_TICKET,   /* producer: ticket taken, hint not read yet
+                                * (hazard ALL), slot not written */
+    MPSCQ_HOOK_AFTER_HINT,     /* producer: hint read, hazard narrowed to it,
+                                * slot not written */
     MPSCQ_HOOK_BEFORE_PUBLISH, /* batch producer: interior written, head not */
     MPSCQ_HOOK_CONSUMER_SCAN,  /* consumer: passed slots re-read, scan next */
     MPSCQ_HOOK_POOL_POP,       /* popper: hazard on the pool's top (ticket = top)
@@ -71,6 +74,10 @@ extern _Atomic long mpscq_test_cas_failures;
  * counted per thread like mpscq_rmw_count. */
 extern _Thread_local unsigned long mpscq_pend_work;
 #define MPSCQ_PEND_WORK(n) (mpscq_pend_work += (n))
+/* Steps a producer took back along prev (its hint was past its ticket). */
+extern _Atomic unsigned long mpscq_back_steps;
+#define MPSCQ_TEST_BACK_STEP() \
+    atomic_fetch_add_explicit(&mpscq_back_steps, 1, memory_order_relaxed)
 #define MPSCQ_TEST_HOOK(where, q, t) \
     do { if (mpscq_test_hook) mpscq_test_hook((where), (q), (t)); } while (0)
 #define MPSCQ_TEST_FORCE_CAS_FAIL() \
@@ -80,6 +87,7 @@ extern _Thread_local unsigned long mpscq_pend_work;
 #define MPSCQ_TEST_HOOK(where, q, t) ((void)0)
 #define MPSCQ_TEST_FORCE_CAS_FAIL() 0
 #define MPSCQ_PEND_WORK(n) ((void)0)
+#define MPSCQ_TEST_BACK_STEP() ((void)0)
 #endif
 
 struct mpscq_segment {
@@ -88,7 +96,11 @@ struct mpscq_segment {
     uint64_t id;
     _Atomic(struct mpscq_segment *) next;      /* list link, set once */
     _Atomic(struct mpscq_segment *) pool_next; /* pool link, read by stale poppers */
-    char pad[MPSCQ_CACHELINE - 24];
+    /* The segment before it in the list (id - 1), written with id before
+     * the link is published: a producer whose hint is already past its
+     * ticket walks back along it (design.md s. 4). */
+    struct mpscq_segment *prev;
+    char pad[MPSCQ_CACHELINE - 32];
     /* followed by: void *val[nslots]; _Atomic unsigned char state[nslots] */
 };
 

@@ -27,6 +27,7 @@ _Thread_local unsigned long mpscq_rmw_count;
 void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 _Atomic long mpscq_test_cas_failures;
 _Thread_local unsigned long mpscq_pend_work;
+_Atomic unsigned long mpscq_back_steps;
 #endif
 
 /* ------------------------------------------------------------------ */

@@ -74,6 +74,7 @@ static void clear_segment(const struct mpscq *q, struct mpscq_segment *s)
     /* Plain stores: the segment is private to the caller here. */
     memset(mpscq_seg_state(s, q->nslots), 0, q->nslots);
     atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
+    s->prev = NULL;
     s->id = 0;
 }
 

@@ -223,8 +223,8 @@ END_TEST
 
 START_TEST(test_producer_common_case_rmws)
 {
-    /* Through a handle the common case is the hazard publish and the
-     * ticket, as for mpscq_enqueue, and no thread slot is claimed. */
+    /* Through a handle the common case is the ticket alone, as for
+     * mpscq_enqueue, and no thread slot is claimed. */
     mpscq_t *q;
     ck_assert_int_eq(mpscq_create(&q, NULL), MPSCQ_OK);
     mpscq_producer_t *p;
@@ -237,8 +237,8 @@ START_TEST(test_producer_common_case_rmws)
         unsigned long used = mpscq_rmw_count - before;
         hist[used < 7 ? used : 7]++;
     }
-    ck_assert_uint_gt(hist[2], 400);
-    ck_assert_uint_eq(hist[0] + hist[1], 0);
+    ck_assert_uint_gt(hist[1], 400);
+    ck_assert_uint_eq(hist[0], 0);
     ck_assert_ptr_ne(mpscq_tls.q, q); /* this thread never needed its own record */
     void *m;
     while (mpscq_dequeue(q, &m) == MPSCQ_OK)

@@ -5,8 +5,8 @@
 ; stores not with older stores, and a load may pass an older store to a
 ; different address only.  So a plain MOV load is an acquire and a plain
 ; MOV store a release; the one StoreLoad edge we need (hazard publish
-; before reading the hint) comes from XCHG, which is implicitly LOCKed and
-; a full barrier.  LOCK XADD is likewise a full barrier.
+; before reading the hint) comes from the ticket's LOCK XADD, a full
+; barrier, which stands between the two: one locked instruction in all.
 
 %include "mpscq.inc"
 
@@ -23,15 +23,15 @@ extern mpscq_enqueue_closed
 ;       naming start, when the ticket is not in the hinted segment, or to
 ;       mpscq_enqueue_closed(q) with the hazard released.
 FUNC mpscq_fast_enqueue_x86_64
-    mov     eax, HP_ALL
-    xchg    [rsi + REC_HP], rax         ; hazard = ALL; full barrier (StoreLoad
-                                        ; before the hint load, design.md 4)
-    mov     r9, [rdi + Q_HINT]          ; s = hint (acquire: plain load)
-    mov     [rsi + REC_HP], r9          ; narrow hazard to s (release: plain store)
+    mov     qword [rsi + REC_HP], HP_ALL ; hazard = ALL (a plain store)
     mov     eax, 1
-    lock xadd [rdi + Q_TAIL], rax       ; t = ticket (seq_cst)
+    lock xadd [rdi + Q_TAIL], rax       ; t = ticket; a full barrier: the
+                                        ; hazard is visible before the hint
+                                        ; load below (design.md 4)
     bt      rax, TAIL_CLOSED_BIT
     jc      .closed
+    mov     r9, [rdi + Q_HINT]          ; s = hint (acquire: plain load)
+    mov     [rsi + REC_HP], r9          ; narrow hazard to s (release: plain store)
     mov     ecx, [rdi + Q_SHIFT]
     mov     r10, rax
     shr     r10, cl                     ; segment id of t
@@ -73,18 +73,23 @@ ENDFUNC mpscq_fast_enqueue_x86_64
 
 ; uint64_t mpscq_fast_reserve_x86_64(struct mpscq *q, struct mpscq_hp_rec *r,
 ;                                    uint64_t n, struct mpscq_segment **start);
-; Publishes the hazard exactly as above and takes n tickets with one
-; LOCK XADD.  Returns the first ticket (bit 63 set if closed); *start is
-; the hinted segment the hazard names.
+; Publishes the hazard and takes n tickets with one LOCK XADD, exactly as
+; above.  Returns the first ticket (bit 63 set if closed: then the hazard
+; is cleared and *start not written); *start is the hinted segment the
+; hazard names.
 ; in:   rdi q, rsi r, rdx n, rcx start
 ; uses: rax, r9
 FUNC mpscq_fast_reserve_x86_64
-    mov     eax, HP_ALL
-    xchg    [rsi + REC_HP], rax         ; full barrier, as above
+    mov     qword [rsi + REC_HP], HP_ALL ; hazard = ALL, as above
+    mov     rax, rdx
+    lock xadd [rdi + Q_TAIL], rax       ; the tickets; full barrier
+    bt      rax, TAIL_CLOSED_BIT
+    jc      .closed
     mov     r9, [rdi + Q_HINT]
     mov     [rsi + REC_HP], r9
     mov     [rcx], r9
-    mov     rax, rdx
-    lock xadd [rdi + Q_TAIL], rax
+    ret
+.closed:
+    mov     qword [rsi + REC_HP], 0     ; nothing read, nothing kept
     ret
 ENDFUNC mpscq_fast_reserve_x86_64
