@@ -267,30 +267,67 @@ static void refresh_limit(struct mpscq *q)
     /* else mpscq_close is between its two steps: keep the previous limit. */
 }
 
-int mpscq_dequeue_slow(struct mpscq *q, void **msg)
-{
-    if (q->last_cont) {
-        /* The batch's next message comes next; it was written before the
-         * batch head's release store that we acquired. */
-        uint64_t want = q->last + 1;
-        if (want == q->scan) {
-            struct mpscq_segment *s = scan_segment(q);
-            take_scan(q, s, slot_state(q, s, want), msg);
-            return MPSCQ_OK;
-        }
-        size_t i = pend_find(q, want);
-        if (i != SIZE_MAX) {
-            struct mpscq_segment *s = seg_of(q, q->pend[i].seg, want);
-            take_pend(q, i, want, s, slot_state(q, s, want), msg);
-            return MPSCQ_OK;
-        }
-        /* Unreachable: a FOLLOWS slot below scan is always pending. */
-        q->last_cont = 0;
-    }
+/* Lazy passing: a short stretch of unwritten tickets at the scan point,
+ * with nothing takeable behind it, is left as it is instead of being
+ * recorded as passed.  It is usually a producer between its ticket and
+ * its slot write, a few instructions from done; passing it would send
+ * every following dequeue through the passed set.  Longer stretches (an
+ * overtaken batch) are passed at once, as before: re-reading them on
+ * every poll would cost their length each time (design.md s. 8). */
+#define MPSCQ_LAZY_PASS 32
 
-    refresh_limit(q);
-    /* Passed slots first, oldest first, then new ones: the first written
-     * slot in ticket order is the one to take. */
+/* 1 when some ticket in [from, to) is takeable now (acquire loads, as
+ * every slot read); stops at a segment not linked yet. */
+static int lookahead(struct mpscq *q, uint64_t from, uint64_t to)
+{
+    struct mpscq_segment *s = q->scan_seg;
+    for (uint64_t t = from; t < to; t++) {
+        if ((t >> q->shift) != s->id) {
+            /* Acquire: the linker's id and cleared states. */
+            struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+            if (!n)
+                return 0;
+            MPSCQ_HB_AFTER(&s->next);
+            s = n;
+        }
+        MPSCQ_PEND_WORK(1);
+        if (takeable(slot_state(q, s, t)))
+            return 1;
+    }
+    return 0;
+}
+
+/* Nothing is passed and the fast path found the slot at scan not ready.
+ * When that ticket is issued (the cached limit says so, or one fresh load
+ * of tail does), its producer is almost always a few instructions from
+ * writing it: give it MPSCQ_CATCH_UP_NS, touching nothing it writes, then
+ * look once more.  Polling its lines meanwhile, or re-reading tail, would
+ * slow the very producer we wait for: a consumer that catches up with a
+ * producer otherwise reads the ticket counter and the slot's lines once or
+ * twice per message while they are being written (1P1C went from 3-4 to
+ * 30-60 million messages/s on the 2-vCPU machine, doc/performance.md).
+ * Bounded: a stopped producer costs each such call this much, then the
+ * normal path passes its ticket or says EMPTY (design.md s. 8). */
+static int catch_up(struct mpscq *q, void **msg)
+{
+    if (q->limit <= q->scan)
+        refresh_limit(q);
+    if (q->scan >= q->limit)
+        return 0;   /* nothing issued: EMPTY at once, no spin */
+    struct mpscq_segment *s = scan_segment(q);
+    if (!s)
+        return 0;
+    mpscq_spin_ns(MPSCQ_CATCH_UP_NS);
+    unsigned st = slot_state(q, s, q->scan);
+    if (!takeable(st))
+        return 0;
+    take_scan(q, s, st, msg);
+    return 1;
+}
+
+/* Take the oldest passed ticket that is takeable now, if any (1). */
+static int take_passed(struct mpscq *q, void **msg)
+{
     for (size_t i = 0; i < q->npend; i++) {
         struct mpscq_pending *e = &q->pend[i];
         uint64_t end = e->idx + e->n;
@@ -300,7 +337,7 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
         unsigned st = slot_state(q, s, e->idx);
         if (takeable(st)) {
             take_pend(q, i, e->idx, s, st, msg);
-            return MPSCQ_OK;
+            return 1;
         }
         /* Then the known interiors are skipped, and the known prefix grows
          * while the last known slot says the next is its batch's (CONT)
@@ -331,11 +368,64 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
             st = slot_state(q, s, t);
             if (takeable(st)) {
                 take_pend(q, i, t, s, st, msg);
+                return 1;
+            }
+        }
+    }
+    return 0;
+}
+
+int mpscq_dequeue_slow(struct mpscq *q, void **msg)
+{
+    if (q->last_cont) {
+        /* The batch's next message comes next; it was written before the
+         * batch head's release store that we acquired. */
+        uint64_t want = q->last + 1;
+        if (want == q->scan) {
+            struct mpscq_segment *s = scan_segment(q);
+            take_scan(q, s, slot_state(q, s, want), msg);
+            return MPSCQ_OK;
+        }
+        size_t i = pend_find(q, want);
+        if (i != SIZE_MAX) {
+            struct mpscq_segment *s = seg_of(q, q->pend[i].seg, want);
+            take_pend(q, i, want, s, slot_state(q, s, want), msg);
+            return MPSCQ_OK;
+        }
+        /* Unreachable: a FOLLOWS slot below scan is always pending. */
+        q->last_cont = 0;
+    }
+
+    if (!q->npend) {
+        if (catch_up(q, msg))
+            return MPSCQ_OK;
+    } else if (q->scan < q->limit) {
+        /* Tickets are passed and the next one in order is issued (the
+         * cached limit says so).  When it is written it is the candidate:
+         * read it first, then the passed ones.  An enqueue that returned
+         * before the candidate's began wrote its slot before that
+         * enqueue's ticket, so it reads as written after this acquire
+         * load, as it would after a fresh load of tail (design.md s. 8):
+         * no load of the producers' ticket line for it. */
+        struct mpscq_segment *s = scan_segment(q);
+        if (s) {
+            unsigned st = slot_state(q, s, q->scan);
+            if (takeable(st)) {
+                if (!take_passed(q, msg))
+                    take_scan(q, s, st, msg);
                 return MPSCQ_OK;
             }
         }
     }
+    refresh_limit(q);
+    /* Passed slots first, oldest first, then new ones: the first written
+     * slot in ticket order is the one to take. */
+    if (take_passed(q, msg))
+        return MPSCQ_OK;
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_CONSUMER_SCAN, q, q->scan);
+    if (q->scan < q->limit && q->limit - q->scan <= MPSCQ_LAZY_PASS &&
+        !lookahead(q, q->scan, q->limit))
+        goto empty;
     while (q->scan < q->limit) {
         struct mpscq_segment *s = scan_segment(q);
         if (!s)
@@ -351,6 +441,7 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
             break;
         q->scan++;
     }
+empty:
     mpscq_seg_maybe_reclaim(q);
     mpscq_seg_pool_trim(q);
     /* Nothing to take: every place the consumer freed goes back now. */

@@ -31,6 +31,10 @@
 #define MPSCQ_WAIT_SPIN_MIN_NS 128u
 #define MPSCQ_WAIT_SPIN_MAX_NS 2048u
 
+/* The consumer's bounded wait for an issued ticket's slot write, before
+ * it looks past it or says EMPTY (dequeue.c, catch_up; design.md s. 8). */
+#define MPSCQ_CATCH_UP_NS 256u
+
 /* Slot states (one byte per slot, next to the slot's value). */
 #define MPSCQ_SLOT_EMPTY   0u
 #define MPSCQ_SLOT_READY   1u  /* the value is written */

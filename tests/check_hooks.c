@@ -434,6 +434,62 @@ START_TEST(test_hint_overtakes_batch)
 }
 END_TEST
 
+/* ---- the consumer at an issued, unwritten ticket --------------------- */
+
+extern _Atomic unsigned long mpscq_test_spins;
+
+START_TEST(test_lazy_pass_and_catch_up)
+{
+    /* A producer stops between its ticket and its slot write.  The
+     * consumer waits for it once per call, a bounded spin (design.md
+     * s. 8), and, with nothing written behind it, says EMPTY without
+     * recording it as passed; a message enqueued after it is then taken,
+     * and only then is the stopped ticket passed.  With nothing issued
+     * the consumer says EMPTY at once, no spin. */
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 4;
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    struct mpscq *in = (struct mpscq *)q;
+    void *m;
+    unsigned long spins = atomic_load(&mpscq_test_spins);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_uint_eq(atomic_load(&mpscq_test_spins), spins); /* nothing issued */
+    atomic_store(&stalled, 0);
+    atomic_store(&release_stall, 0);
+    stall_where = MPSCQ_HOOK_AFTER_HINT;
+    mpscq_test_hook = stall_hook;
+    struct staller s = { q, -1 };
+    pthread_t st;
+    ck_assert_int_eq(pthread_create(&st, NULL, stalled_producer, &s), 0);
+    while (!atomic_load(&stalled))
+        sched_yield();
+    for (int i = 1; i <= 3; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+        ck_assert_uint_eq(atomic_load(&mpscq_test_spins), spins + (unsigned long)i);
+        ck_assert_uint_eq(in->npend, 0); /* not passed: nothing behind it */
+    }
+    spins = atomic_load(&mpscq_test_spins);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(6, 0)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(6, 0));
+    ck_assert_uint_eq(in->npend, 1);            /* passed now */
+    ck_assert_uint_eq(atomic_load(&mpscq_test_spins), spins + 1);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_uint_eq(atomic_load(&mpscq_test_spins), spins + 1); /* passed: no wait */
+    atomic_store(&release_stall, 1);
+    pthread_join(st, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(s.rc, MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(7, 0));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_uint_eq(in->npend, 0);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 /* ---- a batch is never entered in the middle ------------------------ */
 
 static void *batch_producer(void *p)
@@ -850,6 +906,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_stalled_after_hint);
     tcase_add_test(tc, test_hint_overtakes_ticket);
     tcase_add_test(tc, test_hint_overtakes_batch);
+    tcase_add_test(tc, test_lazy_pass_and_catch_up);
     tcase_add_test(tc, test_batch_interior_not_taken_early);
     tcase_add_test(tc, test_realtime_order_mid_dequeue);
     tcase_add_test(tc, test_contention_warning);
