@@ -443,8 +443,13 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
     }
 empty:
     mpscq_seg_maybe_reclaim(q);
-    mpscq_seg_pool_trim(q);
-    /* Nothing to take: every place the consumer freed goes back now. */
+    /* Nothing to take.  The second time in a row with no ticket issued
+     * in between (the queue is idle, not just caught up), the pool goes
+     * back to its idle bound ... */
+    if (q->limit == q->idle_limit)
+        mpscq_seg_pool_trim(q, MPSCQ_POOL_MAX);
+    q->idle_limit = q->limit;
+    /* ... and every place the consumer freed goes back now. */
     mpscq_credit_flush(q);
     if (q->closed_seen && q->npend == 0 && q->scan >= q->limit)
         return MPSCQ_CLOSED;

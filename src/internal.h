@@ -157,6 +157,7 @@ struct mpscq {
     size_t mask;
     size_t seg_bytes;
     size_t seg_map_bytes;     /* != 0: segments are mmap'ed, this long (segment.c) */
+    long pool_high;           /* the pool's bound while messages flow (segment.h) */
     size_t capacity;          /* 0 = unbounded */
     uint64_t credit_batch;    /* bounded: places the consumer returns at once */
     int need_fence;           /* no membarrier: producers fence before the wake check */
@@ -185,6 +186,7 @@ struct mpscq {
     MPSCQ_ALIGNED uint64_t head;      /* every ticket below it is handled */
     uint64_t scan;                    /* next ticket never looked at */
     uint64_t limit;                   /* tickets below it were issued (last reading) */
+    uint64_t idle_limit;              /* limit at the last EMPTY (dequeue.c) */
     uint64_t last;                    /* ticket taken last */
     int last_cont;                    /* it has MPSCQ_SLOT_CONT: last + 1 must come next */
     int closed_seen;                  /* limit is the final close ticket */

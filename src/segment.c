@@ -37,6 +37,16 @@
 
 void mpscq_seg_mem_setup(struct mpscq *q, int custom_allocator)
 {
+    /* While messages flow the pool keeps up to MPSCQ_POOL_BUSY_BYTES of
+     * segments (4 to 1024 of them).  A producer stopped mid-enqueue holds
+     * recycling up (oldest first, design.md s. 4), so the consumer
+     * recycles in bursts after each such stall, and the producers need
+     * fresh segments during the next one: a pool of 4 sent most segments
+     * to munmap and their successors to mmap (doc/performance.md).  The
+     * pool only ever holds segments the queue had in use; it goes back to
+     * MPSCQ_POOL_MAX when the consumer finds the queue idle. */
+    size_t high = MPSCQ_POOL_BUSY_BYTES / q->seg_bytes;
+    q->pool_high = high < MPSCQ_POOL_MAX ? MPSCQ_POOL_MAX : high > 1024 ? 1024 : (long)high;
     q->seg_map_bytes = 0;
     if (custom_allocator || !MPSCQ_SEG_MMAP)
         return;
@@ -213,7 +223,7 @@ static long pool_push(struct mpscq *q, struct mpscq_segment *s, unsigned tries)
 void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s)
 {
     /* Relaxed: the bound is approximate by design. */
-    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= MPSCQ_POOL_MAX) {
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= q->pool_high) {
         mpscq_seg_free(q, s);
         return;
     }
@@ -230,10 +240,10 @@ int mpscq_seg_give_back(struct mpscq *q, struct mpscq_segment *s, unsigned tries
     return pool_push(q, s, tries) >= 0;
 }
 
-void mpscq_seg_pool_trim(struct mpscq *q)
+void mpscq_seg_pool_trim(struct mpscq *q, long keep)
 {
     /* Relaxed: a hint; the CAS16 below decides. */
-    while (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > MPSCQ_POOL_MAX) {
+    while (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > keep) {
         uint64_t old[2];
         /* Acquire: the pusher's clearing and link precede its CAS.  No
          * hazard of our own is needed to read top->pool_next: only the
@@ -309,5 +319,5 @@ void mpscq_seg_reclaim(struct mpscq *q)
         mpscq_seg_put(q, o);
     }
     /* Spares that exiting threads pushed beyond the pool's bound. */
-    mpscq_seg_pool_trim(q);
+    mpscq_seg_pool_trim(q, q->pool_high);
 }

@@ -7,8 +7,13 @@
 #include "internal.h"
 #include "hazard.h"
 
-/* Drained segments kept for reuse; beyond this they go back to free_fn. */
+/* Drained segments kept for reuse once the consumer finds the queue idle
+ * (two empty dequeues in a row with no ticket issued in between); beyond
+ * this they go back to free_fn (or munmap).  While messages flow the pool
+ * may hold up to q->pool_high (MPSCQ_POOL_BUSY_BYTES worth, 4 to 1024
+ * segments). */
 #define MPSCQ_POOL_MAX 4
+#define MPSCQ_POOL_BUSY_BYTES ((size_t)8 << 20)
 
 /* A segment with every slot empty and next == NULL: from the pool (at most
  * two attempts, protected by r's hazard pointer) or fresh from alloc_fn.
@@ -21,7 +26,7 @@ MPSCQ_HIDDEN struct mpscq_segment *mpscq_seg_get(struct mpscq *q,
 
 /* The consumer recycles a segment that its hazard scan found unprotected
  * (design.md s. 4): clear it and push it on the pool, or free it when the
- * pool is full.  Consumer only. */
+ * pool holds q->pool_high.  Consumer only. */
 MPSCQ_HIDDEN void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s);
 
 /* Any thread returns a segment that it owns privately (a spare): push it
@@ -32,10 +37,12 @@ MPSCQ_HIDDEN void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s);
  * it gave up, and s is still the caller's.  Calls no user callback. */
 MPSCQ_HIDDEN int mpscq_seg_give_back(struct mpscq *q, struct mpscq_segment *s, unsigned tries);
 
-/* The consumer frees what the pool holds beyond MPSCQ_POOL_MAX, each
- * segment after a hazard scan; a protected one goes back and the trim
- * stops until the next call.  Consumer only; cheap when nothing is over. */
-MPSCQ_HIDDEN void mpscq_seg_pool_trim(struct mpscq *q);
+/* The consumer frees what the pool holds beyond `keep` segments
+ * (q->pool_high after recycling, MPSCQ_POOL_MAX when it finds the queue
+ * idle), each segment after a hazard scan; a protected one goes back and
+ * the trim stops until the next call.  Consumer only; cheap when nothing
+ * is over. */
+MPSCQ_HIDDEN void mpscq_seg_pool_trim(struct mpscq *q, long keep);
 
 /* Segment memory: with the default allocator, straight from mmap (so a
  * drained burst goes back to the system, whatever malloc keeps), else

@@ -315,6 +315,7 @@ static void stall_scenario(int where)
         ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
     while (mpscq_dequeue(q, &m) == MPSCQ_OK)
         ;
+    tu_idle(q); /* the pool goes back to its idle bound */
     /* While stopped, the segments from the stopped producer's on (4n
      * messages in 4-slot segments: n of them) were all kept ... */
     size_t seg = ((struct mpscq *)q)->seg_bytes;

@@ -181,6 +181,10 @@ START_TEST(test_rss_returns_after_burst)
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
         ck_assert_ptr_eq(m, (void *)i);
     }
+    /* The drain ends when the consumer finds the queue idle: until then
+     * the pool may keep drained segments for the producers (design.md
+     * s. 5); then it goes back to its idle bound. */
+    tu_idle(q);
     long after = tu_rss_kib();
     ck_assert_int_gt(peak - before, 3000);  /* the backlog was resident */
     /* Back within the pool (4 segments of 12 KiB) and a page or two of
@@ -222,6 +226,7 @@ START_TEST(test_heap_returns_to_baseline)
             for (unsigned p = 0; p < P; p++)
                 pthread_join(th[p], NULL);
     }
+    tu_idle(q);
     long long peak = atomic_load(&a.peak);
     long long after = atomic_load(&a.outstanding);
     /* The backlog really did cost memory ... */
@@ -234,6 +239,43 @@ START_TEST(test_heap_returns_to_baseline)
     mpscq_stats(q, &st);
     ck_assert_uint_gt(st.segments_freed, 0);
     mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+/* The pool keeps drained segments while messages flow (up to its busy
+ * bound), so that producers stalled behind a stopped one do not send every
+ * segment to free_fn and its successor to alloc_fn; it goes back to
+ * MPSCQ_POOL_MAX only when the consumer finds the queue idle: two empty
+ * dequeues with no ticket issued in between (design.md s. 5). */
+START_TEST(test_pool_kept_while_busy_trimmed_when_idle)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_t *qq = make_counted(&a, 4, 0);
+    struct mpscq *q = (struct mpscq *)qq;
+    ck_assert_int_ge(q->pool_high, 100);
+    void *m;
+    for (uintptr_t i = 0; i < 400; i++) /* 100 segments */
+        ck_assert_int_eq(mpscq_enqueue(qq, (void *)i), MPSCQ_OK);
+    for (uintptr_t i = 0; i < 400; i++)
+        ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_OK);
+    long busy = atomic_load(&q->pool_count);
+    ck_assert_int_gt(busy, 90); /* drained segments kept for reuse */
+    ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(atomic_load(&q->pool_count), busy); /* caught up, not idle */
+    /* An enqueue between two empty polls: still not idle. */
+    ck_assert_int_eq(mpscq_enqueue(qq, NULL), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_EMPTY);
+    ck_assert_int_ge(atomic_load(&q->pool_count), busy - 1);
+    /* Idle: back to the bound, and the memory with it. */
+    long long before = atomic_load(&a.outstanding);
+    ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_EMPTY);
+    ck_assert_int_le(atomic_load(&q->pool_count), MPSCQ_POOL_MAX);
+    ck_assert_int_le(atomic_load(&a.outstanding),
+                     before - (busy - 1 - MPSCQ_POOL_MAX) * (long long)q->seg_bytes);
+    mpscq_destroy(qq, NULL, NULL);
     ck_assert_int_eq(atomic_load(&a.outstanding), 0);
 }
 END_TEST
@@ -458,6 +500,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_register_nomem);
     tcase_add_test(tc, test_heap_returns_to_baseline);
     tcase_add_test(tc, test_rss_returns_after_burst);
+    tcase_add_test(tc, test_pool_kept_while_busy_trimmed_when_idle);
     tcase_add_test(tc, test_pool_aba);
     tcase_add_test(tc, test_cas16_semantics);
     tcase_add_test(tc, test_destroy_frees_everything);

@@ -146,6 +146,13 @@ size_t tu_drain_verify(mpscq_t *q, unsigned producers, const uint64_t *expected)
     return got;
 }
 
+void tu_idle(mpscq_t *q)
+{
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+}
+
 int tu_run(const char *name, Suite *s)
 {
     SRunner *sr = srunner_create(s);

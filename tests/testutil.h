@@ -60,6 +60,11 @@ void tu_barrier_wait(struct tu_barrier *b);
  * The consumer spins on MPSCQ_EMPTY until `total` arrived. */
 size_t tu_drain_verify(mpscq_t *q, unsigned producers, const uint64_t *expected);
 
+/* The consumer finds q idle: two empty dequeues with no enqueue between,
+ * after which the segment pool is back within MPSCQ_POOL_MAX (design.md
+ * s. 5).  Fails the running test if a message is there. */
+void tu_idle(mpscq_t *q);
+
 /* Run a suite with Check, print Check's summary line (also to file
  * descriptor 9 when open: the build's test harness points it at the
  * console, so `make check` shows every suite's line), and return the exit
