@@ -8,6 +8,9 @@
  *                      --toggle-collect); prints ns per pair
  *   pair mt P N        P producers, 1 consumer, N messages in total;
  *                      prints million messages/s
+ *
+ * Environment: PAIR_SLOTS=N sets segment_slots; PAIR_STATS=1 prints the
+ * queue's segment counters after an mt run (on stderr).
  */
 #include <mpscq.h>
 #include <pthread.h>
@@ -57,6 +60,8 @@ int main(int argc, char **argv)
     mpscq_t *q;
     mpscq_config cfg;
     mpscq_config_init(&cfg);
+    if (getenv("PAIR_SLOTS"))
+        cfg.segment_slots = strtoull(getenv("PAIR_SLOTS"), NULL, 10);
     /* pairs N CAPACITY: the same on a bounded queue. */
     if (argc == 4 && strcmp(argv[1], "pairs") == 0)
         cfg.capacity = strtoull(argv[3], NULL, 10);
@@ -96,6 +101,12 @@ int main(int argc, char **argv)
         for (unsigned p = 0; p < P; p++)
             pthread_join(th[p], NULL);
         printf("%s mt %u %.2f\n", mpscq_implementation(), P, mps);
+        if (getenv("PAIR_STATS")) {
+            struct mpscq_stats st;
+            mpscq_stats(q, &st);
+            fprintf(stderr, "segments allocated %llu recycled %llu freed %llu, cas failures %llu\n",
+                    st.segments_allocated, st.segments_recycled, st.segments_freed, st.cas_failures);
+        }
     } else {
         fprintf(stderr, "usage: %s pairs N [CAPACITY] | mt P N\n", argv[0]);
         return 2;
