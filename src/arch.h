@@ -29,11 +29,14 @@ typedef int mpscq_cas16_fn(void *p, uint64_t expected[2], const uint64_t desired
 typedef void mpscq_pause_loop_fn(unsigned long n);
 
 /* The enqueue fast path: the whole of mpscq_enqueue once r is known and
- * holds a spare (and a place is taken in a bounded queue).  Takes one
- * ticket and, when the hinted segment holds it, writes the slot and
- * returns MPSCQ_OK.  Otherwise it tail-calls the C continuation:
- * mpscq_enqueue_finish (another segment) or mpscq_enqueue_closed. */
-typedef int mpscq_enqueue_fn(struct mpscq *q, struct mpscq_hp_rec *r, void *msg);
+ * holds a spare.  Takes one ticket; a ticket at or above `admit`
+ * (capacity.h; UINT64_MAX when unbounded) is refused.  When the hinted
+ * segment holds an admitted ticket it writes the slot and returns
+ * MPSCQ_OK.  Otherwise it tail-calls the C continuation:
+ * mpscq_enqueue_finish (another segment), mpscq_enqueue_full (refused) or
+ * mpscq_enqueue_closed. */
+typedef int mpscq_enqueue_fn(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
+                             uint64_t admit);
 
 /* The batch enqueue's first half: publish the hazard as the fast path
  * does, take n tickets with one fetch-and-add and return the first (bit 63
@@ -50,6 +53,8 @@ typedef int mpscq_dequeue_fn(struct mpscq *q, void **msg);
 /* The C continuations the fast paths jump to (enqueue.c, dequeue.c). */
 MPSCQ_HIDDEN int mpscq_enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
                                       uint64_t ticket, struct mpscq_segment *start);
+MPSCQ_HIDDEN int mpscq_enqueue_full(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t ticket,
+                                    struct mpscq_segment *start);
 MPSCQ_HIDDEN int mpscq_enqueue_closed(struct mpscq *q);
 MPSCQ_HIDDEN int mpscq_dequeue_slow(struct mpscq *q, void **msg);
 MPSCQ_HIDDEN int mpscq_dequeue_crossed(struct mpscq *q);

@@ -1,18 +1,18 @@
 /*
- * capacity.c - bounded mode: admission of producers against the places
- * the consumer returns (doc/design.md s. 6).
+ * capacity.c - bounded mode: admission by ticket (doc/design.md s. 6).
  */
 #include "config.h"
 
 #include "capacity.h"
 
-/* Reserve n places in a bounded queue: one load decides the common FULL,
- * then a fetch-and-add with rollback keeps admission exact under races. */
-int mpscq_take_credits(struct mpscq *q, size_t n)
+int mpscq_admit_check(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n, uint64_t *admit)
 {
-    /* Relaxed: credits order nothing but themselves (tickets are never
-     * reused, so a returned credit guards no memory). */
-    if (atomic_load_explicit(&q->credits, memory_order_relaxed) < (int64_t)n) {
+    uint64_t a = mpscq_admit(q);
+    /* r->seen <= tail: tickets up to it were issued, so if they leave no
+     * room now, none is to be had (FULL is honest; design.md s. 6). */
+    if (r->seen + n > a) {
+        /* Relaxed: only the closed bit is wanted, to say CLOSED rather
+         * than FULL on a closed, full queue. */
         if (atomic_load_explicit(&q->tail, memory_order_relaxed) & MPSCQ_TAIL_CLOSED) {
             MPSCQ_STAT_ADD(q, st_closed, 1);
             return MPSCQ_CLOSED;
@@ -20,21 +20,16 @@ int mpscq_take_credits(struct mpscq *q, size_t n)
         MPSCQ_STAT_ADD(q, st_full, 1);
         return MPSCQ_FULL;
     }
-    MPSCQ_RMW(1);
-    int64_t old = atomic_fetch_sub_explicit(&q->credits, (int64_t)n, memory_order_relaxed);
-    if (old < (int64_t)n) {
-        MPSCQ_RMW(1);
-        atomic_fetch_add_explicit(&q->credits, (int64_t)n, memory_order_relaxed);
-        MPSCQ_STAT_ADD(q, st_full, 1);
-        return MPSCQ_FULL;
-    }
+    *admit = a;
     return MPSCQ_OK;
 }
 
-void mpscq_return_credits(struct mpscq *q, size_t n)
+void mpscq_reject_count(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t t, uint64_t n)
 {
-    if (q->capacity) {
-        MPSCQ_RMW(1);
-        atomic_fetch_add_explicit(&q->credits, (int64_t)n, memory_order_relaxed);
-    }
+    MPSCQ_RMW(1);
+    /* Release: pairs with the acquire load in mpscq_admit, so a producer
+     * that counts these tickets issued its own after them. */
+    atomic_fetch_add_explicit(&q->rejected, n, memory_order_release);
+    r->seen = t + n;
+    MPSCQ_STAT_ADD(q, st_full, 1);
 }

@@ -1,37 +1,70 @@
 /*
- * capacity.h - bounded mode: the places producers take and the consumer
- * returns (doc/design.md s. 6).
+ * capacity.h - bounded mode: admission by ticket (doc/design.md s. 6).
+ *
+ * A bounded enqueue takes its tickets like any other, with the one
+ * fetch-and-add on tail, and is admitted when its last ticket is below
+ *
+ *     admit = released + rejected + capacity,
+ *
+ * both counts read before the ticket: `released` is how many messages the
+ * consumer has dequeued (published by it in batches, plain stores) and
+ * `rejected` how many tickets were refused.  A refused enqueue counts its
+ * tickets in `rejected` and marks their slots MPSCQ_SLOT_SKIP, which the
+ * consumer passes.  So no side writes a line the other writes per
+ * message, the dequeue fast path has no locked instruction, and the
+ * bounded enqueue has the same one as the unbounded.
  */
 #ifndef MPSCQ_CAPACITY_H
 #define MPSCQ_CAPACITY_H
 
 #include "internal.h"
+#include "hazard.h"
 
-/* Take n places (one load decides the common FULL), or MPSCQ_FULL /
- * MPSCQ_CLOSED (counted in the statistics) having taken none. */
-MPSCQ_HIDDEN int mpscq_take_credits(struct mpscq *q, size_t n);
-/* Give back n places a failed enqueue took (nothing when unbounded). */
-MPSCQ_HIDDEN void mpscq_return_credits(struct mpscq *q, size_t n);
-
-/* Bounded mode: the consumer returns freed places to `credits` in batches
- * of credit_batch (design.md s. 6), so that its fast path has no locked
- * instruction: a consumer-private count, and one LOCK ADD per batch.
- * mpscq_credit_flush returns what is owed (on EMPTY, so that a queue the
- * consumer has drained accepts `capacity` messages again). */
-static inline void mpscq_credit_flush(struct mpscq *q)
+/* The first ticket not admitted now; UINT64_MAX when unbounded. */
+static inline uint64_t mpscq_admit(struct mpscq *q)
 {
-    if (q->credit_debt) {
-        MPSCQ_RMW(1);
-        /* Relaxed: a place is a count (capacity.c, mpscq_take_credits). */
-        atomic_fetch_add_explicit(&q->credits, (int64_t)q->credit_debt, memory_order_relaxed);
-        q->credit_debt = 0;
+    if (!q->capacity)
+        return UINT64_MAX;
+    /* Acquire, both, and before our ticket: a dequeue counted in released
+     * (the consumer's release store) and a refusal counted in rejected
+     * (the refuser's release RMW) are then of tickets issued before ours,
+     * which is what keeps the capacity strict (design.md s. 6). */
+    return atomic_load_explicit(&q->released, memory_order_acquire) +
+           atomic_load_explicit(&q->rejected, memory_order_acquire) + q->capacity;
+}
+
+/* The FULL check that takes no ticket: n tickets cannot be admitted when
+ * even the tickets r knows were issued leave no room.  MPSCQ_OK with
+ * *admit set, else MPSCQ_FULL or MPSCQ_CLOSED (counted in the
+ * statistics).  Bounded queues only. */
+MPSCQ_HIDDEN int mpscq_admit_check(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n,
+                                   uint64_t *admit);
+
+/* Count n refused tickets (before their slots are marked). */
+MPSCQ_HIDDEN void mpscq_reject_count(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t t,
+                                     uint64_t n);
+
+/* The consumer publishes its dequeues in batches of release_batch
+ * (capacity / 8, 1 to 64), and all of them whenever it finds nothing to
+ * take: a consumer-private count and one plain store per batch. */
+static inline void mpscq_release_flush(struct mpscq *q)
+{
+    if (q->release_debt) {
+        /* Release, a plain store (the consumer is the only writer): the
+         * dequeues counted happen before a producer's acquire load in
+         * mpscq_admit. */
+        atomic_store_explicit(&q->released,
+                              atomic_load_explicit(&q->released, memory_order_relaxed) +
+                                  q->release_debt,
+                              memory_order_release);
+        q->release_debt = 0;
     }
 }
 
-static inline void mpscq_credit_one(struct mpscq *q)
+static inline void mpscq_release_one(struct mpscq *q)
 {
-    if (q->capacity && ++q->credit_debt >= q->credit_batch)
-        mpscq_credit_flush(q);
+    if (q->capacity && ++q->release_debt >= q->release_batch)
+        mpscq_release_flush(q);
 }
 
 #endif /* MPSCQ_CAPACITY_H */

@@ -25,6 +25,19 @@ static inline int takeable(unsigned st)
     return (st & (MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS | MPSCQ_SLOT_TAKEN)) == MPSCQ_SLOT_READY;
 }
 
+/* A refused ticket (bounded, FULL), not yet passed: handled like a take
+ * that yields no message (design.md s. 6). */
+static inline int refused(unsigned st)
+{
+    return (st & (MPSCQ_SLOT_SKIP | MPSCQ_SLOT_TAKEN)) == MPSCQ_SLOT_SKIP;
+}
+
+/* Something the consumer can handle now: a message or a refused ticket. */
+static inline int handleable(unsigned st)
+{
+    return takeable(st) || refused(st);
+}
+
 /* The segment holding q->scan, stepping to the next one if it is linked. */
 static struct mpscq_segment *scan_segment(struct mpscq *q)
 {
@@ -84,16 +97,20 @@ static int pend_push(struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
 }
 
 
+/* Ticket idx (state st) is handled: a message taken, or a refused ticket
+ * passed (which counts as no dequeue: its place was never taken). */
 static void after_take(struct mpscq *q, uint64_t idx, unsigned st)
 {
-    q->last = idx;
-    q->last_cont = (int)(st & MPSCQ_SLOT_CONT);
     q->head = q->npend ? q->pend[0].idx : q->scan;
-    /* Relaxed: only the consumer writes it; readers want a count. */
-    atomic_store_explicit(&q->dequeued,
-                          atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    mpscq_credit_one(q);
+    if (!(st & MPSCQ_SLOT_SKIP)) {
+        q->last = idx;
+        q->last_cont = (int)(st & MPSCQ_SLOT_CONT);
+        /* Relaxed: only the consumer writes it; readers want a count. */
+        atomic_store_explicit(&q->dequeued,
+                              atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        mpscq_release_one(q);
+    }
     mpscq_seg_maybe_reclaim(q);
 }
 
@@ -101,7 +118,8 @@ static void take_scan(struct mpscq *q, struct mpscq_segment *s, unsigned st, voi
 {
     uint64_t idx = q->scan;
     MPSCQ_HB_AFTER(&mpscq_seg_state(s, q->nslots)[idx & q->mask]);
-    *msg = mpscq_seg_vals(s)[idx & q->mask];
+    if (!(st & MPSCQ_SLOT_SKIP))
+        *msg = mpscq_seg_vals(s)[idx & q->mask];
     q->scan = idx + 1;
     after_take(q, idx, st);
 }
@@ -184,7 +202,8 @@ static void take_pend(struct mpscq *q, size_t i, uint64_t t, struct mpscq_segmen
     struct mpscq_pending *e = &q->pend[i];
     _Atomic unsigned char *sv = mpscq_seg_state(s, q->nslots);
     MPSCQ_HB_AFTER(&sv[t & q->mask]);
-    *msg = mpscq_seg_vals(s)[t & q->mask];
+    if (!(st & MPSCQ_SLOT_SKIP))
+        *msg = mpscq_seg_vals(s)[t & q->mask];
     uint64_t end = e->idx + e->n;
     if (t == e->idx) {
         e->idx = t + 1;
@@ -276,8 +295,9 @@ static void refresh_limit(struct mpscq *q)
  * every poll would cost their length each time (design.md s. 8). */
 #define MPSCQ_LAZY_PASS 32
 
-/* 1 when some ticket in [from, to) is takeable now (acquire loads, as
- * every slot read); stops at a segment not linked yet. */
+/* 1 when some ticket in [from, to) can be handled now (a message or a
+ * refused ticket; acquire loads, as every slot read); stops at a segment
+ * not linked yet. */
 static int lookahead(struct mpscq *q, uint64_t from, uint64_t to)
 {
     struct mpscq_segment *s = q->scan_seg;
@@ -291,7 +311,7 @@ static int lookahead(struct mpscq *q, uint64_t from, uint64_t to)
             s = n;
         }
         MPSCQ_PEND_WORK(1);
-        if (takeable(slot_state(q, s, t)))
+        if (handleable(slot_state(q, s, t)))
             return 1;
     }
     return 0;
@@ -319,6 +339,10 @@ static int catch_up(struct mpscq *q, void **msg)
         return 0;
     mpscq_spin_ns(MPSCQ_CATCH_UP_NS);
     unsigned st = slot_state(q, s, q->scan);
+    if (refused(st)) {
+        take_scan(q, s, st, msg); /* passed; the caller goes on */
+        return 0;
+    }
     if (!takeable(st))
         return 0;
     take_scan(q, s, st, msg);
@@ -328,6 +352,7 @@ static int catch_up(struct mpscq *q, void **msg)
 /* Take the oldest passed ticket that is takeable now, if any (1). */
 static int take_passed(struct mpscq *q, void **msg)
 {
+again:
     for (size_t i = 0; i < q->npend; i++) {
         struct mpscq_pending *e = &q->pend[i];
         uint64_t end = e->idx + e->n;
@@ -335,8 +360,10 @@ static int take_passed(struct mpscq *q, void **msg)
         struct mpscq_segment *s = e->seg;
         MPSCQ_PEND_WORK(1);
         unsigned st = slot_state(q, s, e->idx);
-        if (takeable(st)) {
+        if (handleable(st)) {
             take_pend(q, i, e->idx, s, st, msg);
+            if (refused(st))
+                goto again; /* the runs changed; refused tickets are rare */
             return 1;
         }
         /* Then the known interiors are skipped, and the known prefix grows
@@ -366,8 +393,10 @@ static int take_passed(struct mpscq *q, void **msg)
             s = seg_of(q, s, t);
             MPSCQ_PEND_WORK(1);
             st = slot_state(q, s, t);
-            if (takeable(st)) {
+            if (handleable(st)) {
                 take_pend(q, i, t, s, st, msg);
+                if (refused(st))
+                    goto again;
                 return 1;
             }
         }
@@ -415,6 +444,8 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
                     take_scan(q, s, st, msg);
                 return MPSCQ_OK;
             }
+            if (refused(st))
+                take_scan(q, s, st, msg); /* passed; go on below */
         }
     }
     refresh_limit(q);
@@ -435,6 +466,10 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
             take_scan(q, s, st, msg);
             return MPSCQ_OK;
         }
+        if (refused(st)) {
+            take_scan(q, s, st, msg);
+            continue;
+        }
         /* Not written yet (its producer is between ticket and write),
          * or a batch interior whose head is not written yet. */
         if (!pend_push(q, s, q->scan))
@@ -450,7 +485,7 @@ empty:
         mpscq_seg_pool_trim(q, MPSCQ_POOL_MAX);
     q->idle_limit = q->limit;
     /* ... and every place the consumer freed goes back now. */
-    mpscq_credit_flush(q);
+    mpscq_release_flush(q);
     if (q->closed_seen && q->npend == 0 && q->scan >= q->limit)
         return MPSCQ_CLOSED;
     return MPSCQ_EMPTY;

@@ -143,7 +143,9 @@ static void write_slot(struct mpscq *q, struct mpscq_segment *s, uint64_t t,
 }
 
 /* Finish an enqueue of msgs[0..n-1] at tickets [t, t+n), walking from
- * `start` (protected by r's hazard pointer, at or before t's segment). */
+ * `start` (protected by r's hazard pointer; the hint read after the
+ * ticket).  msgs == NULL: the tickets were refused (bounded, FULL), and
+ * their slots are marked MPSCQ_SLOT_SKIP instead. */
 static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
                              void *const *msgs, size_t n, uint64_t t,
                              struct mpscq_segment *start)
@@ -179,6 +181,30 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
                                                      memory_order_seq_cst,
                                                      memory_order_relaxed))
             MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+    }
+    if (!msgs) {
+        /* Refused tickets: each slot says SKIP, alone.  Release, so that a
+         * consumer that reads the mark reads a state this segment's
+         * linker cleared before it (the mark carries no message).  No
+         * order among them: the consumer passes each on its own. */
+        struct mpscq_segment *w = first;
+        for (size_t k = 0; k < n; k++) {
+            uint64_t tk = t + k;
+            while (w->id != (tk >> q->shift)) {
+                struct mpscq_segment *prev = w;
+                w = atomic_load_explicit(&prev->next, memory_order_acquire);
+                MPSCQ_HB_AFTER(&prev->next);
+            }
+            _Atomic unsigned char *st = &mpscq_seg_state(w, q->nslots)[tk & q->mask];
+            MPSCQ_HB_BEFORE(st);
+            atomic_store_explicit(st, MPSCQ_SLOT_SKIP, memory_order_release);
+        }
+        /* Release: our reads of the segments are done. */
+        MPSCQ_HB_BEFORE(&r->hp);
+        atomic_store_explicit(&r->hp, NULL, memory_order_release);
+        /* A consumer asleep after a close waits for these tickets too. */
+        mpscq_notify(q);
+        return;
     }
     if (n > 1) {
         /* Interior slots first (relaxed: published by the head's release
@@ -223,33 +249,40 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
 
 /* Everything an enqueue of n messages needs before its ticket: the
  * thread's record r (NULL when registering it failed), in a bounded queue
- * n places, and n / N + 1 spare segments.  Admission and closure are
- * decided before anything is allocated, and a call that fails gives back
- * what it took: places, and spares beyond the one a record keeps. */
-static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec *r, size_t n)
+ * room for n by the check that takes no ticket (*admit: the admission
+ * bound, UINT64_MAX when unbounded), and n / N + 1 spare segments.
+ * FULL and closure are decided before anything is allocated, and a call
+ * that fails gives back the spares it took beyond the one a record
+ * keeps. */
+static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec *r, size_t n, uint64_t *admit)
 {
     if (MPSCQ_UNLIKELY(!r)) {
         MPSCQ_STAT_ADD(q, st_nomem, 1);
         return MPSCQ_NOMEM;
     }
+    *admit = UINT64_MAX;
     if (q->capacity) {
-        int rc = mpscq_take_credits(q, n);
+        int rc = mpscq_admit_check(q, r, n, admit);
         if (rc != MPSCQ_OK)
             return rc;
     }
     size_t need = (n >> q->shift) + 1;
     if (MPSCQ_LIKELY(r->nspare >= need))
         return MPSCQ_OK;
-    /* Relaxed: only the closed bit is wanted; the ticket's XADD decides
-     * for real.  This saves allocating for a call that cannot succeed. */
-    if (atomic_load_explicit(&q->tail, memory_order_relaxed) & MPSCQ_TAIL_CLOSED) {
-        mpscq_return_credits(q, n);
+    /* Relaxed: the closed bit, and a lower bound of our ticket; the
+     * ticket's XADD decides for real.  This saves allocating for a call
+     * that cannot succeed (a refused one would keep its spares). */
+    uint64_t tail = atomic_load_explicit(&q->tail, memory_order_relaxed);
+    if (tail & MPSCQ_TAIL_CLOSED) {
         MPSCQ_STAT_ADD(q, st_closed, 1);
         return MPSCQ_CLOSED;
     }
+    if (tail + n > *admit) {
+        MPSCQ_STAT_ADD(q, st_full, 1);
+        return MPSCQ_FULL;
+    }
     if (ensure_spares(q, r, need) != MPSCQ_OK) {
         spares_trim(q, r, 1);
-        mpscq_return_credits(q, n);
         MPSCQ_STAT_ADD(q, st_nomem, 1);
         return MPSCQ_NOMEM;
     }
@@ -265,23 +298,33 @@ int mpscq_enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
     return MPSCQ_OK;
 }
 
+/* The fast path's continuation when its ticket was refused: count it,
+ * mark its slot, FULL (design.md s. 6). */
+int mpscq_enqueue_full(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t ticket,
+                       struct mpscq_segment *start)
+{
+    mpscq_reject_count(q, r, ticket, 1);
+    enqueue_finish_n(q, r, NULL, 1, ticket, start);
+    return MPSCQ_FULL;
+}
+
 /* The fast path's continuation when its ticket carried the closed bit
  * (the hazard is already released). */
 int mpscq_enqueue_closed(struct mpscq *q)
 {
-    mpscq_return_credits(q, 1);
     MPSCQ_STAT_ADD(q, st_closed, 1);
     return MPSCQ_CLOSED;
 }
 
-/* First enqueue of this thread on q, no spare, or a bounded queue. */
+/* First enqueue of this thread on q, no spare, or no room. */
 __attribute__((noinline)) int mpscq_enqueue_prepared(struct mpscq *q, struct mpscq_hp_rec *r,
                                                      void *msg)
 {
-    int rc = enqueue_prepare(q, r, 1);
+    uint64_t admit;
+    int rc = enqueue_prepare(q, r, 1, &admit);
     if (MPSCQ_UNLIKELY(rc != MPSCQ_OK))
         return rc;
-    return mpscq_fast_enqueue(q, r, msg);
+    return mpscq_fast_enqueue(q, r, msg, admit);
 }
 
 int mpscq_enqueue(mpscq_t *q, void *msg)
@@ -289,10 +332,13 @@ int mpscq_enqueue(mpscq_t *q, void *msg)
     if (MPSCQ_UNLIKELY(!q))
         return MPSCQ_INVAL;
     struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
-    if (MPSCQ_UNLIKELY(!r || !r->spare || q->capacity))
+    if (MPSCQ_UNLIKELY(!r || !r->spare))
         return mpscq_enqueue_prepared(q, r, msg);
+    uint64_t admit = mpscq_admit(q);
+    if (MPSCQ_UNLIKELY(r->seen + 1 > admit))
+        return mpscq_enqueue_prepared(q, r, msg); /* FULL or CLOSED, no ticket */
     /* A tail call: the fast path finishes the enqueue. */
-    return mpscq_fast_enqueue(q, r, msg);
+    return mpscq_fast_enqueue(q, r, msg, admit);
 }
 
 int mpscq_enqueue_batch_check(struct mpscq *q, size_t n)
@@ -321,7 +367,8 @@ int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n)
 int mpscq_enqueue_batch_rec(struct mpscq *q, struct mpscq_hp_rec *r, void *const *msgs,
                             size_t n)
 {
-    int rc = enqueue_prepare(q, r, n);
+    uint64_t admit;
+    int rc = enqueue_prepare(q, r, n, &admit);
     if (rc != MPSCQ_OK)
         return rc;
     struct mpscq_segment *s;
@@ -329,9 +376,14 @@ int mpscq_enqueue_batch_rec(struct mpscq *q, struct mpscq_hp_rec *r, void *const
     if (t & MPSCQ_TAIL_CLOSED) {
         /* The reservation has cleared the hazard; nothing was kept. */
         spares_trim(q, r, 1);
-        mpscq_return_credits(q, n);
         MPSCQ_STAT_ADD(q, st_closed, 1);
         return MPSCQ_CLOSED;
+    }
+    if (t + n > admit) {
+        /* Refused, all n (design.md s. 6). */
+        mpscq_reject_count(q, r, t, n);
+        enqueue_finish_n(q, r, NULL, n, t, s);
+        return MPSCQ_FULL;
     }
     enqueue_finish_n(q, r, msgs, n, t, s);
     return MPSCQ_OK;

@@ -63,12 +63,17 @@ static inline uint64_t take_and_protect(struct mpscq *q, struct mpscq_hp_rec *r,
     return t;
 }
 
-int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg)
+int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
+                            uint64_t admit)
 {
     struct mpscq_segment *s;
     uint64_t t = take_and_protect(q, r, 1, &s);
     if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED))
         return mpscq_enqueue_closed(q);
+    /* Bounded: refused unless below the admission bound read before the
+     * ticket (capacity.h); UINT64_MAX when unbounded. */
+    if (MPSCQ_UNLIKELY(t >= admit))
+        return mpscq_enqueue_full(q, r, t, s);
     if (MPSCQ_UNLIKELY((t >> q->shift) != s->id))
         return mpscq_enqueue_finish(q, r, msg, t, s);
     size_t i = (size_t)(t & q->mask);
@@ -118,8 +123,8 @@ int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
     atomic_store_explicit(&q->dequeued,
                           atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
                           memory_order_relaxed);
-    /* Bounded: one more place freed, returned in batches (internal.h). */
-    mpscq_credit_one(q);
+    /* Bounded: one more dequeue, published in batches (capacity.h). */
+    mpscq_release_one(q);
     if (MPSCQ_UNLIKELY(((idx + 1) & q->mask) == 0))
         return mpscq_dequeue_crossed(q);
     return MPSCQ_OK;

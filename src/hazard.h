@@ -35,6 +35,10 @@ struct mpscq_hp_rec {
      * pool under the registry lock, before the slot is given back). */
     struct mpscq_segment *spare;
     size_t nspare;
+    /* Owner-private, bounded queues: tickets known to be issued (the end
+     * of this record's last refused ticket range), a lower bound of tail
+     * for the FULL check that takes no ticket (capacity.c). */
+    uint64_t seen;
     /* MPSCQ_REC_SLOT: a thread slot's record (hazard.c's directory);
      * else a producer handle's: MPSCQ_REC_HANDLE_BUSY while a handle
      * holds it, MPSCQ_REC_HANDLE_FREE for the next mpscq_producer_create. */

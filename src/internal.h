@@ -42,6 +42,8 @@
 #define MPSCQ_SLOT_FOLLOWS 4u  /* batch interior: taken only right after its predecessor */
 #define MPSCQ_SLOT_TAKEN   8u  /* the consumer's mark: taken from the middle of a run
                                 * of passed slots (dequeue.c, take_pend) */
+#define MPSCQ_SLOT_SKIP   16u  /* alone: the ticket was refused (bounded, FULL);
+                                * the consumer passes it, no message */
 
 /* Counting atomic read-modify-writes, for the wait-freedom test only
  * (built with -DMPSCQ_COUNT_RMW into a separate test library). */
@@ -159,7 +161,7 @@ struct mpscq {
     size_t seg_map_bytes;     /* != 0: segments are mmap'ed, this long (segment.c) */
     long pool_high;           /* the pool's bound while messages flow (segment.h) */
     size_t capacity;          /* 0 = unbounded */
-    uint64_t credit_batch;    /* bounded: places the consumer returns at once */
+    uint64_t release_batch;   /* bounded: dequeues the consumer publishes at once */
     int need_fence;           /* no membarrier: producers fence before the wake check */
     void (*log_fn)(int, const char *, void *);
     void *log_arg;
@@ -179,8 +181,11 @@ struct mpscq {
     _Atomic uint64_t close_ticket; /* tickets below it were taken before close */
     _Atomic(struct mpscq_hp_rec *) records; /* hazard records, push-only list */
 
-    /* ---- bounded mode: free places; producers and consumer write it ---- */
-    MPSCQ_ALIGNED _Atomic int64_t credits;
+    /* ---- bounded mode: admission (capacity.h, design.md s. 6).  Read by
+     * every bounded enqueue; `released` is written by the consumer once
+     * per release_batch dequeues, `rejected` by refused producers only. */
+    MPSCQ_ALIGNED _Atomic uint64_t released; /* dequeues published */
+    _Atomic uint64_t rejected;               /* tickets refused (FULL) */
 
     /* ---- the single consumer's state (no other thread writes it) ---- */
     MPSCQ_ALIGNED uint64_t head;      /* every ticket below it is handled */
@@ -196,7 +201,7 @@ struct mpscq {
     size_t npend, cap_pend;           /* runs, not tickets */
     struct mpscq_pending pend_inline[16];
     _Atomic uint64_t dequeued;        /* consumer stores, others read */
-    uint64_t credit_debt;             /* bounded: places freed, not yet returned */
+    uint64_t release_debt;            /* bounded: dequeues not yet published */
     unsigned wait_spin_ns;            /* dequeue_wait's spin budget (adaptive) */
 
     /* ---- pool of recycled segments ---- */

@@ -11,6 +11,7 @@
 #include "config.h"
 
 #include "arch.h"
+#include "capacity.h"
 #include "hazard.h"
 
 struct mpscq_producer {
@@ -45,10 +46,13 @@ int mpscq_producer_enqueue(mpscq_producer_t *p, void *msg)
         return MPSCQ_INVAL;
     struct mpscq *q = p->q;
     struct mpscq_hp_rec *r = p->rec;
-    if (MPSCQ_UNLIKELY(!r->spare || q->capacity))
+    if (MPSCQ_UNLIKELY(!r->spare))
         return mpscq_enqueue_prepared(q, r, msg);
+    uint64_t admit = mpscq_admit(q);
+    if (MPSCQ_UNLIKELY(r->seen + 1 > admit))
+        return mpscq_enqueue_prepared(q, r, msg); /* FULL or CLOSED, no ticket */
     /* A tail call: the fast path finishes the enqueue. */
-    return mpscq_fast_enqueue(q, r, msg);
+    return mpscq_fast_enqueue(q, r, msg, admit);
 }
 
 int mpscq_producer_enqueue_batch(mpscq_producer_t *p, void *const *msgs, size_t n)

@@ -130,8 +130,8 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     mpscq_seg_mem_setup(q, cfg->alloc_fn != NULL);
     q->capacity = cfg->capacity;
     /* An eighth of the capacity, at most 64: FULL may then be seen with up
-     * to credit_batch - 1 places free (design.md s. 6). */
-    q->credit_batch = cfg->capacity / 8 < 1 ? 1 : cfg->capacity / 8 > 64 ? 64 : cfg->capacity / 8;
+     * to release_batch - 1 places free (design.md s. 6). */
+    q->release_batch = cfg->capacity / 8 < 1 ? 1 : cfg->capacity / 8 > 64 ? 64 : cfg->capacity / 8;
     q->need_fence = !mpscq_wait_init();
     mpscq_spin_init();
     /* Relaxed: only uniqueness matters. */
@@ -142,7 +142,8 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     q->wait_spin_ns = MPSCQ_WAIT_SPIN_MAX_NS;
     atomic_init(&q->close_ticket, MPSCQ_TICKET_UNSET);
     atomic_init(&q->records, NULL);
-    atomic_init(&q->credits, (int64_t)cfg->capacity);
+    atomic_init(&q->released, 0);
+    atomic_init(&q->rejected, 0);
     atomic_init(&q->dequeued, 0);
     atomic_init(&q->pool.ptr, NULL);
     atomic_init(&q->pool.tag, 0);
@@ -156,7 +157,8 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     MPSCQ_HG_ATOMIC_VAR(q->parked);
     MPSCQ_HG_ATOMIC_VAR(q->close_ticket);
     MPSCQ_HG_ATOMIC_VAR(q->records);
-    MPSCQ_HG_ATOMIC_VAR(q->credits);
+    MPSCQ_HG_ATOMIC_VAR(q->released);
+    MPSCQ_HG_ATOMIC_VAR(q->rejected);
     MPSCQ_HG_ATOMIC_VAR(q->dequeued);
     MPSCQ_HG_ATOMIC_VAR(q->pool);
     MPSCQ_HG_ATOMIC_VAR(q->pool_count);
@@ -211,17 +213,20 @@ int mpscq_is_closed(const mpscq_t *q)
             MPSCQ_TAIL_CLOSED) != 0;
 }
 
-/* Tickets issued to accepted messages (before any close).  Relaxed loads
- * here and in mpscq_size/mpscq_stats: they report counts, and order
- * nothing. */
+/* Tickets issued to accepted messages (before any close): issued less
+ * refused.  Relaxed loads here and in mpscq_size/mpscq_stats: they report
+ * counts, and order nothing (a refused ticket counts as issued for the
+ * instant before its producer counts it refused). */
 static uint64_t accepted(const struct mpscq *q)
 {
     struct mpscq *m = (struct mpscq *)q;
+    uint64_t rej = atomic_load_explicit(&m->rejected, memory_order_relaxed);
     uint64_t t = atomic_load_explicit(&m->tail, memory_order_relaxed);
-    if (!(t & MPSCQ_TAIL_CLOSED))
-        return t;
-    uint64_t ct = atomic_load_explicit(&m->close_ticket, memory_order_relaxed);
-    return ct != MPSCQ_TICKET_UNSET ? ct : (t & ~MPSCQ_TAIL_CLOSED);
+    if (t & MPSCQ_TAIL_CLOSED) {
+        uint64_t ct = atomic_load_explicit(&m->close_ticket, memory_order_relaxed);
+        t = ct != MPSCQ_TICKET_UNSET ? ct : (t & ~MPSCQ_TAIL_CLOSED);
+    }
+    return t > rej ? t - rej : 0;
 }
 
 size_t mpscq_size(const mpscq_t *q)

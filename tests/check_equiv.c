@@ -38,9 +38,9 @@ static void chk_pause_loop(unsigned long n)
 {
     CALL(mpscq_arch_pause_loop_x86_64, n, 0, 0, 0, 0);
 }
-static int chk_enqueue(struct mpscq *q, struct mpscq_hp_rec *r, void *m)
+static int chk_enqueue(struct mpscq *q, struct mpscq_hp_rec *r, void *m, uint64_t admit)
 {
-    return (int)CALL(mpscq_fast_enqueue_x86_64, q, r, m, 0, 0);
+    return (int)CALL(mpscq_fast_enqueue_x86_64, q, r, m, admit, 0);
 }
 static uint64_t chk_reserve(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n,
                             struct mpscq_segment **s)
@@ -82,8 +82,7 @@ struct state {
     uint64_t tail, head, scan, last, limit, dequeued;
     int last_cont, closed;
     size_t npend;
-    int64_t credits;
-    uint64_t credit_debt;
+    uint64_t released, rejected, release_debt;
     uint64_t scan_seg_id, hint_id, oldest_id;
 };
 
@@ -106,8 +105,9 @@ static void snap(mpscq_t *pq, struct state *s)
     s->last_cont = q->last_cont;
     s->closed = mpscq_is_closed(pq);
     s->npend = q->npend;
-    s->credits = atomic_load(&q->credits);
-    s->credit_debt = q->credit_debt;
+    s->released = atomic_load(&q->released);
+    s->rejected = atomic_load(&q->rejected);
+    s->release_debt = q->release_debt;
     s->scan_seg_id = q->scan_seg->id;
     s->hint_id = atomic_load(&q->hint)->id;
     s->oldest_id = q->oldest->id;

@@ -42,26 +42,27 @@ FUNC mpscq_fast_dequeue_x86_64
     ; atomic for readers (mpscq_size, mpscq_stats load it relaxed).
     inc     qword [rdi + Q_DEQUEUED]
     cmp     qword [rdi + Q_CAPACITY], 0
-    jne     .credit
-.credited:
+    jne     .count
+.counted:
     test    rax, [rdi + Q_MASK]         ; took the segment's last slot?
     jz      .crossed
     xor     eax, eax                    ; ST_OK
     ret
-.credit:
-    ; A place is free again: counted in the consumer-private debt, and
-    ; returned to the shared credits with one LOCK ADD per credit_batch
-    ; places (a count only: no ordering needed).  rcx is free here.
-    mov     rcx, [rdi + Q_CREDIT_DEBT]
+.count:
+    ; One more dequeue, counted in the consumer-private debt and published
+    ; to `released` once per release_batch (capacity.h): a plain ADD, since
+    ; the consumer is its only writer, and a release store under TSO, so
+    ; no locked instruction.  rcx is free here.
+    mov     rcx, [rdi + Q_RELEASE_DEBT]
     inc     rcx
-    cmp     rcx, [rdi + Q_CREDIT_BATCH]
-    jae     .return_credits
-    mov     [rdi + Q_CREDIT_DEBT], rcx
-    jmp     .credited
-.return_credits:
-    lock add [rdi + Q_CREDITS], rcx
-    mov     qword [rdi + Q_CREDIT_DEBT], 0
-    jmp     .credited
+    cmp     rcx, [rdi + Q_RELEASE_BATCH]
+    jae     .release
+    mov     [rdi + Q_RELEASE_DEBT], rcx
+    jmp     .counted
+.release:
+    add     [rdi + Q_RELEASED], rcx
+    mov     qword [rdi + Q_RELEASE_DEBT], 0
+    jmp     .counted
 .crossed:
     jmp     mpscq_dequeue_crossed wrt ..plt     ; (q): recycle drained segments
 .slow:

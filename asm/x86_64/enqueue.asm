@@ -12,17 +12,21 @@
 
 extern mpscq_wake_consumer
 extern mpscq_enqueue_finish
+extern mpscq_enqueue_full
 extern mpscq_enqueue_closed
 
 ; int mpscq_fast_enqueue_x86_64(struct mpscq *q, struct mpscq_hp_rec *r,
-;                               void *msg);
-; in:   rdi q, rsi r, rdx msg
-; uses: rax, rcx, r8, r9, r10 (and what the C continuations use)
+;                               void *msg, uint64_t admit);
+; in:   rdi q, rsi r, rdx msg, rcx admit (the first ticket refused:
+;       capacity.h; all ones when unbounded)
+; uses: rax, rcx, r8, r9, r10, r11 (and what the C continuations use)
 ; out:  eax = ST_OK; or a tail call to
 ;       mpscq_enqueue_finish(q, r, msg, ticket, start) with the hazard still
-;       naming start, when the ticket is not in the hinted segment, or to
+;       naming start, when the ticket is not in the hinted segment, to
+;       mpscq_enqueue_full(q, r, ticket, start) when it is refused, or to
 ;       mpscq_enqueue_closed(q) with the hazard released.
 FUNC mpscq_fast_enqueue_x86_64
+    mov     r11, rcx                    ; admit (rcx is the shift count below)
     mov     qword [rsi + REC_HP], HP_ALL ; hazard = ALL (a plain store)
     mov     eax, 1
     lock xadd [rdi + Q_TAIL], rax       ; t = ticket; a full barrier: the
@@ -32,6 +36,8 @@ FUNC mpscq_fast_enqueue_x86_64
     jc      .closed
     mov     r9, [rdi + Q_HINT]          ; s = hint (acquire: plain load)
     mov     [rsi + REC_HP], r9          ; narrow hazard to s (release: plain store)
+    cmp     rax, r11                    ; bounded: refused at or above admit
+    jae     .full
     mov     ecx, [rdi + Q_SHIFT]
     mov     r10, rax
     shr     r10, cl                     ; segment id of t
@@ -65,6 +71,10 @@ FUNC mpscq_fast_enqueue_x86_64
 .closed:
     mov     qword [rsi + REC_HP], 0
     jmp     mpscq_enqueue_closed wrt ..plt      ; (q)
+.full:
+    mov     rdx, rax                    ; ticket
+    mov     rcx, r9                     ; start, still protected
+    jmp     mpscq_enqueue_full wrt ..plt        ; (q, r, ticket, start)
 .slow:
     mov     rcx, rax                    ; ticket
     mov     r8, r9                      ; start, still protected

@@ -33,9 +33,9 @@ void mpscq_asm_offsets(void)
     DEFINE(Q_LAST_CONT, offsetof(struct mpscq, last_cont));
     DEFINE(Q_DEQUEUED, offsetof(struct mpscq, dequeued));
     DEFINE(Q_CAPACITY, offsetof(struct mpscq, capacity));
-    DEFINE(Q_CREDITS, offsetof(struct mpscq, credits));
-    DEFINE(Q_CREDIT_DEBT, offsetof(struct mpscq, credit_debt));
-    DEFINE(Q_CREDIT_BATCH, offsetof(struct mpscq, credit_batch));
+    DEFINE(Q_RELEASED, offsetof(struct mpscq, released));
+    DEFINE(Q_RELEASE_DEBT, offsetof(struct mpscq, release_debt));
+    DEFINE(Q_RELEASE_BATCH, offsetof(struct mpscq, release_batch));
     DEFINE(REC_HP, offsetof(struct mpscq_hp_rec, hp));
     DEFINE(SEG_ID, offsetof(struct mpscq_segment, id));
     DEFINE(SEG_VALS, sizeof(struct mpscq_segment));
