@@ -42,8 +42,8 @@ enum mpscq_status {
     MPSCQ_OK = 0,   /* success */
     MPSCQ_EMPTY,    /* dequeue: nothing ready now */
     MPSCQ_FULL,     /* enqueue: bounded queue has no free place (up to
-                     * capacity/8, at most 63, freed places may be on
-                     * their way back from the consumer) */
+                     * capacity/8 - 1, at most 63, dequeues may not be
+                     * published by the consumer yet) */
     MPSCQ_CLOSED,   /* enqueue after close; dequeue after close and drain */
     MPSCQ_TIMEOUT,  /* mpscq_dequeue_wait: the timeout expired */
     MPSCQ_NOMEM,    /* an allocation failed; nothing was changed */
@@ -118,12 +118,12 @@ void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg);
  * Ordering: release; the consumer that dequeues msg sees every write the
  * producer made before the call.  Messages of one thread come out in the
  * order they went in; the queue is linearizable.
- * Progress: wait-free, no lock; 2 atomic read-modify-writes in the
- * common unbounded case (a hazard-pointer publish and the ticket), 3
- * bounded; at most 10 (12 bounded) with the default segment size and
- * fewer than 1023 enqueues in flight.  In general 4 + L (+2 bounded, +4
- * to refill a spare segment), L <= (T + 1) / N + 2, with T tickets held
- * by enqueues in flight and N = segment_slots (doc/design.md s. 2).  A
+ * Progress: wait-free, no lock; 1 atomic read-modify-write in the
+ * common case, bounded or not (the ticket; it also fences the
+ * hazard-pointer publish); at most 9 with the default segment size and
+ * fewer than 1023 enqueues in flight.  In general 3 + L (+1 when refused,
+ * +4 to refill a spare segment), L <= (T + 1) / N + 2, with T tickets
+ * held by enqueues in flight and N = segment_slots (doc/design.md s. 2).  A
  * thread's first call on q and a call that must supply a fresh segment
  * may call alloc_fn; when more than N tickets are in flight ahead of it
  * and alloc_fn fails, the call retries alloc_fn until it succeeds (it
@@ -172,9 +172,12 @@ void mpscq_producer_destroy(mpscq_producer_t *p);
 /* mpscq_dequeue: take the oldest ready message into *msg.
  * Thread contract: the single consumer only.
  * Ordering: acquire (pairs with the producer's release).
- * Progress: non-blocking; never waits for a producer.  A producer that
- * took its ticket but has not yet written its slot is skipped; the
- * consumer returns to that slot later.
+ * Progress: wait-free; never waits for a producer beyond 256 ns.  When
+ * the next ticket is taken but its slot not yet written, the call spins
+ * that long for it (the producer is almost always a few instructions
+ * from done), then skips it, taking a later message if there is one; the
+ * consumer returns to that slot later.  With no ticket taken it returns
+ * MPSCQ_EMPTY at once.
  * Returns MPSCQ_OK, MPSCQ_EMPTY (nothing ready; *msg untouched),
  * MPSCQ_CLOSED (closed and drained) or MPSCQ_INVAL (q or msg NULL). */
 int mpscq_dequeue(mpscq_t *q, void **msg);
