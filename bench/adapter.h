@@ -21,8 +21,13 @@ enum {
 enum {
     BENCH_UNBOUNDED = 1u << 0,  /* grows without a capacity */
     BENCH_BOUNDED = 1u << 1,    /* honours a capacity */
-    BENCH_PRESIZED = 1u << 2    /* no unbounded mode: an "unbounded" run
+    BENCH_PRESIZED = 1u << 2,   /* no unbounded mode: an "unbounded" run
                                  * gets a ring sized for every message */
+    BENCH_ONE_PRODUCER = 1u << 3, /* a single-producer reference: runs
+                                  * with one producer only */
+    BENCH_ROUNDED_CAPACITY = 1u << 4 /* bounded, but holds more than the
+                                  * capacity asked (a rounded-up ring):
+                                  * no full-queue probe */
 };
 
 struct bench_run_shape {
@@ -61,6 +66,9 @@ extern const struct bench_adapter bench_adapter_mutex;
 extern const struct bench_adapter bench_adapter_wfcq;
 extern const struct bench_adapter bench_adapter_ck;
 extern const struct bench_adapter bench_adapter_rte;
+extern const struct bench_adapter bench_adapter_moodycamel;
+extern const struct bench_adapter bench_adapter_atomic_queue;
+extern const struct bench_adapter bench_adapter_spsc;
 
 /* Shared adapter helpers.  For queues with no per-producer state: the
  * context is the queue itself, and there is nothing to release. */

@@ -22,6 +22,13 @@ const struct bench_adapter *const bench_adapters[] = {
 #ifdef HAVE_PEER_DPDK
     &bench_adapter_rte,
 #endif
+#ifdef HAVE_PEER_MOODYCAMEL
+    &bench_adapter_moodycamel,
+#endif
+#ifdef HAVE_PEER_ATOMIC_QUEUE
+    &bench_adapter_atomic_queue,
+#endif
+    &bench_adapter_spsc,
     NULL
 };
 

@@ -306,6 +306,10 @@ static int cell_skip(struct bench_table *tb, struct bench_cell *c)
         c->skip_reason = "n/a: no bounded mode";
     else if (tb->kind == KIND_PROBE && !(f & BENCH_BOUNDED))
         c->skip_reason = "n/a: no bounded mode";
+    else if (tb->kind == KIND_PROBE && (f & BENCH_ROUNDED_CAPACITY))
+        c->skip_reason = "n/a: capacity rounded up";
+    else if ((f & BENCH_ONE_PRODUCER) && c->producers > 1)
+        c->skip_reason = "n/a: one producer only";
     c->skipped = c->skip_reason != NULL;
     return c->skipped;
 }
@@ -633,6 +637,18 @@ int main(int argc, char **argv)
                     }
                     struct bench_result r = job.out.r;
                     int i = c->runs++;
+                    if (tb->kind == KIND_THROUGHPUT && r.verified && !c->stalled &&
+                        r.messages * 10 < tb->messages) {
+                        /* It ran, but its time limit stopped it with less
+                         * than a tenth of its messages through: a queue
+                         * that stalls (a producer waiting for a preempted
+                         * one), not a figure to take a ratio against. */
+                        c->stalled = 1;
+                        snprintf(c->stall_reason, sizeof c->stall_reason,
+                                 "STALLED: %llu of %llu messages in the %.0f s limit (run %d)",
+                                 (unsigned long long)r.messages,
+                                 (unsigned long long)tb->messages, o.max_seconds, run + 1);
+                    }
                     if (!r.verified) {
                         if (!c->failures)
                             snprintf(c->verdict, sizeof c->verdict, "%s", r.verdict);

@@ -72,9 +72,11 @@ static const struct bench_cell *cell(const struct bench_table *tb, unsigned q, u
     return &tb->cells[q * tb->ncols + col];
 }
 
+/* A cell a ratio may be taken against: it ran, every run was verified,
+ * and it did not stall. */
 static int usable(const struct bench_cell *c)
 {
-    return !c->skipped && c->runs > 0 && c->failures == 0;
+    return !c->skipped && !c->stalled && c->runs > 0 && c->failures == 0;
 }
 
 static void col_label(const struct bench_table *tb, const struct bench_cell *c, char *buf,
@@ -103,7 +105,9 @@ static void print_throughput(const struct bench_report *rep, const struct bench_
         for (unsigned j = 0; j < tb->ncols; j++) {
             const struct bench_cell *c = cell(tb, q, j);
             char v[48];
-            if (c->stalled)
+            if (c->stalled && c->runs > 0 && !c->failures)
+                snprintf(v, sizeof v, "STALLED %.1f", c->s_mmsgs.median);
+            else if (c->stalled)
                 snprintf(v, sizeof v, "STALLED");
             else if (c->skipped)
                 snprintf(v, sizeof v, "n/a");
@@ -132,6 +136,11 @@ static void print_throughput(const struct bench_report *rep, const struct bench_
     for (unsigned q = 0; q < rep->nqueues && !tb->capacity; q++)
         if (rep->queues[q]->flags & BENCH_PRESIZED)
             fprintf(out, "  (%s has no unbounded mode: a ring sized for every message of the run)\n",
+                    rep->queues[q]->name);
+    for (unsigned q = 0; q < rep->nqueues && tb->capacity; q++)
+        if (rep->queues[q]->flags & BENCH_ROUNDED_CAPACITY)
+            fprintf(out, "  (%s rounds its ring up to a power of two of at least 4096: more room "
+                         "than the capacity)\n",
                     rep->queues[q]->name);
     fprintf(out, "  %-24s", "CPU ns per message");
     for (unsigned j = 0; j < tb->ncols; j++)
@@ -177,7 +186,9 @@ static void print_latency(const struct bench_report *rep, const struct bench_tab
             const struct bench_cell *c = cell(tb, q, j);
             if (!usable(c)) {
                 fprintf(out, "  %-14s %s\n", rep->queues[q]->name,
-                        c->skipped ? c->skip_reason : "FAILED (see verdict)");
+                        c->skipped   ? c->skip_reason
+                        : c->stalled ? c->stall_reason
+                                     : "FAILED (see verdict)");
                 continue;
             }
             for (int k = 0; rows[k] >= 0; k++) {
@@ -290,8 +301,8 @@ int bench_report_json(const struct bench_report *rep, const char *path)
                 fputc('}', f);
                 continue;
             }
-            fprintf(f, "\"runs\": %d, \"verified\": %s, \"verdict\": ", c->runs,
-                    c->failures ? "false" : "true");
+            fprintf(f, "\"runs\": %d, \"verified\": %s, \"stalled\": %s, \"verdict\": ",
+                    c->runs, c->failures ? "false" : "true", c->stalled ? "true" : "false");
             json_string(f, c->verdict);
             fprintf(f, ",\n       ");
             json_summary(f, "mmsgs_per_s", &c->s_mmsgs);
