@@ -507,12 +507,72 @@ int mpscq_dequeue(mpscq_t *q, void **msg)
     return mpscq_fast_dequeue(q, msg);
 }
 
+/* The bulk fast path: with nothing passed, take the run of written slots
+ * from scan on, within scan's segment, up to max; 0 when the slot at scan
+ * is not written (or scan is not in scan_seg).  The same reasoning as the
+ * single fast path (fastpath.c): every ticket below scan is handled, so
+ * each slot is the next in order, and a FOLLOWS slot is the continuation
+ * of the one taken just before it. */
+static size_t take_run(struct mpscq *q, void **msgs, size_t max)
+{
+    struct mpscq_segment *s = q->scan_seg;
+    uint64_t idx = q->scan;
+    if (q->npend || (idx >> q->shift) != s->id)
+        return 0;
+    size_t i = (size_t)(idx & q->mask);
+    size_t room = q->nslots - i;
+    if (max > room)
+        max = room;
+    _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots) + i;
+    void **vals = mpscq_seg_vals(s) + i;
+    size_t k = 0;
+    unsigned v = 0;
+    for (; k < max; k++) {
+        /* Acquire: pairs with each producer's release store of the state. */
+        unsigned x = atomic_load_explicit(&st[k], memory_order_acquire);
+        if ((x & (MPSCQ_SLOT_READY | MPSCQ_SLOT_SKIP)) != MPSCQ_SLOT_READY)
+            break;
+        MPSCQ_HB_AFTER(&st[k]);
+        msgs[k] = vals[k];
+        v = x;
+    }
+    if (!k)
+        return 0;
+    q->scan = q->head = idx + k;
+    q->last = idx + k - 1;
+    q->last_cont = (int)(v & MPSCQ_SLOT_CONT);
+    /* Relaxed: only the consumer writes it; readers want a count. */
+    atomic_store_explicit(&q->dequeued, atomic_load_explicit(&q->dequeued, memory_order_relaxed) + k,
+                          memory_order_relaxed);
+    if (q->capacity) {
+        /* As k single dequeues would: whole batches published, the rest
+         * kept as debt. */
+        uint64_t debt = q->release_debt + k, keep = debt % q->release_batch;
+        q->release_debt = debt - keep;
+        mpscq_release_flush(q);
+        q->release_debt = keep;
+    }
+    if (((idx + k) & q->mask) == 0)
+        mpscq_seg_maybe_reclaim(q);
+    return k;
+}
+
 size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max)
 {
     size_t n = 0;
     if (!q || !msgs)
         return 0;
-    while (n < max && mpscq_dequeue(q, &msgs[n]) == MPSCQ_OK)
+    while (n < max) {
+        size_t k = take_run(q, msgs + n, max - n);
+        if (k) {
+            n += k;
+            continue;
+        }
+        /* Not in order, not written, a segment boundary, or a refused
+         * ticket: one dequeue through the general path. */
+        if (mpscq_dequeue(q, &msgs[n]) != MPSCQ_OK)
+            break;
         n++;
+    }
     return n;
 }
