@@ -216,7 +216,8 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
          * reads no interior value before the head's release. */
         for (int pass = 0; pass < 2; pass++) {
             struct mpscq_segment *w = first;
-            for (size_t k = 1; k < n; k++) {
+            /* Segment by segment: the run of tickets each one holds. */
+            for (size_t k = 1; k < n;) {
                 uint64_t tk = t + k;
                 while (w->id != (tk >> q->shift)) {
                     struct mpscq_segment *prev = w;
@@ -224,13 +225,18 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
                     MPSCQ_HB_AFTER(&prev->next);
                 }
                 size_t i = (size_t)(tk & q->mask);
-                if (pass == 0)
-                    atomic_store_explicit(&mpscq_seg_state(w, q->nslots)[i],
-                                          (unsigned char)(MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS |
-                                                          (k + 1 < n ? MPSCQ_SLOT_CONT : 0)),
-                                          memory_order_relaxed);
-                else
-                    mpscq_seg_vals(w)[i] = msgs[k];
+                size_t cnt = q->nslots - i < n - k ? q->nslots - i : n - k;
+                if (pass == 0) {
+                    _Atomic unsigned char *st = mpscq_seg_state(w, q->nslots) + i;
+                    for (size_t j = 0; j < cnt; j++)
+                        atomic_store_explicit(&st[j],
+                                              (unsigned char)(MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS |
+                                                              (k + j + 1 < n ? MPSCQ_SLOT_CONT : 0)),
+                                              memory_order_relaxed);
+                } else {
+                    memcpy(mpscq_seg_vals(w) + i, msgs + k, cnt * sizeof *msgs);
+                }
+                k += cnt;
             }
         }
     }
