@@ -25,9 +25,13 @@ enum {
                                  * gets a ring sized for every message */
     BENCH_ONE_PRODUCER = 1u << 3, /* a single-producer reference: runs
                                   * with one producer only */
-    BENCH_ROUNDED_CAPACITY = 1u << 4 /* bounded, but holds more than the
+    BENCH_ROUNDED_CAPACITY = 1u << 4, /* bounded, but holds more than the
                                   * capacity asked (a rounded-up ring):
                                   * no full-queue probe */
+    BENCH_UNORDERED = 1u << 5    /* known to break per-producer order when
+                                  * a producer is preempted mid-push: its
+                                  * runs may fail verification (the
+                                  * benchmark reports them FAILED) */
 };
 
 struct bench_run_shape {

@@ -4,9 +4,12 @@
  * (element states beside the values, so any pointer, NULL included, is a
  * message).  A producer claims a slot by CAS on the head; the consumer's
  * try_pop then spins until that slot is stored, so a producer preempted
- * between claim and store stalls the consumer, and the anchors measured
- * per-producer order broken that way: the harness verifies every run and
- * says so.  Batches are n single pushes and pops: it has no bulk call.
+ * between claim and store stalls the consumer.  And it breaks
+ * per-producer order: while the consumer waits at index k for that
+ * producer, another producer may claim index k + size (the consumer has
+ * already advanced the tail), find the slot still empty and store there;
+ * the consumer takes that element as index k's (BENCH_UNORDERED: the
+ * harness verifies every run and reports such runs FAILED).  Batches are n single pushes and pops: it has no bulk call.
  * An "unbounded" run gets a ring sized for every message (BENCH_PRESIZED).
  * Its ring is a power of two of at least 4096 places, so a bounded run
  * gives it more room than the capacity asked (BENCH_ROUNDED_CAPACITY:
@@ -82,7 +85,7 @@ extern "C" const struct bench_adapter bench_adapter_atomic_queue = {
     "atomic_queue",
     "atomic_queue::AtomicQueueB2<void *> (bounded MPMC ring, CAS claim); batches are "
     "single pushes/pops",
-    BENCH_BOUNDED | BENCH_PRESIZED | BENCH_ROUNDED_CAPACITY,
+    BENCH_BOUNDED | BENCH_PRESIZED | BENCH_ROUNDED_CAPACITY | BENCH_UNORDERED,
     aq_create, aq_destroy, bench_producer_is_queue, bench_producer_done_nothing,
     aq_enqueue, aq_enqueue_batch, aq_dequeue, aq_dequeue_batch,
     nullptr,
