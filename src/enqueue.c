@@ -49,7 +49,10 @@ static void spares_trim(struct mpscq *q, struct mpscq_hp_rec *r, size_t keep)
     while (r->nspare > keep) {
         struct mpscq_segment *s = r->spare;
         struct mpscq_segment *rest = atomic_load_explicit(&s->pool_next, memory_order_relaxed);
-        if (s->id != MPSCQ_SEG_ID_FRESH && !mpscq_seg_give_back(q, s, 2)) {
+        /* Read before the push: once in the pool, s is another thread's
+         * to pop, and the consumer's to free. */
+        int fresh = s->id == MPSCQ_SEG_ID_FRESH;
+        if (!fresh && !mpscq_seg_give_back(q, s, 2)) {
             /* Still ours: relink it (the attempt overwrote its link). */
             atomic_store_explicit(&s->pool_next, rest, memory_order_relaxed);
             return;
@@ -185,11 +188,18 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
     if (!msgs) {
         /* Refused tickets: each slot says SKIP, alone.  Release, so that a
          * consumer that reads the mark reads a state this segment's
-         * linker cleared before it (the mark carries no message).  No
-         * order among them: the consumer passes each on its own. */
+         * linker cleared before it (the mark carries no message).  The
+         * first ticket's mark comes last, as a batch head does: until
+         * then that ticket is unhandled and keeps `first` and every later
+         * segment from being recycled (the hazard names `start`, which may
+         * be past `first`), and nothing is read after it.  Marked first,
+         * it let the consumer recycle `first` while we still walked from
+         * it (test_refused_batch_after_walk_back). */
         struct mpscq_segment *w = first;
-        for (size_t k = 0; k < n; k++) {
-            uint64_t tk = t + k;
+        for (size_t k = 1; k <= n; k++) {
+            uint64_t tk = k < n ? t + k : t;
+            if (k == n)
+                w = first;
             while (w->id != (tk >> q->shift)) {
                 struct mpscq_segment *prev = w;
                 w = atomic_load_explicit(&prev->next, memory_order_acquire);
@@ -198,6 +208,7 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
             _Atomic unsigned char *st = &mpscq_seg_state(w, q->nslots)[tk & q->mask];
             MPSCQ_HB_BEFORE(st);
             atomic_store_explicit(st, MPSCQ_SLOT_SKIP, memory_order_release);
+            MPSCQ_TEST_HOOK(MPSCQ_HOOK_SKIP_MARKED, q, tk);
         }
         /* Release: our reads of the segments are done. */
         MPSCQ_HB_BEFORE(&r->hp);

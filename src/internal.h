@@ -72,7 +72,8 @@ enum {
     MPSCQ_HOOK_REGISTRY_LOCKED,/* create: the registry lock is held */
     MPSCQ_HOOK_PARK,           /* consumer: about to sleep (ticket = 1: light) */
     MPSCQ_HOOK_BARRIER,        /* consumer: the exact sleep's barrier */
-    MPSCQ_HOOK_FORK_PREPARE    /* fork(): before the registry lock is taken */
+    MPSCQ_HOOK_FORK_PREPARE,   /* fork(): before the registry lock is taken */
+    MPSCQ_HOOK_SKIP_MARKED     /* refused producer: a slot marked (ticket) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;

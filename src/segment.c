@@ -35,25 +35,32 @@
 #define MPSCQ_SEG_MMAP 0
 #endif
 
+/* The pool's bound while messages flow: MPSCQ_POOL_BUSY_BYTES of
+ * segments as they are allocated (whole pages when mmap'ed), 4 to 1024 of
+ * them.  A producer stopped mid-enqueue holds recycling up (oldest first,
+ * design.md s. 4), so the consumer recycles in bursts after each such
+ * stall, and the producers need fresh segments during the next one: a
+ * pool of 4 sent most segments to munmap and their successors to mmap
+ * (doc/performance.md).  The pool only ever holds segments the queue had
+ * in use; it goes back to MPSCQ_POOL_MAX when the consumer finds the
+ * queue idle. */
+static long pool_high(size_t bytes)
+{
+    size_t high = MPSCQ_POOL_BUSY_BYTES / bytes;
+    return high < MPSCQ_POOL_MAX ? MPSCQ_POOL_MAX : high > 1024 ? 1024 : (long)high;
+}
+
 void mpscq_seg_mem_setup(struct mpscq *q, int custom_allocator)
 {
-    /* While messages flow the pool keeps up to MPSCQ_POOL_BUSY_BYTES of
-     * segments (4 to 1024 of them).  A producer stopped mid-enqueue holds
-     * recycling up (oldest first, design.md s. 4), so the consumer
-     * recycles in bursts after each such stall, and the producers need
-     * fresh segments during the next one: a pool of 4 sent most segments
-     * to munmap and their successors to mmap (doc/performance.md).  The
-     * pool only ever holds segments the queue had in use; it goes back to
-     * MPSCQ_POOL_MAX when the consumer finds the queue idle. */
-    size_t high = MPSCQ_POOL_BUSY_BYTES / q->seg_bytes;
-    q->pool_high = high < MPSCQ_POOL_MAX ? MPSCQ_POOL_MAX : high > 1024 ? 1024 : (long)high;
     q->seg_map_bytes = 0;
+    q->pool_high = pool_high(q->seg_bytes);
     if (custom_allocator || !MPSCQ_SEG_MMAP)
         return;
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0 || (page & (page - 1)))
         return;
     q->seg_map_bytes = (q->seg_bytes + (size_t)page - 1) & ~((size_t)page - 1);
+    q->pool_high = pool_high(q->seg_map_bytes);
 }
 
 void *mpscq_seg_mem_alloc(const struct mpscq *q)

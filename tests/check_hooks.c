@@ -590,6 +590,95 @@ START_TEST(test_refused_ticket_wakes_closed_consumer)
 }
 END_TEST
 
+/* ---- a refused batch marks its first ticket last ----------------------- */
+
+static _Atomic int sw_after_ticket, sw_go1, sw_marked, sw_go2, sw_warm, sw_do;
+static _Thread_local int sw_me;
+static mpscq_t *sw_q;
+
+static void sw_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (!sw_me)
+        return;
+    if (where == MPSCQ_HOOK_AFTER_TICKET) {
+        atomic_store(&sw_after_ticket, 1);
+        while (!atomic_load(&sw_go1))
+            sched_yield();
+    } else if (where == MPSCQ_HOOK_SKIP_MARKED && !atomic_load(&sw_marked)) {
+        atomic_store(&sw_marked, 1);
+        while (!atomic_load(&sw_go2))
+            sched_yield();
+    }
+}
+
+static void *sw_thread(void *p)
+{
+    (void)p;
+    void *two[2] = { tu_msg(1, 0), tu_msg(1, 1) };
+    /* Tickets 0, 1 in segment 0: keeps both spares. */
+    ck_assert_int_eq(mpscq_enqueue_batch(sw_q, two, 2), MPSCQ_OK);
+    atomic_store(&sw_warm, 1);
+    while (!atomic_load(&sw_do))
+        sched_yield();
+    sw_me = 1;
+    ck_assert_int_eq(mpscq_enqueue_batch(sw_q, two, 2), MPSCQ_FULL);
+    return NULL;
+}
+
+START_TEST(test_refused_batch_after_walk_back)
+{
+    /* A refused batch's tickets 3 (segment 1) and 4 (segment 2); its hint,
+     * read after another enqueue linked segment 2, is past ticket 3's
+     * segment, so it walks back and its hazard names segment 2 only.  It
+     * marks one ticket and stops, and the consumer takes what it can.  Had
+     * it marked ticket 3 first (as it did: found by an independent
+     * review), the consumer would handle 3, pass 4 and recycle segment 1,
+     * which the producer then read again (SIGSEGV).  Marking the first
+     * ticket last keeps segment 1 until nothing more is read from it. */
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 2;
+    c.capacity = 3;
+    ck_assert_int_eq(mpscq_create(&sw_q, &c), MPSCQ_OK);
+    atomic_store(&sw_after_ticket, 0);
+    atomic_store(&sw_go1, 0);
+    atomic_store(&sw_marked, 0);
+    atomic_store(&sw_go2, 0);
+    atomic_store(&sw_warm, 0);
+    atomic_store(&sw_do, 0);
+    mpscq_test_hook = sw_hook;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, sw_thread, NULL), 0);
+    while (!atomic_load(&sw_warm))
+        sched_yield();
+    ck_assert_int_eq(mpscq_enqueue(sw_q, tu_msg(0, 0)), MPSCQ_OK); /* ticket 2: full */
+    atomic_store(&sw_do, 1);
+    while (!atomic_load(&sw_after_ticket))
+        sched_yield();
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(sw_q, &m), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(sw_q, &m), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(sw_q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, 0));
+    ck_assert_int_eq(mpscq_dequeue(sw_q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_enqueue(sw_q, tu_msg(0, 1)), MPSCQ_OK); /* ticket 5: links segment 2 */
+    ck_assert_uint_eq(atomic_load(&((struct mpscq *)sw_q)->hint)->id, 2);
+    atomic_store(&sw_go1, 1);
+    while (!atomic_load(&sw_marked))
+        sched_yield();
+    ck_assert_int_eq(mpscq_dequeue(sw_q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, 1));
+    atomic_store(&sw_go2, 1);
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    while (mpscq_dequeue(sw_q, &m) == MPSCQ_OK)
+        ck_abort_msg("refused tickets carry no message");
+    mpscq_destroy(sw_q, NULL, NULL);
+}
+END_TEST
+
 /* ---- the consumer at an issued, unwritten ticket --------------------- */
 
 extern _Atomic unsigned long mpscq_test_spins;
