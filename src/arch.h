@@ -30,19 +30,22 @@ typedef void mpscq_pause_loop_fn(unsigned long n);
 
 /* The enqueue fast path: the whole of mpscq_enqueue once r is known and
  * holds a spare.  Takes one ticket; a ticket at or above `admit`
- * (capacity.h; UINT64_MAX when unbounded) is refused.  When the hinted
+ * (capacity.h; MPSCQ_ADMIT_ALL when unbounded, so that a closed queue's
+ * ticket fails the same compare) is closed or refused.  When the hinted
  * segment holds an admitted ticket it writes the slot and returns
  * MPSCQ_OK.  Otherwise it tail-calls the C continuation:
- * mpscq_enqueue_finish (another segment), mpscq_enqueue_full (refused) or
- * mpscq_enqueue_closed. */
+ * mpscq_enqueue_finish (another segment) or mpscq_enqueue_refused (closed
+ * or refused; the hazard still says ALL). */
 typedef int mpscq_enqueue_fn(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
                              uint64_t admit);
 
 /* The batch enqueue's first half: publish the hazard as the fast path
  * does, take n tickets with one fetch-and-add and return the first (bit 63
- * set when closed); *start is the segment the hazard names. */
+ * set when closed).  When t + n <= admit, the hint is read and *start is
+ * the segment the hazard names; otherwise (closed or refused) the hazard
+ * still says ALL and *start is not written. */
 typedef uint64_t mpscq_reserve_fn(struct mpscq *q, struct mpscq_hp_rec *r,
-                                  uint64_t n, struct mpscq_segment **start);
+                                  uint64_t n, uint64_t admit, struct mpscq_segment **start);
 
 /* The dequeue fast path: the whole of mpscq_dequeue when the next slot in
  * order is ready and nothing was skipped (returns MPSCQ_OK; at a segment
@@ -50,12 +53,23 @@ typedef uint64_t mpscq_reserve_fn(struct mpscq *q, struct mpscq_hp_rec *r,
  * mpscq_dequeue_slow having changed nothing. */
 typedef int mpscq_dequeue_fn(struct mpscq *q, void **msg);
 
+/* The public entries, mpscq_enqueue and mpscq_dequeue, whole: argument
+ * checks, the calling thread's cached record (enqueue), admission, and
+ * the fast path above inlined, so that the common case is one routine
+ * with no call (a register allocation across all of it, which the C
+ * build's separate wrapper and fast path do not get).  Anything else
+ * continues in mpscq_enqueue_slow / the fast paths' continuations. */
+typedef int mpscq_enqueue_entry_fn(struct mpscq *q, void *msg);
+typedef int mpscq_dequeue_entry_fn(struct mpscq *q, void **msg);
+/* The enqueue entry's continuation: the record looked up or registered,
+ * a spare refilled, FULL or CLOSED without a ticket (enqueue.c). */
+MPSCQ_HIDDEN int mpscq_enqueue_slow(struct mpscq *q, void *msg);
+
 /* The C continuations the fast paths jump to (enqueue.c, dequeue.c). */
 MPSCQ_HIDDEN int mpscq_enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
                                       uint64_t ticket, struct mpscq_segment *start);
-MPSCQ_HIDDEN int mpscq_enqueue_full(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t ticket,
-                                    struct mpscq_segment *start);
-MPSCQ_HIDDEN int mpscq_enqueue_closed(struct mpscq *q);
+MPSCQ_HIDDEN int mpscq_enqueue_refused(struct mpscq *q, struct mpscq_hp_rec *r,
+                                       uint64_t ticket, uint64_t n);
 MPSCQ_HIDDEN int mpscq_dequeue_slow(struct mpscq *q, void **msg);
 MPSCQ_HIDDEN int mpscq_dequeue_crossed(struct mpscq *q);
 
@@ -65,6 +79,8 @@ MPSCQ_HIDDEN mpscq_pause_loop_fn mpscq_arch_pause_loop_base;
 MPSCQ_HIDDEN mpscq_enqueue_fn mpscq_fast_enqueue_base;
 MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_base;
 MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_base;
+MPSCQ_HIDDEN mpscq_enqueue_entry_fn mpscq_enqueue_entry_base;
+MPSCQ_HIDDEN mpscq_dequeue_entry_fn mpscq_dequeue_entry_base;
 
 /* MPSCQ_FORCE_C: the benchmark's C-only twin library in an asm build.
  * MPSCQ_VALGRIND_ANNOTATIONS: Helgrind builds use the C twins, since
@@ -76,6 +92,8 @@ MPSCQ_HIDDEN mpscq_pause_loop_fn mpscq_arch_pause_loop_x86_64;
 MPSCQ_HIDDEN mpscq_enqueue_fn mpscq_fast_enqueue_x86_64;
 MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_x86_64;
 MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_x86_64;
+MPSCQ_HIDDEN mpscq_enqueue_entry_fn mpscq_enqueue_entry_x86_64;
+MPSCQ_HIDDEN mpscq_dequeue_entry_fn mpscq_dequeue_entry_x86_64;
 #define MPSCQ_ASM_NAME "x86_64-nasm"
 #endif
 
@@ -90,6 +108,8 @@ struct mpscq_impl {
     mpscq_enqueue_fn *enqueue;
     mpscq_reserve_fn *reserve;
     mpscq_dequeue_fn *dequeue;
+    mpscq_enqueue_entry_fn *enqueue_entry;
+    mpscq_dequeue_entry_fn *dequeue_entry;
 };
 extern const struct mpscq_impl mpscq_impl_base;
 #ifdef MPSCQ_HAVE_ASM
@@ -101,6 +121,9 @@ extern const struct mpscq_impl *mpscq_impl;
 #define mpscq_fast_enqueue    (mpscq_impl->enqueue)
 #define mpscq_fast_reserve    (mpscq_impl->reserve)
 #define mpscq_fast_dequeue    (mpscq_impl->dequeue)
+#define mpscq_enqueue_entry   (mpscq_impl->enqueue_entry)
+#define mpscq_dequeue_entry   (mpscq_impl->dequeue_entry)
+#define MPSCQ_ENTRIES_DISPATCHED 1
 #define MPSCQ_IMPLEMENTATION  (mpscq_impl->name)
 #elif defined(MPSCQ_HAVE_ASM) && !defined(MPSCQ_FORCE_C) && !defined(MPSCQ_VALGRIND_ANNOTATIONS)
 /* Selection at build time: the linker binds these names directly. */
@@ -109,6 +132,9 @@ extern const struct mpscq_impl *mpscq_impl;
 #define mpscq_fast_enqueue    mpscq_fast_enqueue_x86_64
 #define mpscq_fast_reserve    mpscq_fast_reserve_x86_64
 #define mpscq_fast_dequeue    mpscq_fast_dequeue_x86_64
+#define mpscq_enqueue_entry   mpscq_enqueue_entry_x86_64
+#define mpscq_dequeue_entry   mpscq_dequeue_entry_x86_64
+#define MPSCQ_ENTRIES_DISPATCHED 1
 #define MPSCQ_IMPLEMENTATION  MPSCQ_ASM_NAME
 #else
 #define mpscq_arch_cas16      mpscq_arch_cas16_base

@@ -20,11 +20,11 @@
 #include "internal.h"
 #include "hazard.h"
 
-/* The first ticket not admitted now; UINT64_MAX when unbounded. */
+/* The first ticket not admitted now; MPSCQ_ADMIT_ALL when unbounded. */
 static inline uint64_t mpscq_admit(struct mpscq *q)
 {
     if (!q->capacity)
-        return UINT64_MAX;
+        return MPSCQ_ADMIT_ALL;
     /* Acquire, both, and before our ticket: a dequeue counted in released
      * (the consumer's release store) and a refusal counted in rejected
      * (the refuser's release RMW) are then of tickets issued before ours,

@@ -498,7 +498,19 @@ int mpscq_dequeue_crossed(struct mpscq *q)
     return MPSCQ_OK;
 }
 
+/* As mpscq_enqueue (enqueue.c): the public call is the entry arch.h
+ * binds, the NASM one or this. */
+#ifdef MPSCQ_ENTRIES_DISPATCHED
 int mpscq_dequeue(mpscq_t *q, void **msg)
+{
+    return mpscq_dequeue_entry(q, msg);
+}
+#define MPSCQ_DEQUEUE_C mpscq_dequeue_entry_base
+#else
+#define MPSCQ_DEQUEUE_C mpscq_dequeue
+#endif
+
+int MPSCQ_DEQUEUE_C(mpscq_t *q, void **msg)
 {
     if (MPSCQ_UNLIKELY(!q || !msg))
         return MPSCQ_INVAL;

@@ -61,7 +61,7 @@ static void spares_trim(struct mpscq *q, struct mpscq_hp_rec *r, size_t keep)
          * not find it among our spares. */
         r->spare = rest;
         r->nspare--;
-        if (s->id == MPSCQ_SEG_ID_FRESH)
+        if (fresh)
             mpscq_seg_free(q, s);
     }
 }
@@ -118,6 +118,7 @@ static struct mpscq_segment *next_segment(struct mpscq *q, struct mpscq_hp_rec *
     }
     struct mpscq_segment *x = take_spare(q, r);
     x->id = s->id + 1;
+    x->base = x->id << q->shift;
     x->prev = s;
     struct mpscq_segment *expect = NULL;
     /* Release on success: x's id and cleared slots are published with the
@@ -267,7 +268,7 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
 /* Everything an enqueue of n messages needs before its ticket: the
  * thread's record r (NULL when registering it failed), in a bounded queue
  * room for n by the check that takes no ticket (*admit: the admission
- * bound, UINT64_MAX when unbounded), and n / N + 1 spare segments.
+ * bound, MPSCQ_ADMIT_ALL when unbounded), and n / N + 1 spare segments.
  * FULL and closure are decided before anything is allocated, and a call
  * that fails gives back the spares it took beyond the one a record
  * keeps. */
@@ -277,7 +278,7 @@ static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec *r, size_t n, ui
         MPSCQ_STAT_ADD(q, st_nomem, 1);
         return MPSCQ_NOMEM;
     }
-    *admit = UINT64_MAX;
+    *admit = MPSCQ_ADMIT_ALL;
     if (q->capacity) {
         int rc = mpscq_admit_check(q, r, n, admit);
         if (rc != MPSCQ_OK)
@@ -315,22 +316,29 @@ int mpscq_enqueue_finish(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
     return MPSCQ_OK;
 }
 
-/* The fast path's continuation when its ticket was refused: count it,
- * mark its slot, FULL (design.md s. 6). */
-int mpscq_enqueue_full(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t ticket,
-                       struct mpscq_segment *start)
+/* The continuation of n tickets from `ticket` on that failed the
+ * admission compare, with the hazard still ALL: the queue is closed (bit
+ * 63: nothing was taken), or the tickets were refused (bounded, FULL:
+ * count them, read the hint as the fast path does and mark their slots;
+ * design.md s. 6). */
+int mpscq_enqueue_refused(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t ticket,
+                          uint64_t n)
 {
-    mpscq_reject_count(q, r, ticket, 1);
-    enqueue_finish_n(q, r, NULL, 1, ticket, start);
+    if (ticket & MPSCQ_TAIL_CLOSED) {
+        /* Release: nothing was read under the hazard; nothing is kept. */
+        MPSCQ_HB_BEFORE(&r->hp);
+        atomic_store_explicit(&r->hp, NULL, memory_order_release);
+        MPSCQ_STAT_ADD(q, st_closed, 1);
+        return MPSCQ_CLOSED;
+    }
+    mpscq_reject_count(q, r, ticket, n);
+    /* seq_cst after the ticket, then the narrowing: steps 3 and 4 of the
+     * fast path (fastpath.c), with the same argument (design.md s. 4). */
+    struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_seq_cst);
+    MPSCQ_HB_AFTER(&q->hint);
+    atomic_store_explicit(&r->hp, s, memory_order_release);
+    enqueue_finish_n(q, r, NULL, n, ticket, s);
     return MPSCQ_FULL;
-}
-
-/* The fast path's continuation when its ticket carried the closed bit
- * (the hazard is already released). */
-int mpscq_enqueue_closed(struct mpscq *q)
-{
-    MPSCQ_STAT_ADD(q, st_closed, 1);
-    return MPSCQ_CLOSED;
 }
 
 /* First enqueue of this thread on q, no spare, or no room. */
@@ -344,18 +352,44 @@ __attribute__((noinline)) int mpscq_enqueue_prepared(struct mpscq *q, struct mps
     return mpscq_fast_enqueue(q, r, msg, admit);
 }
 
+/* Everything but the common case: the record looked up or registered,
+ * a spare refilled, FULL or CLOSED without a ticket. */
+__attribute__((noinline)) int mpscq_enqueue_slow(struct mpscq *q, void *msg)
+{
+    return mpscq_enqueue_prepared(q, mpscq_hp_acquire(q), msg);
+}
+
+/* The public call is the entry routine arch.h binds: the NASM one in an
+ * asm build (one jump), this C one otherwise (then named mpscq_enqueue
+ * itself, no jump). */
+#ifdef MPSCQ_ENTRIES_DISPATCHED
 int mpscq_enqueue(mpscq_t *q, void *msg)
+{
+    return mpscq_enqueue_entry(q, msg);
+}
+#define MPSCQ_ENQUEUE_C mpscq_enqueue_entry_base
+#else
+#define MPSCQ_ENQUEUE_C mpscq_enqueue
+#endif
+
+int MPSCQ_ENQUEUE_C(mpscq_t *q, void *msg)
 {
     if (MPSCQ_UNLIKELY(!q))
         return MPSCQ_INVAL;
-    struct mpscq_hp_rec *r = mpscq_hp_acquire(q);
-    if (MPSCQ_UNLIKELY(!r || !r->spare))
-        return mpscq_enqueue_prepared(q, r, msg);
-    uint64_t admit = mpscq_admit(q);
-    if (MPSCQ_UNLIKELY(r->seen + 1 > admit))
-        return mpscq_enqueue_prepared(q, r, msg); /* FULL or CLOSED, no ticket */
-    /* A tail call: the fast path finishes the enqueue. */
-    return mpscq_fast_enqueue(q, r, msg, admit);
+    /* The common case without a stack frame: this thread's cached record
+     * for q, holding a spare (hazard.h), then a tail call of the fast
+     * path.  Anything else goes to enqueue_slow. */
+    if (MPSCQ_LIKELY(mpscq_tls.q == q && mpscq_tls.qid == q->qid)) {
+        struct mpscq_hp_rec *r = mpscq_tls.rec;
+        if (MPSCQ_LIKELY(r->spare != NULL)) {
+            if (!q->capacity)
+                return mpscq_fast_enqueue(q, r, msg, MPSCQ_ADMIT_ALL);
+            uint64_t admit = mpscq_admit(q);
+            if (MPSCQ_LIKELY(r->seen + 1 <= admit))
+                return mpscq_fast_enqueue(q, r, msg, admit);
+        }
+    }
+    return mpscq_enqueue_slow(q, msg);
 }
 
 int mpscq_enqueue_batch_check(struct mpscq *q, size_t n)
@@ -388,19 +422,14 @@ int mpscq_enqueue_batch_rec(struct mpscq *q, struct mpscq_hp_rec *r, void *const
     int rc = enqueue_prepare(q, r, n, &admit);
     if (rc != MPSCQ_OK)
         return rc;
-    struct mpscq_segment *s;
-    uint64_t t = mpscq_fast_reserve(q, r, n, &s);
-    if (t & MPSCQ_TAIL_CLOSED) {
-        /* The reservation has cleared the hazard; nothing was kept. */
-        spares_trim(q, r, 1);
-        MPSCQ_STAT_ADD(q, st_closed, 1);
-        return MPSCQ_CLOSED;
-    }
+    struct mpscq_segment *s = NULL;
+    uint64_t t = mpscq_fast_reserve(q, r, n, admit, &s);
     if (t + n > admit) {
-        /* Refused, all n (design.md s. 6). */
-        mpscq_reject_count(q, r, t, n);
-        enqueue_finish_n(q, r, NULL, n, t, s);
-        return MPSCQ_FULL;
+        /* Closed (nothing kept), or refused, all n (design.md s. 6). */
+        rc = mpscq_enqueue_refused(q, r, t, n);
+        if (rc == MPSCQ_CLOSED)
+            spares_trim(q, r, 1);
+        return rc;
     }
     enqueue_finish_n(q, r, msgs, n, t, s);
     return MPSCQ_OK;

@@ -3,7 +3,8 @@
  *
  * These are the routines an assembly build replaces (arch.h binds the
  * names at build time).  Everything that is not the common case is left
- * to enqueue.c and dequeue.c: the fast paths touch one segment and never allocate.
+ * to enqueue.c and dequeue.c: the fast paths touch one segment and never
+ * allocate.
  */
 #include "config.h"
 
@@ -12,17 +13,17 @@
 #include "hazard.h"
 #include "wait.h"
 
-/* Steps 1-4 of every enqueue: protect, take n tickets, read the hint.
- * Returns the first ticket; *start is the segment the hazard names (not
- * read, and the hazard already cleared, when the ticket says closed).
- * One locked instruction: the ticket's (design.md s. 2 and s. 4). */
-static inline uint64_t take_and_protect(struct mpscq *q, struct mpscq_hp_rec *r,
-                                        uint64_t n, struct mpscq_segment **start)
+/* Steps 1-2 of every enqueue (design.md s. 2): protect, take n tickets.
+ * One locked instruction: the ticket's. */
+static inline uint64_t take_tickets(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n)
 {
     /* 1. Protect every segment with a plain store (relaxed).  No fence of
      *    its own: the ticket's fetch-and-add below is one.  Until the
      *    narrowing store the consumer recycles nothing. */
     atomic_store_explicit(&r->hp, MPSCQ_HP_ALL, memory_order_relaxed);
+    /* Keeps the compiler from folding this store into the narrowing one
+     * (no instruction: the ticket's RMW orders it for the hardware). */
+    atomic_signal_fence(memory_order_seq_cst);
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_BEFORE_TICKET, q, 0);
 #if !defined(__x86_64__) && !defined(__aarch64__)
     /* Elsewhere no hardware argument is made for the RMW below: an
@@ -39,17 +40,19 @@ static inline uint64_t take_and_protect(struct mpscq *q, struct mpscq_hp_rec *r,
     uint64_t t = atomic_fetch_add_explicit(&q->tail, n, memory_order_seq_cst);
     MPSCQ_RMW(1);
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_AFTER_TICKET, q, t);
-    if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED)) {
-        /* Release: nothing was read under the hazard; nothing is kept. */
-        MPSCQ_HB_BEFORE(&r->hp);
-        atomic_store_explicit(&r->hp, NULL, memory_order_release);
-        return t;
-    }
+    return t;
+}
+
+/* Steps 3-4, for admitted tickets: read the hint, narrow the hazard to
+ * it. */
+static inline struct mpscq_segment *protect_hint(struct mpscq *q, struct mpscq_hp_rec *r,
+                                                 uint64_t t)
+{
     /* 3. seq_cst: after the ticket in the single total order, so that the
      *    consumer's hazard scan either sees our hazard or its unlink of a
      *    segment from the hint is seen here (design.md s. 4).  A plain MOV
-     *    on x86, LDAR on AArch64.  It also reads the linker's id and prev
-     *    (the hint is stored after the segment is linked). */
+     *    on x86, LDAR on AArch64.  It also reads the linker's id, base and
+     *    prev (the hint is stored after the segment is linked). */
     struct mpscq_segment *s = atomic_load_explicit(&q->hint, memory_order_seq_cst);
     MPSCQ_HB_AFTER(&q->hint);
     /* 4. Narrow the hazard to s (and, by oldest-first recycling, every
@@ -58,26 +61,27 @@ static inline uint64_t take_and_protect(struct mpscq *q, struct mpscq_hp_rec *r,
      *    segment; that one and every later one are kept by the ticket
      *    itself, unhandled until we write it (design.md s. 4). */
     atomic_store_explicit(&r->hp, s, memory_order_release);
-    *start = s;
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_AFTER_HINT, q, t);
-    return t;
+    (void)t;
+    return s;
 }
 
 int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
                             uint64_t admit)
 {
-    struct mpscq_segment *s;
-    uint64_t t = take_and_protect(q, r, 1, &s);
-    if (MPSCQ_UNLIKELY(t & MPSCQ_TAIL_CLOSED))
-        return mpscq_enqueue_closed(q);
-    /* Bounded: refused unless below the admission bound read before the
-     * ticket (capacity.h); UINT64_MAX when unbounded. */
+    uint64_t t = take_tickets(q, r, 1);
+    /* Closed (bit 63 set: at or above any bound, MPSCQ_ADMIT_ALL when
+     * unbounded), or (bounded) refused: not below the admission bound read
+     * before the ticket (capacity.h).  The hazard still says ALL. */
     if (MPSCQ_UNLIKELY(t >= admit))
-        return mpscq_enqueue_full(q, r, t, s);
-    if (MPSCQ_UNLIKELY((t >> q->shift) != s->id))
+        return mpscq_enqueue_refused(q, r, t, 1);
+    struct mpscq_segment *s = protect_hint(q, r, t);
+    /* In the hinted segment when t - base < N (unsigned: a hint past the
+     * ticket wraps around), and then t - base is the slot. */
+    size_t i = (size_t)(t - s->base);
+    if (MPSCQ_UNLIKELY(i >= q->nslots))
         return mpscq_enqueue_finish(q, r, msg, t, s);
-    size_t i = (size_t)(t & q->mask);
-    _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots);
+    _Atomic unsigned char *st = (_Atomic unsigned char *)(void *)((char *)s + q->state_off);
     mpscq_seg_vals(s)[i] = msg;
     /* 5. Release: the value (and everything the caller wrote before) is
      *    visible to the consumer's acquire load of the state. */
@@ -92,9 +96,12 @@ int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
 }
 
 uint64_t mpscq_fast_reserve_base(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n,
-                                 struct mpscq_segment **start)
+                                 uint64_t admit, struct mpscq_segment **start)
 {
-    return take_and_protect(q, r, n, start);
+    uint64_t t = take_tickets(q, r, n);
+    if (MPSCQ_LIKELY(t + n <= admit))
+        *start = protect_hint(q, r, t);
+    return t;
 }
 
 int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
@@ -103,10 +110,11 @@ int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
         return mpscq_dequeue_slow(q, msg);
     struct mpscq_segment *s = q->scan_seg;
     uint64_t idx = q->scan;
-    if (MPSCQ_UNLIKELY((idx >> q->shift) != s->id))
+    /* scan in scan_seg: idx - base < N, and then it is the slot. */
+    size_t i = (size_t)(idx - s->base);
+    if (MPSCQ_UNLIKELY(i >= q->nslots))
         return mpscq_dequeue_slow(q, msg);
-    size_t i = (size_t)(idx & q->mask);
-    _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots);
+    _Atomic unsigned char *st = (_Atomic unsigned char *)(void *)((char *)s + q->state_off);
     /* Acquire: pairs with the producer's release store of the state. */
     unsigned v = atomic_load_explicit(&st[i], memory_order_acquire);
     if (!(v & MPSCQ_SLOT_READY))
@@ -125,7 +133,7 @@ int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
                           memory_order_relaxed);
     /* Bounded: one more dequeue, published in batches (capacity.h). */
     mpscq_release_one(q);
-    if (MPSCQ_UNLIKELY(((idx + 1) & q->mask) == 0))
+    if (MPSCQ_UNLIKELY(i + 1 == q->nslots))
         return mpscq_dequeue_crossed(q);
     return MPSCQ_OK;
 }

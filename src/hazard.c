@@ -10,7 +10,8 @@
 #include "hazard.h"
 #include "segment.h"
 
-_Thread_local struct mpscq_tls_ent mpscq_tls;
+_Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_TLS_MODEL;
+long mpscq_tls_tpoff;
 
 /* The calling thread's slot plus one (0: none yet). */
 static _Thread_local unsigned my_slot;
@@ -60,6 +61,10 @@ static void __attribute__((constructor)) hazard_init(void)
     key_ok = rc == 0;
     MPSCQ_HG_ATOMIC(slot_bits, sizeof slot_bits);
     pthread_atfork(fork_prepare, fork_parent, fork_child);
+#if defined(MPSCQ_HAVE_ASM)
+    /* Static TLS: the thread pointer offset is fixed for the module. */
+    mpscq_tls_tpoff = (long)((char *)&mpscq_tls - (char *)__builtin_thread_pointer());
+#endif
 }
 
 /* A shared library being unloaded: no thread may call thread_exit once

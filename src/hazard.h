@@ -57,13 +57,22 @@ struct mpscq_hp_leaf {
     _Atomic(struct mpscq_hp_rec *) rec[MPSCQ_DIR_LEAF];
 };
 
-/* The one-entry cache: the queue this thread enqueued on last. */
+/* The one-entry cache: the queue this thread enqueued on last.
+ * Initial-exec TLS: one load from the GOT, and valid in position-
+ * independent code, so that libmpscq.a also links into a shared object
+ * (the static TLS block such an object then needs is 32 bytes). */
 struct mpscq_tls_ent {
     const struct mpscq *q;
     uint64_t qid;
     struct mpscq_hp_rec *rec;
 };
-extern _Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_HIDDEN;
+#define MPSCQ_TLS_MODEL __attribute__((tls_model("initial-exec")))
+extern _Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_HIDDEN MPSCQ_TLS_MODEL;
+/* mpscq_tls's offset from the thread pointer, the same in every thread
+ * (static TLS), for the NASM enqueue entry: NASM cannot emit a TLS
+ * reference that GNU ld accepts, so it reads %fs:mpscq_tls_tpoff.  Set
+ * when the library is loaded (hazard.c). */
+extern long mpscq_tls_tpoff MPSCQ_HIDDEN;
 
 /* The calling thread's record for q, registering it on first use; NULL
  * only when that needed memory (or a thread slot) it could not get. */

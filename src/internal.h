@@ -107,7 +107,10 @@ struct mpscq_segment {
      * the link is published: a producer whose hint is already past its
      * ticket walks back along it (design.md s. 4). */
     struct mpscq_segment *prev;
-    char pad[MPSCQ_CACHELINE - 32];
+    /* id << shift: its first ticket.  Ticket t is in this segment when
+     * t - base < nslots (unsigned), and t - base is then its slot. */
+    uint64_t base;
+    char pad[MPSCQ_CACHELINE - 40];
     /* followed by: void *val[nslots]; _Atomic unsigned char state[nslots] */
 };
 
@@ -121,6 +124,11 @@ static inline _Atomic unsigned char *mpscq_seg_state(struct mpscq_segment *s,
 {
     return (_Atomic unsigned char *)(void *)(mpscq_seg_vals(s) + nslots);
 }
+
+/* The admission bound of an unbounded queue (capacity.h): the closed bit,
+ * so that one compare of the ticket catches a closed queue and a refused
+ * ticket alike (a bounded bound is far below it). */
+#define MPSCQ_ADMIT_ALL MPSCQ_TAIL_CLOSED
 
 /* A run of consecutive tickets [idx, idx + n) that the consumer passed
  * while they were not takeable; seg holds idx.  A batch overtaken while
@@ -159,11 +167,12 @@ struct mpscq {
     size_t nslots;
     size_t mask;
     size_t seg_bytes;
+    size_t state_off;         /* a segment's state array: s + state_off */
     size_t seg_map_bytes;     /* != 0: segments are mmap'ed, this long (segment.c) */
     long pool_high;           /* the pool's bound while messages flow (segment.h) */
     size_t capacity;          /* 0 = unbounded */
     uint64_t release_batch;   /* bounded: dequeues the consumer publishes at once */
-    int need_fence;           /* no membarrier: producers fence before the wake check */
+
     void (*log_fn)(int, const char *, void *);
     void *log_arg;
     void *(*alloc_fn)(size_t, void *);
@@ -179,6 +188,9 @@ struct mpscq {
     /* ---- read by every enqueue, written once per segment ---- */
     MPSCQ_ALIGNED _Atomic(struct mpscq_segment *) hint;
     _Atomic int parked;       /* futex word: 1 while the consumer sleeps */
+    int need_fence;           /* no membarrier: producers fence before the wake
+                               * check.  Right after parked, set at create: the
+                               * asm tests both with one 8-byte load (wait.h). */
     _Atomic uint64_t close_ticket; /* tickets below it were taken before close */
     _Atomic(struct mpscq_hp_rec *) records; /* hazard records, push-only list */
 

@@ -127,6 +127,7 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     q->shift = (unsigned)__builtin_ctzll((unsigned long long)n);
     size_t bytes = sizeof(struct mpscq_segment) + n * sizeof(void *) + n;
     q->seg_bytes = (bytes + MPSCQ_CACHELINE - 1) & ~(size_t)(MPSCQ_CACHELINE - 1);
+    q->state_off = sizeof(struct mpscq_segment) + n * sizeof(void *);
     mpscq_seg_mem_setup(q, cfg->alloc_fn != NULL);
     q->capacity = cfg->capacity;
     /* An eighth of the capacity, at most 64: FULL may then be seen with up
@@ -176,6 +177,7 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
         return MPSCQ_NOMEM;
     }
     s->id = 0;
+    s->base = 0;
     atomic_init(&q->hint, s);
     q->scan_seg = q->oldest = s;
     mpscq_hp_register_queue(q);

@@ -93,6 +93,7 @@ static void clear_segment(const struct mpscq *q, struct mpscq_segment *s)
     atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
     s->prev = NULL;
     s->id = 0;
+    s->base = 0;
 }
 
 void mpscq_seg_free(struct mpscq *q, struct mpscq_segment *s)

@@ -43,19 +43,27 @@ static int chk_enqueue(struct mpscq *q, struct mpscq_hp_rec *r, void *m, uint64_
     return (int)CALL(mpscq_fast_enqueue_x86_64, q, r, m, admit, 0);
 }
 static uint64_t chk_reserve(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n,
-                            struct mpscq_segment **s)
+                            uint64_t admit, struct mpscq_segment **s)
 {
-    return (uint64_t)CALL(mpscq_fast_reserve_x86_64, q, r, n, s, 0);
+    return (uint64_t)CALL(mpscq_fast_reserve_x86_64, q, r, n, admit, s);
 }
 static int chk_dequeue(struct mpscq *q, void **m)
 {
     return (int)CALL(mpscq_fast_dequeue_x86_64, q, m, 0, 0, 0);
 }
+static int chk_enqueue_entry(struct mpscq *q, void *m)
+{
+    return (int)CALL(mpscq_enqueue_entry_x86_64, q, m, 0, 0, 0);
+}
+static int chk_dequeue_entry(struct mpscq *q, void **m)
+{
+    return (int)CALL(mpscq_dequeue_entry_x86_64, q, m, 0, 0, 0);
+}
 
 /* The asm routines, each called through the ABI-checking trampoline. */
 static const struct mpscq_impl impl_asm_checked = {
     "x86_64-nasm (checked)", chk_cas16, chk_pause_loop,
-    chk_enqueue, chk_reserve, chk_dequeue,
+    chk_enqueue, chk_reserve, chk_dequeue, chk_enqueue_entry, chk_dequeue_entry,
 };
 #endif
 

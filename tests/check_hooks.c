@@ -499,7 +499,7 @@ static _Atomic int refuse_stalled, refuse_go, exact_parked;
 static void refuse_hook(int where, const struct mpscq *q, uint64_t t)
 {
     (void)q;
-    if (where == MPSCQ_HOOK_AFTER_HINT && stall_me) {
+    if (where == MPSCQ_HOOK_AFTER_TICKET && stall_me) {
         stall_me = 0;
         atomic_store(&refuse_stalled, 1);
         while (!atomic_load(&refuse_go))
@@ -1154,6 +1154,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_lazy_pass_and_catch_up);
     tcase_add_test(tc, test_refused_ticket_passed);
     tcase_add_test(tc, test_refused_ticket_wakes_closed_consumer);
+    tcase_add_test(tc, test_refused_batch_after_walk_back);
     tcase_add_test(tc, test_batch_interior_not_taken_early);
     tcase_add_test(tc, test_realtime_order_mid_dequeue);
     tcase_add_test(tc, test_contention_warning);

@@ -1,5 +1,6 @@
-; enqueue.asm - the enqueue fast path and the batch ticket reservation.
-; C twins: mpscq_fast_enqueue_base, mpscq_fast_reserve_base (src/fastpath.c).
+; enqueue.asm - the enqueue entry, its fast path and the batch ticket
+; reservation.  C twins: mpscq_enqueue_entry_base (src/enqueue.c),
+; mpscq_fast_enqueue_base, mpscq_fast_reserve_base (src/fastpath.c).
 ;
 ; Memory ordering under x86-TSO: loads are not reordered with older loads,
 ; stores not with older stores, and a load may pass an older store to a
@@ -12,94 +13,152 @@
 
 extern mpscq_wake_consumer
 extern mpscq_enqueue_finish
-extern mpscq_enqueue_full
-extern mpscq_enqueue_closed
+extern mpscq_enqueue_refused
+extern mpscq_enqueue_slow
+extern mpscq_tls_tpoff
 
-; int mpscq_fast_enqueue_x86_64(struct mpscq *q, struct mpscq_hp_rec *r,
-;                               void *msg, uint64_t admit);
-; in:   rdi q, rsi r, rdx msg, rcx admit (the first ticket refused:
-;       capacity.h; all ones when unbounded)
-; uses: rax, rcx, r8, r9, r10, r11 (and what the C continuations use)
-; out:  eax = ST_OK; or a tail call to
-;       mpscq_enqueue_finish(q, r, msg, ticket, start) with the hazard still
-;       naming start, when the ticket is not in the hinted segment, to
-;       mpscq_enqueue_full(q, r, ticket, start) when it is refused, or to
-;       mpscq_enqueue_closed(q) with the hazard released.
-FUNC mpscq_fast_enqueue_x86_64
-    mov     r11, rcx                    ; admit (rcx is the shift count below)
-    mov     qword [rsi + REC_HP], HP_ALL ; hazard = ALL (a plain store)
+; ENQ_BODY rec, msg, admit: the fast path from the hazard store on, with
+; rdi = q and the record, message and admission bound in the registers
+; named (any of rsi, rdx, rcx, r8); uses rax, r9, r10, r11.  Ends in a
+; return or a tail call to a C continuation.
+;
+; Beyond the C twin: the wake check reads `parked` and `need_fence` (two
+; adjacent ints) with one 8-byte compare, and the segment's `base` gives
+; the slot with one subtraction that is also the in-segment test.
+%macro ENQ_BODY 3
+    mov     qword [%1 + REC_HP], HP_ALL ; hazard = ALL (a plain store)
     mov     eax, 1
     lock xadd [rdi + Q_TAIL], rax       ; t = ticket; a full barrier: the
                                         ; hazard is visible before the hint
                                         ; load below (design.md 4)
-    bt      rax, TAIL_CLOSED_BIT
-    jc      .closed
+    cmp     rax, %3                     ; closed (bit 63) or refused
+    jae     %%refused
     mov     r9, [rdi + Q_HINT]          ; s = hint (acquire: plain load)
-    mov     [rsi + REC_HP], r9          ; narrow hazard to s (release: plain store)
-    cmp     rax, r11                    ; bounded: refused at or above admit
-    jae     .full
-    mov     ecx, [rdi + Q_SHIFT]
+    mov     [%1 + REC_HP], r9           ; narrow hazard to s (release: plain store)
     mov     r10, rax
-    shr     r10, cl                     ; segment id of t
-    cmp     r10, [r9 + SEG_ID]
-    jne     .slow
-    mov     r10, [rdi + Q_MASK]
-    and     r10, rax                    ; slot index
-    mov     [r9 + SEG_VALS + r10*8], rdx ; the value
-    mov     rcx, [rdi + Q_NSLOTS]
-    lea     rcx, [r9 + SEG_VALS + rcx*8] ; state array
-    mov     byte [rcx + r10], SLOT_READY ; release: after the value (TSO)
-    mov     qword [rsi + REC_HP], 0     ; hazard cleared after our last read of s
-    ; Wake check.  With membarrier the consumer supplies the StoreLoad
-    ; fence between our state store and this load; without it, MFENCE.
-    cmp     dword [rdi + Q_NEED_FENCE], 0
-    jne     .fence
-.parked:
-    cmp     dword [rdi + Q_PARKED], 0
-    jne     .wake
+    sub     r10, [r9 + SEG_BASE]        ; slot = t - s->base ...
+    cmp     r10, [rdi + Q_NSLOTS]       ; ... if below N (unsigned: a hint
+    jae     %%slow                      ; past t wraps around)
+    mov     [r9 + SEG_VALS + r10*8], %2 ; the value
+    mov     r11, [rdi + Q_STATE_OFF]
+    add     r11, r9                     ; state array
+    mov     byte [r11 + r10], SLOT_READY ; release: after the value (TSO)
+    mov     qword [%1 + REC_HP], 0      ; hazard cleared after our last read of s
+    ; Wake check: `parked` (the futex word) and `need_fence` side by side,
+    ; both 0 in the common case.  With membarrier the consumer supplies the
+    ; StoreLoad fence between our state store and this load; without it
+    ; (need_fence), MFENCE first.
+    cmp     qword [rdi + Q_PARKED], 0
+    jne     %%check
     xor     eax, eax                    ; ST_OK
     ret
-.fence:
+%%check:
+    cmp     dword [rdi + Q_NEED_FENCE], 0
+    je      %%parked
     mfence
-    jmp     .parked
-.wake:
+%%parked:
+    cmp     dword [rdi + Q_PARKED], 0
+    jne     %%wake
+    xor     eax, eax
+    ret
+%%wake:
     sub     rsp, 8                      ; 16-byte alignment at the call
     call    mpscq_wake_consumer wrt ..plt ; rdi is still q
     add     rsp, 8
     xor     eax, eax
     ret
-.closed:
-    mov     qword [rsi + REC_HP], 0
-    jmp     mpscq_enqueue_closed wrt ..plt      ; (q)
-.full:
-    mov     rdx, rax                    ; ticket
-    mov     rcx, r9                     ; start, still protected
-    jmp     mpscq_enqueue_full wrt ..plt        ; (q, r, ticket, start)
-.slow:
-    mov     rcx, rax                    ; ticket
+%%refused:                              ; (q, r, ticket, 1), hazard still ALL
+    mov     r8, %1
+    mov     rsi, r8
+    mov     rdx, rax
+    mov     ecx, 1
+    jmp     mpscq_enqueue_refused wrt ..plt
+%%slow:                                 ; (q, r, msg, ticket, start)
+    mov     r11, %1
+    mov     r10, %2
+    mov     rsi, r11
+    mov     rdx, r10
+    mov     rcx, rax
     mov     r8, r9                      ; start, still protected
-    jmp     mpscq_enqueue_finish wrt ..plt      ; (q, r, msg, ticket, start)
+    jmp     mpscq_enqueue_finish wrt ..plt
+%endmacro
+
+; int mpscq_fast_enqueue_x86_64(struct mpscq *q, struct mpscq_hp_rec *r,
+;                               void *msg, uint64_t admit);
+; in:   rdi q, rsi r, rdx msg, rcx admit (the first ticket not admitted:
+;       capacity.h; 1 << 63 when unbounded, so that a closed queue's
+;       ticket, bit 63 set, fails the same compare)
+; uses: rax, rcx, rdx, rsi, r8-r11 (and what the C continuations use)
+; out:  eax = ST_OK; or a tail call to
+;       mpscq_enqueue_finish(q, r, msg, ticket, start) with the hazard still
+;       naming start, when the ticket is not in the hinted segment, or to
+;       mpscq_enqueue_refused(q, r, ticket, 1) with the hazard still ALL,
+;       when the queue is closed or the ticket refused.
+FUNC mpscq_fast_enqueue_x86_64
+    ENQ_BODY rsi, rdx, rcx
 ENDFUNC mpscq_fast_enqueue_x86_64
 
+; int mpscq_enqueue_entry_x86_64(struct mpscq *q, void *msg);
+; The whole of mpscq_enqueue (the C twin: mpscq_enqueue_entry_base): the
+; argument check, this thread's cached record for q (hazard.h: q and qid
+; match, initial-exec TLS at %fs:mpscq_tls_tpoff), its spare, admission
+; (bounded: released + rejected + capacity, and the record's last refusal
+; says nothing against it), then the fast path inline, all in registers.
+; in:   rdi q, rsi msg
+; uses: rax, rcx, rdx, r8-r11
+; out:  as mpscq_fast_enqueue_x86_64, MPSCQ_INVAL for a NULL q, or a tail
+;       call to mpscq_enqueue_slow(q, msg) for anything else.
+FUNC mpscq_enqueue_entry_x86_64
+    test    rdi, rdi
+    jz      .inval
+    mov     rax, [rel mpscq_tls_tpoff]
+    cmp     rdi, [fs:rax + TLS_Q]       ; this thread's last queue ...
+    jne     .slow
+    mov     rcx, [rdi + Q_QID]
+    cmp     rcx, [fs:rax + TLS_QID]     ; ... and not one freed since
+    jne     .slow
+    mov     rdx, [fs:rax + TLS_REC]     ; r
+    cmp     qword [rdx + REC_SPARE], 0  ; a spare in hand
+    je      .slow
+    mov     rcx, [rdi + Q_CAPACITY]
+    test    rcx, rcx
+    jnz     .bounded
+    bts     rcx, 63                     ; unbounded: admit = 1 << 63
+.admitted:
+    ENQ_BODY rdx, rsi, rcx
+.bounded:
+    add     rcx, [rdi + Q_RELEASED]     ; admit = capacity + released
+    add     rcx, [rdi + Q_REJECTED]     ;         + rejected (acquire: plain)
+    mov     rax, [rdx + REC_SEEN]
+    inc     rax
+    cmp     rax, rcx                    ; seen + 1 > admit: FULL, no ticket
+    jbe     .admitted
+.slow:
+    jmp     mpscq_enqueue_slow wrt ..plt        ; (q, msg)
+.inval:
+    mov     eax, ST_INVAL
+    ret
+ENDFUNC mpscq_enqueue_entry_x86_64
+
 ; uint64_t mpscq_fast_reserve_x86_64(struct mpscq *q, struct mpscq_hp_rec *r,
-;                                    uint64_t n, struct mpscq_segment **start);
+;                                    uint64_t n, uint64_t admit,
+;                                    struct mpscq_segment **start);
 ; Publishes the hazard and takes n tickets with one LOCK XADD, exactly as
-; above.  Returns the first ticket (bit 63 set if closed: then the hazard
-; is cleared and *start not written); *start is the hinted segment the
-; hazard names.
-; in:   rdi q, rsi r, rdx n, rcx start
-; uses: rax, r9
+; above.  Returns the first ticket t; when t + n > admit (closed or
+; refused) the hazard still says ALL and *start is not written, else the
+; hint is read, the hazard narrowed to it and *start set.
+; in:   rdi q, rsi r, rdx n, rcx admit, r8 start
+; uses: rax, r9, r10
 FUNC mpscq_fast_reserve_x86_64
     mov     qword [rsi + REC_HP], HP_ALL ; hazard = ALL, as above
     mov     rax, rdx
     lock xadd [rdi + Q_TAIL], rax       ; the tickets; full barrier
-    bt      rax, TAIL_CLOSED_BIT
-    jc      .closed
+    lea     r10, [rax + rdx]
+    cmp     r10, rcx                    ; t + n > admit: closed or refused
+    ja      .out
     mov     r9, [rdi + Q_HINT]
     mov     [rsi + REC_HP], r9
-    mov     [rcx], r9
-    ret
-.closed:
-    mov     qword [rsi + REC_HP], 0     ; nothing read, nothing kept
+    mov     [r8], r9
+.out:
     ret
 ENDFUNC mpscq_fast_reserve_x86_64
