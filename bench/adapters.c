@@ -13,6 +13,7 @@ const struct bench_adapter *const bench_adapters[] = {
     &bench_adapter_mpscq,
     &bench_adapter_mutex,
     &bench_adapter_mpscq_handle,
+    &bench_adapter_mpscq_lowcpu,
 #ifdef HAVE_PEER_URCU
     &bench_adapter_wfcq,
 #endif
@@ -63,11 +64,12 @@ size_t bench_pow2_at_least(uint64_t n)
 
 /* ---- libmpscq ------------------------------------------------------ */
 
-static void *mq_create(const struct bench_run_shape *shape)
+static void *mq_create_nap(const struct bench_run_shape *shape, unsigned long long nap_ns)
 {
     mpscq_config cfg;
     mpscq_config_init(&cfg);
     cfg.capacity = shape->capacity;
+    cfg.nap_ns = nap_ns;
     mpscq_t *q;
     int rc = mpscq_create(&q, &cfg);
     if (rc != MPSCQ_OK) {
@@ -75,6 +77,18 @@ static void *mq_create(const struct bench_run_shape *shape)
         return NULL;
     }
     return q;
+}
+
+static void *mq_create(const struct bench_run_shape *shape)
+{
+    return mq_create_nap(shape, 0);
+}
+
+/* The low-CPU setting of the sleeping consumer: naps of 200 us. */
+#define BENCH_LOWCPU_NAP_NS 200000ull
+static void *mq_create_lowcpu(const struct bench_run_shape *shape)
+{
+    return mq_create_nap(shape, BENCH_LOWCPU_NAP_NS);
 }
 
 static void mq_destroy(void *q)
@@ -112,6 +126,23 @@ const struct bench_adapter bench_adapter_mpscq = {
     .describe = "mpscq_enqueue/_batch, mpscq_dequeue/_batch, mpscq_dequeue_wait (futex)",
     .flags = BENCH_UNBOUNDED | BENCH_BOUNDED,
     .create = mq_create,
+    .destroy = mq_destroy,
+    .producer = bench_producer_is_queue,
+    .producer_done = bench_producer_done_nothing,
+    .enqueue = mq_enqueue,
+    .enqueue_batch = mq_enqueue_batch,
+    .dequeue = mq_dequeue,
+    .dequeue_batch = mq_dequeue_batch,
+    .dequeue_wait = mq_dequeue_wait,
+};
+
+/* The same with mpscq_config.nap_ns = 200 us: what a sleeping consumer
+ * costs when latency may be traded for CPU. */
+const struct bench_adapter bench_adapter_mpscq_lowcpu = {
+    .name = "mpscq-lowcpu",
+    .describe = "libmpscq with nap_ns = 200 us: the low-CPU sleeping consumer",
+    .flags = BENCH_UNBOUNDED | BENCH_BOUNDED,
+    .create = mq_create_lowcpu,
     .destroy = mq_destroy,
     .producer = bench_producer_is_queue,
     .producer_done = bench_producer_done_nothing,

@@ -280,6 +280,7 @@ static void add_table(struct bench_report *rep, const char *id, const char *titl
             c->mmsgs = slot(rep->repeats);
             c->cpu_ns = slot(rep->repeats);
             c->cpu_pct = slot(rep->repeats);
+            c->ccpu_pct = slot(rep->repeats);
             c->bytes = slot(rep->repeats);
             c->rss_before = slot(rep->repeats);
             c->rss_peak = slot(rep->repeats);
@@ -659,6 +660,7 @@ int main(int argc, char **argv)
                     c->mmsgs[i] = r.mmsgs;
                     c->cpu_ns[i] = r.cpu_ns_per_msg;
                     c->cpu_pct[i] = r.cpu_pct;
+                    c->ccpu_pct[i] = r.consumer_cpu_pct;
                     c->bytes[i] = r.bytes_per_msg;
                     c->rss_before[i] = (double)r.rss_before_kib;
                     c->rss_peak[i] = (double)r.rss_peak_kib;

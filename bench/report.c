@@ -26,6 +26,7 @@ void bench_report_summarize(struct bench_report *rep)
             bench_summarize(c->mmsgs, n, &c->s_mmsgs);
             bench_summarize(c->cpu_ns, n, &c->s_cpu_ns);
             bench_summarize(c->cpu_pct, n, &c->s_cpu_pct);
+            bench_summarize(c->ccpu_pct, n, &c->s_ccpu_pct);
             bench_summarize(c->bytes, n, &c->s_bytes);
             bench_summarize(c->rss_before, n, &c->s_rss_before);
             bench_summarize(c->rss_peak, n, &c->s_rss_peak);
@@ -47,7 +48,7 @@ void bench_report_free(struct bench_report *rep)
         struct bench_table *tb = &rep->tables[t];
         for (unsigned i = 0; tb->cells && i < rep->nqueues * tb->ncols; i++) {
             struct bench_cell *c = &tb->cells[i];
-            double **all[] = { &c->mmsgs, &c->cpu_ns, &c->cpu_pct, &c->bytes, &c->rss_before,
+            double **all[] = { &c->mmsgs, &c->cpu_ns, &c->cpu_pct, &c->ccpu_pct, &c->bytes, &c->rss_before,
                                &c->rss_peak, &c->rss_after, &c->drain };
             for (size_t k = 0; k < sizeof all / sizeof all[0]; k++) {
                 free(*all[k]);
@@ -178,7 +179,7 @@ static void print_latency(const struct bench_report *rep, const struct bench_tab
         fprintf(out, "  %-14s %-17s %8s %19s %8s %9s", "queue", "ns", "p50", "p99 (min-max)",
                 "p99.9", "max");
         if (tb->kind == KIND_LATENCY || tb->kind == KIND_SLEEPING)
-            fprintf(out, " %9s", "CPU %");
+            fprintf(out, " %9s %9s", "CPU %", "consumer");
         if (tb->kind == KIND_BURST)
             fprintf(out, " %9s %22s %8s", "bytes/msg", "RSS KiB before/peak/after", "drain");
         fputc('\n', out);
@@ -200,7 +201,7 @@ static void print_latency(const struct bench_report *rep, const struct bench_tab
                         k ? "" : rep->queues[q]->name, lat_names[rows[k]], s->p50.median, p99,
                         s->p999.median, s->max.median);
                 if (k == 0 && (tb->kind == KIND_LATENCY || tb->kind == KIND_SLEEPING))
-                    fprintf(out, " %8.1f%%", c->s_cpu_pct.median);
+                    fprintf(out, " %8.1f%% %8.1f%%", c->s_cpu_pct.median, c->s_ccpu_pct.median);
                 if (k == 0 && tb->kind == KIND_BURST) {
                     char rss[48];
                     snprintf(rss, sizeof rss, "%.0f/%.0f/%.0f", c->s_rss_before.median,
@@ -310,6 +311,8 @@ int bench_report_json(const struct bench_report *rep, const char *path)
             json_summary(f, "cpu_ns_per_msg", &c->s_cpu_ns);
             fprintf(f, ",\n       ");
             json_summary(f, "cpu_percent", &c->s_cpu_pct);
+            fprintf(f, ", ");
+            json_summary(f, "consumer_cpu_percent", &c->s_ccpu_pct);
             if (tb->kind == KIND_BURST) {
                 fprintf(f, ",\n       ");
                 json_summary(f, "bytes_per_msg", &c->s_bytes);

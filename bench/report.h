@@ -23,10 +23,11 @@ struct bench_cell {
     double rate;                  /* latency/sleeping/burst: offered msg/s */
     int runs, failures;
     char verdict[320];            /* the first failure, or the last success */
-    double *mmsgs, *cpu_ns, *cpu_pct, *bytes, *rss_before, *rss_peak, *rss_after, *drain;
+    double *mmsgs, *cpu_ns, *cpu_pct, *ccpu_pct, *bytes, *rss_before, *rss_peak, *rss_after,
+        *drain;
     double *lat[5][4];            /* [enq,deq,empty,e2e,full][p50,p99,p999,max] */
-    struct bench_summary s_mmsgs, s_cpu_ns, s_cpu_pct, s_bytes, s_rss_before, s_rss_peak,
-        s_rss_after, s_drain;
+    struct bench_summary s_mmsgs, s_cpu_ns, s_cpu_pct, s_ccpu_pct, s_bytes, s_rss_before,
+        s_rss_peak, s_rss_after, s_drain;
     struct bench_pct_summary s_lat[5];
     int skipped;                  /* the queue cannot do this workload */
     const char *skip_reason;

@@ -162,12 +162,28 @@ long bench_rss_kib(void)
     return resident < 0 ? -1 : resident * (sysconf(_SC_PAGESIZE) / 1024);
 }
 
-static double cpu_now(void)
+static double cpu_of(int who)
 {
     struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
+    getrusage(who, &ru);
     return (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
            (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6;
+}
+
+/* The whole process's CPU time. */
+static double cpu_now(void)
+{
+    return cpu_of(RUSAGE_SELF);
+}
+
+/* The calling (consumer) thread's. */
+static double cpu_thread_now(void)
+{
+#ifdef RUSAGE_THREAD
+    return cpu_of(RUSAGE_THREAD);
+#else
+    return 0;
+#endif
 }
 
 static void ticks_pct(uint64_t *v, size_t n, struct bench_pct *out)
@@ -274,7 +290,7 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
         atomic_store_explicit(&s.stop, 1, memory_order_relaxed);
 
     uint64_t nempty = 0, got = 0, ndeq = 0, ne2e = 0;
-    double cpu0 = cpu_now();
+    double cpu0 = cpu_now(), ccpu0 = cpu_thread_now();
     s.t0_ns = bench_now_ns() + 1000000; /* first paced send 1 ms from now */
     uint64_t t_go = bench_now_ns();
     uint64_t t_stop = c->seconds > 0 && c->rate <= 0 ? t_go + (uint64_t)(c->seconds * 1e9) : 0;
@@ -383,6 +399,7 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
     for (unsigned i = 0; i < started; i++)
         pthread_join(pr[i].th, NULL);
     r->cpu_seconds = cpu_now() - cpu0;
+    double consumer_cpu = cpu_thread_now() - ccpu0;
     if (c->consumer == BENCH_HOLD) {
         /* The drain is over when the consumer finds the queue idle (a
          * queue may keep drained memory for reuse until then: libmpscq's
@@ -408,6 +425,7 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
     r->mmsgs = r->seconds > 0 ? got / r->seconds / 1e6 : 0;
     r->cpu_ns_per_msg = got ? r->cpu_seconds * 1e9 / got : 0;
     r->cpu_pct = r->seconds > 0 ? 100.0 * r->cpu_seconds / r->seconds : 0;
+    r->consumer_cpu_pct = r->seconds > 0 ? 100.0 * consumer_cpu / r->seconds : 0;
     if (c->latency) {
         uint64_t ne = 0, nf = 0;
         for (unsigned i = 0; i < P; i++)

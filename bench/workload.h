@@ -36,6 +36,7 @@ struct bench_result {
     double cpu_seconds;      /* user + system, the whole process */
     double cpu_ns_per_msg;
     double cpu_pct;          /* of one CPU, over the run */
+    double consumer_cpu_pct; /* the consumer thread's alone */
     struct bench_pct enq, deq, empty, full, e2e; /* ns */
     /* BENCH_HOLD only */
     double bytes_per_msg;    /* resident growth per queued message */

@@ -76,7 +76,22 @@ typedef struct mpscq_config {
                             * or NULL; set alloc_fn and free_fn together */
     void (*free_fn)(void *ptr, size_t size, void *arg);
     void *alloc_arg;
+    unsigned long long nap_ns;
+                           /* mpscq_dequeue_wait between messages: the
+                            * consumer naps this long at a time, and no
+                            * producer pays a system call to wake it, so a
+                            * message waits at most about this long (plus
+                            * the kernel's wake-up time) while messages
+                            * keep coming.  0 = MPSCQ_NAP_DEFAULT_NS (latency
+                            * first); larger = less CPU.  After
+                            * max(1 ms, 8 naps) with nothing it sleeps
+                            * until a producer or mpscq_close wakes it. */
 } mpscq_config;
+
+/* The default nap of mpscq_dequeue_wait (mpscq_config.nap_ns = 0). */
+#define MPSCQ_NAP_DEFAULT_NS 45000ull
+/* The longest nap_ns mpscq_create accepts (1 s). */
+#define MPSCQ_NAP_MAX_NS 1000000000ull
 
 /* Counters returned by mpscq_stats.  Producers update them only on slow
  * paths (rejection, segment change), so reading them costs the hot path
@@ -91,7 +106,8 @@ struct mpscq_stats {
     unsigned long long segments_recycled;  /* segments taken from the pool */
     unsigned long long segments_freed;     /* segments given back to free_fn */
     unsigned long long cas_failures;       /* failed compare-and-swaps */
-    unsigned long long consumer_parks;     /* futex sleeps in dequeue_wait */
+    unsigned long long consumer_parks;     /* sleeps until woken in dequeue_wait */
+    unsigned long long consumer_naps;      /* naps in dequeue_wait (mpscq_config.nap_ns) */
 };
 
 /* mpscq_config_init: fill *cfg with the defaults (unbounded, default
@@ -188,9 +204,12 @@ int mpscq_dequeue(mpscq_t *q, void **msg);
 size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max);
 
 /* mpscq_dequeue_wait: as mpscq_dequeue, but when nothing is ready spin
- * briefly, then sleep in the kernel (futex) until a producer or
- * mpscq_close wakes it or timeout_ns nanoseconds pass (< 0: forever,
- * 0: do not wait).
+ * briefly, then nap (futex waits of about mpscq_config.nap_ns that no
+ * producer pays to end: a message waits about that long at most), and
+ * after max(1 ms, 8 naps) with nothing sleep in the kernel until a
+ * producer or mpscq_close wakes it, or timeout_ns nanoseconds pass (< 0:
+ * forever, 0: do not wait).  A thread's first nap lowers its timer slack
+ * to 1 us (prctl PR_SET_TIMERSLACK), once.
  * Thread contract: the single consumer only.
  * Returns MPSCQ_OK, MPSCQ_CLOSED (at once once closed and drained),
  * MPSCQ_TIMEOUT or MPSCQ_INVAL. */

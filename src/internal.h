@@ -27,6 +27,10 @@
 /* mpscq_dequeue_wait's first sleep skips the membarrier and lasts at
  * most this long: the bound on a wake-up it can miss (design.md s. 7). */
 #define MPSCQ_LIGHT_PARK_NS 1000000u
+/* The consumer's futex word `parked`: 0 awake or napping (no producer
+ * wakes it), 1 asleep until woken, MPSCQ_PARKED_CLOSE after mpscq_close
+ * (which wakes it in either state: design.md s. 7). */
+#define MPSCQ_PARKED_CLOSE 3
 /* Its spin before sleeping: adaptive between these bounds (wait.c). */
 #define MPSCQ_WAIT_SPIN_MIN_NS 128u
 #define MPSCQ_WAIT_SPIN_MAX_NS 2048u
@@ -73,10 +77,14 @@ enum {
     MPSCQ_HOOK_PARK,           /* consumer: about to sleep (ticket = 1: light) */
     MPSCQ_HOOK_BARRIER,        /* consumer: the exact sleep's barrier */
     MPSCQ_HOOK_FORK_PREPARE,   /* fork(): before the registry lock is taken */
-    MPSCQ_HOOK_SKIP_MARKED     /* refused producer: a slot marked (ticket) */
+    MPSCQ_HOOK_SKIP_MARKED,    /* refused producer: a slot marked (ticket) */
+    MPSCQ_HOOK_NAP,            /* consumer: about to nap (ticket = ns) */
+    MPSCQ_HOOK_NAPPED          /* consumer: nap over (ticket = 1: timed out) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
+/* Calls of mpscq_wake_consumer (a producer found the consumer asleep). */
+extern _Atomic unsigned long mpscq_test_producer_wakes;
 /* Work the consumer does on its passed set (entries visited or moved),
  * counted per thread like mpscq_rmw_count. */
 extern _Thread_local unsigned long mpscq_pend_work;
@@ -216,6 +224,9 @@ struct mpscq {
     _Atomic uint64_t dequeued;        /* consumer stores, others read */
     uint64_t release_debt;            /* bounded: dequeues not yet published */
     unsigned wait_spin_ns;            /* dequeue_wait's spin budget (adaptive) */
+    uint64_t nap_ns;                  /* dequeue_wait's nap (set at create) */
+    uint64_t nap_idle_ns;             /* naps with nothing before it sleeps until woken */
+    uint64_t nap_over;                /* naps' recent overrun, smoothed (wait.c) */
 
     /* ---- pool of recycled segments ---- */
     MPSCQ_ALIGNED struct mpscq_pool_head pool;
@@ -223,7 +234,7 @@ struct mpscq {
 
     /* ---- slow-path statistics ---- */
     MPSCQ_ALIGNED _Atomic unsigned long long st_full, st_closed, st_nomem,
-        st_alloc, st_recycled, st_freed, st_cas_fail, st_parks;
+        st_alloc, st_recycled, st_freed, st_cas_fail, st_parks, st_naps;
     _Atomic int warned[2];    /* contention warning given: [0] producers, [1] consumer */
 };
 

@@ -26,6 +26,7 @@ _Thread_local unsigned long mpscq_rmw_count;
 #ifdef MPSCQ_TEST_HOOKS
 void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 _Atomic long mpscq_test_cas_failures;
+_Atomic unsigned long mpscq_test_producer_wakes;
 _Thread_local unsigned long mpscq_pend_work;
 _Atomic unsigned long mpscq_back_steps;
 #endif
@@ -95,6 +96,8 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
         return MPSCQ_INVAL;
     if (!cfg->alloc_fn != !cfg->free_fn)
         return MPSCQ_INVAL;
+    if (cfg->nap_ns > MPSCQ_NAP_MAX_NS)
+        return MPSCQ_INVAL;
     if (!cpu_ok()) {
         mpscq_log(NULL, MPSCQ_LOG_ERROR, "this CPU lacks CMPXCHG16B");
         return MPSCQ_INVAL;
@@ -141,6 +144,8 @@ int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
     atomic_init(&q->tail, 0);
     atomic_init(&q->parked, 0);
     q->wait_spin_ns = MPSCQ_WAIT_SPIN_MAX_NS;
+    q->nap_ns = cfg->nap_ns ? cfg->nap_ns : MPSCQ_NAP_DEFAULT_NS;
+    q->nap_idle_ns = 8 * q->nap_ns > 1000000u ? 8 * q->nap_ns : 1000000u;
     atomic_init(&q->close_ticket, MPSCQ_TICKET_UNSET);
     atomic_init(&q->records, NULL);
     atomic_init(&q->released, 0);
@@ -203,7 +208,7 @@ void mpscq_close(mpscq_t *q)
         /* seq_cst: ordered before the wake below, so a consumer that parks
          * after it reads this value after its own fence. */
         atomic_store_explicit(&q->close_ticket, old, memory_order_seq_cst);
-    mpscq_wake_consumer(q);
+    mpscq_wake_consumer_close(q);
 }
 
 int mpscq_is_closed(const mpscq_t *q)
@@ -264,6 +269,7 @@ void mpscq_stats(const mpscq_t *cq, struct mpscq_stats *out)
     out->segments_freed = LD(st_freed);
     out->cas_failures = LD(st_cas_fail);
     out->consumer_parks = LD(st_parks);
+    out->consumer_naps = LD(st_naps);
 #undef LD
 }
 

@@ -18,9 +18,13 @@
 MPSCQ_HIDDEN int mpscq_wait_init(void);
 /* The consumer's side of the Dekker pair, after storing parked = 1. */
 MPSCQ_HIDDEN void mpscq_wait_barrier(const struct mpscq *q);
-MPSCQ_HIDDEN void mpscq_futex_wait(_Atomic int *addr, int val, const struct timespec *rel);
+/* 1 when the wait timed out (0: woken, or *addr != val at once). */
+MPSCQ_HIDDEN int mpscq_futex_wait(_Atomic int *addr, int val, const struct timespec *rel);
 MPSCQ_HIDDEN void mpscq_futex_wake(_Atomic int *addr);
 MPSCQ_HIDDEN void mpscq_wake_consumer(struct mpscq *q);
+/* mpscq_close's: marks parked MPSCQ_PARKED_CLOSE and wakes the consumer,
+ * napping (parked 0) or asleep (1). */
+MPSCQ_HIDDEN void mpscq_wake_consumer_close(struct mpscq *q);
 
 /* Producer side, after its slot write. */
 static inline void mpscq_notify(struct mpscq *q)

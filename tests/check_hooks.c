@@ -1056,21 +1056,110 @@ START_TEST(test_light_sleep_ended_by_producer_pays_no_barrier)
     }
     ck_assert_int_eq(atomic_load(&light_parks), 50);
     ck_assert_int_eq(atomic_load(&barriers), 0);
-    /* A wait whose timeout ends its light sleep pays no barrier either
+    /* A wait whose timeout ends before its sleep pays no barrier either
      * (a consumer polling with a short timeout would otherwise interrupt
-     * every CPU on every call). */
+     * every CPU on every call): 200 us are spent in naps (the first 1 ms
+     * of a wait, MPSCQ_NAP_DEFAULT_NS each). */
     wake_q = NULL;
     for (int k = 0; k < 5; k++)
         ck_assert_int_eq(mpscq_dequeue_wait(q, &m, 200000LL), MPSCQ_TIMEOUT);
-    ck_assert_int_eq(atomic_load(&light_parks), 55);
+    ck_assert_int_eq(atomic_load(&light_parks), 50);
     ck_assert_int_eq(atomic_load(&barriers), 0);
     /* A light sleep that ends with nothing, well before the deadline, is
      * followed by the exact one, barrier first. */
     ck_assert_int_eq(mpscq_dequeue_wait(q, &m, 100000000LL), MPSCQ_TIMEOUT);
-    ck_assert_int_eq(atomic_load(&light_parks), 56);
+    ck_assert_int_eq(atomic_load(&light_parks), 51);
     ck_assert_int_ge(atomic_load(&barriers), 1);
     mpscq_test_hook = NULL;
     mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* ---- naps: no producer wakes the consumer while messages come ------ */
+
+static _Atomic int nap_seen, nap_msg_sent, napped_timed_out, naps_after_close;
+static mpscq_t *nap_q;
+static int nap_close; /* 0: a producer's message lands; 1: mpscq_close */
+
+static void *nap_actor(void *p)
+{
+    (void)p;
+    while (!atomic_load(&nap_seen))
+        sched_yield();
+    if (nap_close)
+        mpscq_close(nap_q);
+    else
+        ck_assert_int_eq(mpscq_enqueue(nap_q, tu_msg(5, 0)), MPSCQ_OK);
+    atomic_store(&nap_msg_sent, 1);
+    return NULL;
+}
+
+static void nap_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    if (where == MPSCQ_HOOK_NAP && !atomic_load(&nap_seen)) {
+        /* The consumer is about to nap: the other thread acts now, and the
+         * nap starts after it is done, so the deciding loads are the
+         * producer's check of parked (which must say "no wake") or the
+         * nap's futex compare (which must see the close). */
+        atomic_store(&nap_seen, 1);
+        while (!atomic_load(&nap_msg_sent))
+            sched_yield();
+    } else if (where == MPSCQ_HOOK_NAP) {
+        atomic_fetch_add(&naps_after_close, 1);
+    }
+    if (where == MPSCQ_HOOK_NAPPED && atomic_load(&nap_msg_sent) &&
+        atomic_load(&napped_timed_out) < 0)
+        atomic_store(&napped_timed_out, (int)t);
+}
+
+static void nap_case(int close, unsigned long long nap_ns)
+{
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.nap_ns = nap_ns;
+    ck_assert_int_eq(mpscq_create(&nap_q, &c), MPSCQ_OK);
+    atomic_store(&nap_seen, 0);
+    atomic_store(&nap_msg_sent, 0);
+    atomic_store(&napped_timed_out, -1);
+    atomic_store(&naps_after_close, 0);
+    nap_close = close;
+    unsigned long wakes = atomic_load(&mpscq_test_producer_wakes);
+    mpscq_test_hook = nap_hook;
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, nap_actor, NULL), 0);
+    void *m;
+    int rc = mpscq_dequeue_wait(nap_q, &m, -1);
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    if (close) {
+        ck_assert_int_eq(rc, MPSCQ_CLOSED);
+        /* The close ended the nap (or kept it from starting): it did not
+         * run out its second, and no other nap followed. */
+        ck_assert_int_eq(atomic_load(&napped_timed_out), 0);
+        ck_assert_int_eq(atomic_load(&naps_after_close), 0);
+    } else {
+        ck_assert_int_eq(rc, MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(5, 0));
+        /* The producer paid no wake-up: the nap ran out by itself. */
+        ck_assert_uint_eq(atomic_load(&mpscq_test_producer_wakes), wakes);
+        ck_assert_int_eq(atomic_load(&napped_timed_out), 1);
+    }
+    mpscq_destroy(nap_q, NULL, NULL);
+}
+
+START_TEST(test_nap_producer_pays_no_wake)
+{
+    nap_case(0, 0);          /* the default nap */
+    nap_case(0, 200000);     /* a low-CPU setting */
+}
+END_TEST
+
+START_TEST(test_close_wakes_napping_consumer)
+{
+    /* A 1 s nap: a close that did not reach it would leave it to run out
+     * (the hook then sees it timed out). */
+    nap_case(1, MPSCQ_NAP_MAX_NS);
 }
 END_TEST
 
@@ -1162,6 +1251,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_batch_behind_stalled_producer);
     tcase_add_test(tc, test_light_sleep_ended_by_producer_pays_no_barrier);
     tcase_add_test(tc, test_spin_calibrated_at_create_and_bounded_by_timeout);
+    tcase_add_test(tc, test_nap_producer_pays_no_wake);
+    tcase_add_test(tc, test_close_wakes_napping_consumer);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -135,9 +135,10 @@ int main(int argc, char **argv)
     mpscq_destroy(q, NULL, NULL);
     int rss_bad = drift > 5.0;
     printf("soak: %.0f s at %.0f msg/s: %llu messages sent, %llu received, %llu errors; "
-           "RSS baseline %ld KiB, max %ld KiB (drift %.1f %%), %d samples, %llu consumer sleeps%s\n",
+           "RSS baseline %ld KiB, max %ld KiB (drift %.1f %%), %d samples, %llu consumer sleeps, "
+           "%llu naps%s\n",
            duration, rate, (unsigned long long)total, (unsigned long long)got,
            (unsigned long long)errors, baseline, worst, drift, samples,
-           st.consumer_parks, rss_bad ? "  RSS DRIFT > 5 %" : "");
+           st.consumer_parks, st.consumer_naps, rss_bad ? "  RSS DRIFT > 5 %" : "");
     return errors || rss_bad || got != total ? 1 : 0;
 }
