@@ -84,7 +84,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (n == 0)
                 want = MPSCQ_OK;
             else if (m.cap && n > m.cap)
-                want = MPSCQ_FULL;
+                want = MPSCQ_INVAL;
             else if (m.closed)
                 want = MPSCQ_CLOSED;
             else if (m.cap && mfree(&m) < n)

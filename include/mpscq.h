@@ -29,6 +29,26 @@
 
 #include <stddef.h>
 
+/* The version of this header.  mpscq_version() gives the library's, which
+ * may be newer (never older in a correct installation).  The ABI policy
+ * is in README ("Versions and ABI"). */
+#define MPSCQ_VERSION_MAJOR 0
+#define MPSCQ_VERSION_MINOR 2
+#define MPSCQ_VERSION_PATCH 0
+#define MPSCQ_VERSION_STRING "0.2.0"
+/* One number for #if tests: 0xMMmmpp. */
+#define MPSCQ_VERSION_NUMBER \
+    ((MPSCQ_VERSION_MAJOR << 16) | (MPSCQ_VERSION_MINOR << 8) | MPSCQ_VERSION_PATCH)
+
+/* MPSCQ_API marks the exported functions: the library is compiled with
+ * hidden visibility and a symbol version script, so that its shared
+ * object exports exactly these. */
+#if defined(__GNUC__) || defined(__clang__)
+#define MPSCQ_API __attribute__((visibility("default")))
+#else
+#define MPSCQ_API
+#endif
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -110,24 +130,44 @@ struct mpscq_stats {
     unsigned long long consumer_naps;      /* naps in dequeue_wait (mpscq_config.nap_ns) */
 };
 
+/* Extensible structures.  mpscq_config and struct mpscq_stats are
+ * allocated by the caller and may gain fields at the end in later minor
+ * versions.  So that a program compiled against this header keeps working
+ * with a newer library, the calls that take them pass their size: the
+ * inline wrappers below (what programs call) pass sizeof as compiled, and
+ * the library reads or writes only that many bytes.  Bindings that cannot
+ * use inline functions call the _sized functions with the size of the
+ * structure they were written for. */
+
 /* mpscq_config_init: fill *cfg with the defaults (unbounded, default
  * segment size, stderr logging, the library allocator).
  * Thread contract: none (touches only *cfg).  NULL is ignored. */
-void mpscq_config_init(mpscq_config *cfg);
+MPSCQ_API void mpscq_config_init_sized(mpscq_config *cfg, size_t size);
+static inline void mpscq_config_init(mpscq_config *cfg)
+{
+    mpscq_config_init_sized(cfg, sizeof *cfg);
+}
 
 /* mpscq_create: allocate a queue and store it in *q.
  * cfg may be NULL for the defaults; it is copied, not retained.
  * Returns MPSCQ_OK, MPSCQ_INVAL (q NULL, segment_slots not a power of two
  * or out of range, capacity above MPSCQ_CAPACITY_MAX, only one of
  * alloc_fn/free_fn set, alloc_fn returned memory that is not 16-byte
- * aligned) or MPSCQ_NOMEM.  *q is untouched on failure. */
-int mpscq_create(mpscq_t **q, const mpscq_config *cfg);
+ * aligned; with mpscq_create_sized: a size smaller than this library's
+ * first mpscq_config, or a larger one whose bytes beyond the fields this
+ * library knows are not all zero) or MPSCQ_NOMEM.  *q is untouched on
+ * failure. */
+MPSCQ_API int mpscq_create_sized(mpscq_t **q, const mpscq_config *cfg, size_t size);
+static inline int mpscq_create(mpscq_t **q, const mpscq_config *cfg)
+{
+    return mpscq_create_sized(q, cfg, sizeof *cfg);
+}
 
 /* mpscq_destroy: call drop(msg, arg) on every message still queued (in
  * queue order; drop may be NULL), then free all memory of q.
  * Thread contract: no other call on q may be running or follow.
  * NULL q is ignored. */
-void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg);
+MPSCQ_API void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg);
 
 /* mpscq_enqueue: append msg (any value, NULL included) to q.
  * Thread contract: any number of concurrent producers.
@@ -146,7 +186,7 @@ void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg);
  * holds a ticket the consumer will read).  Not async-signal-safe.
  * Returns MPSCQ_OK, MPSCQ_FULL, MPSCQ_CLOSED, MPSCQ_NOMEM (nothing was
  * enqueued, q is unchanged and usable) or MPSCQ_INVAL (q NULL). */
-int mpscq_enqueue(mpscq_t *q, void *msg);
+MPSCQ_API int mpscq_enqueue(mpscq_t *q, void *msg);
 
 /* mpscq_enqueue_batch: append msgs[0..n-1] all or nothing.  The n
  * messages take n consecutive tickets and come out contiguous and in
@@ -156,9 +196,10 @@ int mpscq_enqueue(mpscq_t *q, void *msg);
  * needed for them, done before anything is published; FULL and CLOSED
  * are decided before any allocation).
  * Returns MPSCQ_OK (also for n == 0), MPSCQ_FULL (fewer than n free
- * places, or n > capacity), MPSCQ_CLOSED, MPSCQ_NOMEM (nothing enqueued,
- * no memory kept) or MPSCQ_INVAL (q NULL, or msgs NULL with n > 0). */
-int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n);
+ * places), MPSCQ_CLOSED, MPSCQ_NOMEM (nothing enqueued, no memory kept)
+ * or MPSCQ_INVAL (q NULL, msgs NULL with n > 0, or n greater than a
+ * bounded queue's capacity: it could never be admitted). */
+MPSCQ_API int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n);
 
 /* Producer handles: an enqueue without the thread-local lookup of the
  * calling thread's hazard record.  A handle is used by one thread at a
@@ -169,21 +210,21 @@ typedef struct mpscq_producer mpscq_producer_t;
  * Thread contract: any thread, concurrently with anything but destroy.
  * Returns MPSCQ_OK, MPSCQ_NOMEM (*p untouched) or MPSCQ_INVAL (q or p
  * NULL).  Reuses the record of a destroyed handle when there is one. */
-int mpscq_producer_create(mpscq_t *q, mpscq_producer_t **p);
+MPSCQ_API int mpscq_producer_create(mpscq_t *q, mpscq_producer_t **p);
 
 /* mpscq_producer_enqueue: as mpscq_enqueue(q, msg), through the handle;
  * MPSCQ_INVAL when p is NULL. */
-int mpscq_producer_enqueue(mpscq_producer_t *p, void *msg);
+MPSCQ_API int mpscq_producer_enqueue(mpscq_producer_t *p, void *msg);
 
 /* mpscq_producer_enqueue_batch: as mpscq_enqueue_batch(q, msgs, n),
  * through the handle; MPSCQ_INVAL when p is NULL, or msgs NULL with
  * n > 0. */
-int mpscq_producer_enqueue_batch(mpscq_producer_t *p, void *const *msgs, size_t n);
+MPSCQ_API int mpscq_producer_enqueue_batch(mpscq_producer_t *p, void *const *msgs, size_t n);
 
 /* mpscq_producer_destroy: give the handle back (its spare segments to the
  * queue's pool).  Must come before mpscq_destroy of its queue, and no
  * call may use the handle at the same time or after.  NULL is ignored. */
-void mpscq_producer_destroy(mpscq_producer_t *p);
+MPSCQ_API void mpscq_producer_destroy(mpscq_producer_t *p);
 
 /* mpscq_dequeue: take the oldest ready message into *msg.
  * Thread contract: the single consumer only.
@@ -196,12 +237,12 @@ void mpscq_producer_destroy(mpscq_producer_t *p);
  * MPSCQ_EMPTY at once.
  * Returns MPSCQ_OK, MPSCQ_EMPTY (nothing ready; *msg untouched),
  * MPSCQ_CLOSED (closed and drained) or MPSCQ_INVAL (q or msg NULL). */
-int mpscq_dequeue(mpscq_t *q, void **msg);
+MPSCQ_API int mpscq_dequeue(mpscq_t *q, void **msg);
 
 /* mpscq_dequeue_batch: dequeue up to max messages into msgs[].
  * Thread contract: the single consumer only.  Returns how many were
  * stored (0 when empty, closed, or q/msgs NULL). */
-size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max);
+MPSCQ_API size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max);
 
 /* mpscq_dequeue_wait: as mpscq_dequeue, but when nothing is ready spin
  * briefly, then nap (futex waits of about mpscq_config.nap_ns that no
@@ -213,34 +254,44 @@ size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max);
  * Thread contract: the single consumer only.
  * Returns MPSCQ_OK, MPSCQ_CLOSED (at once once closed and drained),
  * MPSCQ_TIMEOUT or MPSCQ_INVAL. */
-int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns);
+MPSCQ_API int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns);
 
 /* mpscq_close: refuse further enqueues (they return MPSCQ_CLOSED and keep
  * nothing) and wake a sleeping consumer.  Messages enqueued before remain
  * and are drained normally; after them dequeue returns MPSCQ_CLOSED.
  * Thread contract: any thread; idempotent.  NULL is ignored. */
-void mpscq_close(mpscq_t *q);
+MPSCQ_API void mpscq_close(mpscq_t *q);
 
 /* mpscq_is_closed: 1 once mpscq_close(q) has run, else 0 (also for NULL). */
-int mpscq_is_closed(const mpscq_t *q);
+MPSCQ_API int mpscq_is_closed(const mpscq_t *q);
 
 /* mpscq_size: messages accepted and not yet dequeued.  Exact when no
  * operation is in progress, approximate under traffic.  Any thread. */
-size_t mpscq_size(const mpscq_t *q);
+MPSCQ_API size_t mpscq_size(const mpscq_t *q);
 
 /* mpscq_capacity: the configured capacity, 0 when unbounded. */
-size_t mpscq_capacity(const mpscq_t *q);
+MPSCQ_API size_t mpscq_capacity(const mpscq_t *q);
 
 /* mpscq_stats: copy the counters into *out (zeros for a NULL q).
- * Any thread; each counter is read atomically, the set is not a snapshot. */
-void mpscq_stats(const mpscq_t *q, struct mpscq_stats *out);
+ * Any thread; each counter is read atomically, the set is not a snapshot.
+ * mpscq_stats_sized writes size bytes: the counters this library has,
+ * zeros for any it does not know. */
+MPSCQ_API void mpscq_stats_sized(const mpscq_t *q, struct mpscq_stats *out, size_t size);
+static inline void mpscq_stats(const mpscq_t *q, struct mpscq_stats *out)
+{
+    mpscq_stats_sized(q, out, sizeof *out);
+}
 
 /* mpscq_strerror: a static English description of a status code. */
-const char *mpscq_strerror(int status);
+MPSCQ_API const char *mpscq_strerror(int status);
 
 /* mpscq_implementation: which hot-path implementation was built:
  * "c11" or "x86_64-nasm". */
-const char *mpscq_implementation(void);
+MPSCQ_API const char *mpscq_implementation(void);
+
+/* mpscq_version: the library's version, "MAJOR.MINOR.PATCH" (compare
+ * with MPSCQ_VERSION_STRING, the header's).  A static string. */
+MPSCQ_API const char *mpscq_version(void);
 
 #ifdef __cplusplus
 }

@@ -394,10 +394,10 @@ int MPSCQ_ENQUEUE_C(mpscq_t *q, void *msg)
 
 int mpscq_enqueue_batch_check(struct mpscq *q, size_t n)
 {
-    if (q->capacity && n > q->capacity) {
-        MPSCQ_STAT_ADD(q, st_full, 1);
-        return MPSCQ_FULL;
-    }
+    /* More than the capacity can never be admitted: a bad argument, not
+     * FULL, or the documented retry-on-FULL loop would spin forever. */
+    if (q->capacity && n > q->capacity)
+        return MPSCQ_INVAL;
     if (n > (MPSCQ_TAIL_CLOSED >> 2))
         return MPSCQ_INVAL;
     return MPSCQ_OK;

@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #if defined(__x86_64__)
@@ -61,11 +62,34 @@ void mpscq_warn_contention(struct mpscq *q, int consumer)
 
 static _Atomic uint64_t next_qid = 1;
 
-void mpscq_config_init(mpscq_config *cfg)
+/* The first mpscq_config a caller may pass (0.2.0: up to nap_ns).  Later
+ * versions append fields; a caller's structure is read up to its size. */
+#define CONFIG_SIZE_MIN (offsetof(mpscq_config, nap_ns) + sizeof(unsigned long long))
+
+void mpscq_config_init_sized(mpscq_config *cfg, size_t size)
 {
     if (!cfg)
         return;
-    memset(cfg, 0, sizeof *cfg);
+    /* All defaults are zero; a larger (newer) structure is zeroed whole. */
+    memset(cfg, 0, size);
+}
+
+/* Copy the caller's configuration of `size` bytes into *out (this
+ * library's layout): MPSCQ_INVAL when it is shorter than any layout there
+ * was, or carries non-zero fields this library does not know. */
+static int config_import(mpscq_config *out, const mpscq_config *cfg, size_t size)
+{
+    memset(out, 0, sizeof *out);
+    if (!cfg)
+        return MPSCQ_OK;
+    if (size < CONFIG_SIZE_MIN)
+        return MPSCQ_INVAL;
+    const unsigned char *b = (const unsigned char *)cfg;
+    for (size_t i = sizeof *out; i < size; i++)
+        if (b[i])
+            return MPSCQ_INVAL;
+    memcpy(out, cfg, size < sizeof *out ? size : sizeof *out);
+    return MPSCQ_OK;
 }
 
 static int cpu_ok(void)
@@ -80,15 +104,12 @@ static int cpu_ok(void)
 #endif
 }
 
-int mpscq_create(mpscq_t **qp, const mpscq_config *cfg)
+int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
 {
     mpscq_config def;
-    if (!qp)
+    if (!qp || config_import(&def, user, size) != MPSCQ_OK)
         return MPSCQ_INVAL;
-    if (!cfg) {
-        mpscq_config_init(&def);
-        cfg = &def;
-    }
+    const mpscq_config *cfg = &def;
     size_t n = cfg->segment_slots ? cfg->segment_slots : MPSCQ_SEGMENT_SLOTS_DEFAULT;
     if (n < MPSCQ_SEGMENT_SLOTS_MIN || n > MPSCQ_SEGMENT_SLOTS_MAX || (n & (n - 1)))
         return MPSCQ_INVAL;
@@ -250,10 +271,14 @@ size_t mpscq_capacity(const mpscq_t *q)
     return q ? q->capacity : 0;
 }
 
-void mpscq_stats(const mpscq_t *cq, struct mpscq_stats *out)
+void mpscq_stats_sized(const mpscq_t *cq, struct mpscq_stats *user, size_t size)
 {
-    if (!out)
+    if (!user)
         return;
+    /* Filled here, then copied: a caller compiled against an older header
+     * gets the counters it knows, a newer one zeros for the rest. */
+    struct mpscq_stats st, *out = &st;
+    memset(user, 0, size);
     memset(out, 0, sizeof *out);
     if (!cq)
         return;
@@ -271,6 +296,7 @@ void mpscq_stats(const mpscq_t *cq, struct mpscq_stats *out)
     out->consumer_parks = LD(st_parks);
     out->consumer_naps = LD(st_naps);
 #undef LD
+    memcpy(user, out, size < sizeof *out ? size : sizeof *out);
 }
 
 const char *mpscq_strerror(int status)
@@ -290,6 +316,11 @@ const char *mpscq_strerror(int status)
 const char *mpscq_implementation(void)
 {
     return MPSCQ_IMPLEMENTATION;
+}
+
+const char *mpscq_version(void)
+{
+    return PACKAGE_VERSION;
 }
 
 /* ------------------------------------------------------------------ */

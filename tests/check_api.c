@@ -1,6 +1,7 @@
 /* check_api.c - single-threaded semantics of the public API. */
 #include <check.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -237,9 +238,16 @@ START_TEST(test_capacity_edges)
     ck_assert_int_eq(mpscq_enqueue_batch(q, b, 4), MPSCQ_OK);
     ck_assert_uint_eq(mpscq_size(q), cap);
     ck_assert_int_eq(mpscq_enqueue(q, (void *)99), MPSCQ_FULL);
-    /* Larger than the capacity: never admissible. */
+    /* Larger than the capacity: never admissible, so a bad argument (a
+     * retry-on-FULL loop would spin forever), and nothing counted. */
     void *big[40] = { 0 };
-    ck_assert_int_eq(mpscq_enqueue_batch(q, big, 40), MPSCQ_FULL);
+    struct mpscq_stats st0, st1;
+    mpscq_stats(q, &st0);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, big, 40), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_enqueue_batch(q, big, cap + 1), MPSCQ_INVAL);
+    mpscq_stats(q, &st1);
+    ck_assert_uint_eq(st1.full_rejections, st0.full_rejections);
+    ck_assert_uint_eq(mpscq_size(q), cap);
     /* Contents are intact and in order. */
     for (uintptr_t i = 4; i < cap; i++) {
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
@@ -361,6 +369,75 @@ START_TEST(test_destroy_drop)
 }
 END_TEST
 
+START_TEST(test_version)
+{
+    ck_assert_str_eq(mpscq_version(), MPSCQ_VERSION_STRING);
+    char want[32];
+    snprintf(want, sizeof want, "%d.%d.%d", MPSCQ_VERSION_MAJOR, MPSCQ_VERSION_MINOR,
+             MPSCQ_VERSION_PATCH);
+    ck_assert_str_eq(MPSCQ_VERSION_STRING, want);
+    ck_assert_int_eq(MPSCQ_VERSION_NUMBER,
+                     MPSCQ_VERSION_MAJOR * 65536 + MPSCQ_VERSION_MINOR * 256 + MPSCQ_VERSION_PATCH);
+}
+END_TEST
+
+/* A program built against a newer header passes larger structures: the
+ * library reads and writes only what it knows, refuses fields it does not
+ * know when they are set, and refuses sizes no version ever had. */
+START_TEST(test_sized_structs)
+{
+    struct {
+        mpscq_config c;
+        unsigned char newer[24];
+    } big;
+    memset(&big, 0xab, sizeof big);
+    mpscq_config_init_sized(&big.c, sizeof big);
+    for (size_t i = 0; i < sizeof big.newer; i++)
+        ck_assert_uint_eq(big.newer[i], 0);
+    big.c.capacity = 5;
+    mpscq_t *q = (mpscq_t *)0x1;
+    ck_assert_int_eq(mpscq_create_sized(&q, &big.c, sizeof big), MPSCQ_OK);
+    ck_assert_uint_eq(mpscq_capacity(q), 5);
+    mpscq_destroy(q, NULL, NULL);
+    /* An unknown field set: refused, *q untouched. */
+    big.newer[7] = 1;
+    q = (mpscq_t *)0x1;
+    ck_assert_int_eq(mpscq_create_sized(&q, &big.c, sizeof big), MPSCQ_INVAL);
+    ck_assert_ptr_eq(q, (mpscq_t *)0x1);
+    /* Shorter than any mpscq_config there was. */
+    mpscq_config c;
+    mpscq_config_init(&c);
+    ck_assert_int_eq(mpscq_create_sized(&q, &c, 8), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_create_sized(&q, &c, 0), MPSCQ_INVAL);
+    ck_assert_ptr_eq(q, (mpscq_t *)0x1);
+    /* NULL is the defaults whatever the size. */
+    ck_assert_int_eq(mpscq_create_sized(&q, NULL, 0), MPSCQ_OK);
+    ck_assert_uint_eq(mpscq_capacity(q), 0);
+    ck_assert_int_eq(mpscq_enqueue(q, NULL), MPSCQ_OK);
+
+    /* Statistics: a larger structure gets zeros past what the library
+     * has; a smaller one is not written past its size. */
+    struct {
+        struct mpscq_stats st;
+        unsigned char newer[16];
+    } sbig;
+    memset(&sbig, 0xcd, sizeof sbig);
+    mpscq_stats_sized(q, &sbig.st, sizeof sbig);
+    ck_assert_uint_eq(sbig.st.enqueued, 1);
+    for (size_t i = 0; i < sizeof sbig.newer; i++)
+        ck_assert_uint_eq(sbig.newer[i], 0);
+    unsigned char small[2 * sizeof(unsigned long long) + 8];
+    memset(small, 0xcd, sizeof small);
+    mpscq_stats_sized(q, (struct mpscq_stats *)(void *)small, 2 * sizeof(unsigned long long));
+    unsigned long long first;
+    memcpy(&first, small, sizeof first);
+    ck_assert_uint_eq(first, 1);
+    for (size_t i = 2 * sizeof(unsigned long long); i < sizeof small; i++)
+        ck_assert_uint_eq(small[i], 0xcd);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("api");
@@ -377,6 +454,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_close_drain);
     tcase_add_test(tc, test_close_bounded);
     tcase_add_test(tc, test_destroy_drop);
+    tcase_add_test(tc, test_version);
+    tcase_add_test(tc, test_sized_structs);
     suite_add_tcase(s, tc);
     return s;
 }

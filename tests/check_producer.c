@@ -170,7 +170,7 @@ START_TEST(test_producer_misuse_and_status)
     ck_assert_int_eq(mpscq_producer_create(q, &p), MPSCQ_OK);
     ck_assert_int_eq(mpscq_producer_enqueue_batch(p, NULL, 2), MPSCQ_INVAL);
     /* The statuses of mpscq_enqueue and mpscq_enqueue_batch. */
-    ck_assert_int_eq(mpscq_producer_enqueue_batch(p, b, 5), MPSCQ_FULL); /* n > capacity */
+    ck_assert_int_eq(mpscq_producer_enqueue_batch(p, b, 5), MPSCQ_INVAL); /* n > capacity */
     ck_assert_int_eq(mpscq_producer_enqueue_batch(p, b, 3), MPSCQ_OK);
     ck_assert_int_eq(mpscq_producer_enqueue_batch(p, b, 2), MPSCQ_FULL);
     ck_assert_int_eq(mpscq_producer_enqueue(p, NULL), MPSCQ_OK);

@@ -3,6 +3,7 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdint.h>
+#include <string.h>
 
 static mpscq_t *q;
 
@@ -14,9 +15,19 @@ static void *producer(void *arg)
     return NULL;
 }
 
+/* The whole check, also called by install-plugin.c from inside a shared
+ * object that a program loads with dlopen. */
+#ifdef MPSCQ_INSTALL_PLUGIN
+int plugin_run(void)
+#else
 int main(void)
+#endif
 {
     pthread_t t[4];
+    if (strcmp(mpscq_version(), MPSCQ_VERSION_STRING) != 0) {
+        fprintf(stderr, "library %s, header %s\n", mpscq_version(), MPSCQ_VERSION_STRING);
+        return 3;
+    }
     if (mpscq_create(&q, NULL) != MPSCQ_OK)
         return 1;
     for (uintptr_t i = 0; i < 4; i++)
@@ -34,6 +45,6 @@ int main(void)
     for (int i = 0; i < 4; i++)
         pthread_join(t[i], NULL);
     mpscq_destroy(q, NULL, NULL);
-    printf("installed libmpscq (%s): 4000 messages ok\n", mpscq_implementation());
+    printf("installed libmpscq %s (%s): 4000 messages ok\n", mpscq_version(), mpscq_implementation());
     return 0;
 }
