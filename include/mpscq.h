@@ -65,7 +65,7 @@ enum mpscq_status {
                      * capacity/8 - 1, at most 63, dequeues may not be
                      * published by the consumer yet) */
     MPSCQ_CLOSED,   /* enqueue after close; dequeue after close and drain */
-    MPSCQ_TIMEOUT,  /* mpscq_dequeue_wait: the timeout expired */
+    MPSCQ_TIMEOUT,  /* a waiting call's timeout expired */
     MPSCQ_NOMEM,    /* an allocation failed; nothing was changed */
     MPSCQ_INVAL     /* bad argument; nothing was changed */
 };
@@ -128,6 +128,7 @@ struct mpscq_stats {
     unsigned long long cas_failures;       /* failed compare-and-swaps */
     unsigned long long consumer_parks;     /* sleeps until woken in dequeue_wait */
     unsigned long long consumer_naps;      /* naps in dequeue_wait (mpscq_config.nap_ns) */
+    unsigned long long producer_waits;     /* mpscq_enqueue_wait calls that had to wait */
 };
 
 /* Extensible structures.  mpscq_config and struct mpscq_stats are
@@ -201,6 +202,23 @@ MPSCQ_API int mpscq_enqueue(mpscq_t *q, void *msg);
  * bounded queue's capacity: it could never be admitted). */
 MPSCQ_API int mpscq_enqueue_batch(mpscq_t *q, void *const *msgs, size_t n);
 
+/* mpscq_enqueue_wait: as mpscq_enqueue, but while a bounded queue is
+ * full wait until a place frees, the queue is closed, or timeout_ns
+ * nanoseconds pass (< 0: forever; 0: do not wait; any value up to
+ * LLONG_MAX is a deadline, never an overflow).  A waiting producer gets
+ * in as soon as one place frees: the consumer publishes freed places in
+ * batches, and a waiter takes the unpublished ones itself; the
+ * consumer's next dequeue wakes it (a futex wake only when a producer
+ * waits).  Without membarrier (some emulators) a waiter also looks every
+ * 200 us.  Producers that do not wait pay nothing for this.
+ * Thread contract and ordering: as mpscq_enqueue.
+ * Progress: blocking while the queue is full, else as mpscq_enqueue.
+ * Returns MPSCQ_OK, MPSCQ_CLOSED (also when the queue closes while the
+ * call waits; nothing kept), MPSCQ_TIMEOUT (still full at the deadline,
+ * or full with timeout_ns 0; nothing kept), MPSCQ_NOMEM or MPSCQ_INVAL
+ * (q NULL).  An unbounded queue never waits. */
+MPSCQ_API int mpscq_enqueue_wait(mpscq_t *q, void *msg, long long timeout_ns);
+
 /* Producer handles: an enqueue without the thread-local lookup of the
  * calling thread's hazard record.  A handle is used by one thread at a
  * time, any thread (hand it over with ordinary synchronization). */
@@ -256,8 +274,30 @@ MPSCQ_API size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max);
  * MPSCQ_TIMEOUT or MPSCQ_INVAL. */
 MPSCQ_API int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns);
 
+/* mpscq_dequeue_batch_wait: wait as mpscq_dequeue_wait until at least
+ * one message is ready, the queue is closed and drained, or timeout_ns
+ * passes; then take up to max messages into msgs[] (those ready now, in
+ * order, as mpscq_dequeue_batch).  *n is how many were stored.
+ * Thread contract: the single consumer only.
+ * Returns MPSCQ_OK (*n >= 1), MPSCQ_CLOSED (closed and drained, *n = 0),
+ * MPSCQ_TIMEOUT (*n = 0) or MPSCQ_INVAL (q, msgs or n NULL, or max 0;
+ * *n = 0 when n is not NULL). */
+MPSCQ_API int mpscq_dequeue_batch_wait(mpscq_t *q, void **msgs, size_t max, size_t *n,
+                                       long long timeout_ns);
+
+/* mpscq_peek: the next message, without removing it: the next dequeue
+ * (any of the calls above) returns the same message.  Peeking again
+ * returns it again.  A peeked message still counts in mpscq_size and
+ * still holds its place in a bounded queue.
+ * Thread contract: the single consumer only.
+ * Progress: as mpscq_dequeue.
+ * Returns MPSCQ_OK (*msg set), MPSCQ_EMPTY, MPSCQ_CLOSED (closed and
+ * drained) or MPSCQ_INVAL (q or msg NULL); *msg is untouched unless OK. */
+MPSCQ_API int mpscq_peek(mpscq_t *q, void **msg);
+
 /* mpscq_close: refuse further enqueues (they return MPSCQ_CLOSED and keep
- * nothing) and wake a sleeping consumer.  Messages enqueued before remain
+ * nothing), wake a sleeping consumer and every producer waiting in
+ * mpscq_enqueue_wait (they return MPSCQ_CLOSED).  Messages enqueued before remain
  * and are drained normally; after them dequeue returns MPSCQ_CLOSED.
  * Thread contract: any thread; idempotent.  NULL is ignored. */
 MPSCQ_API void mpscq_close(mpscq_t *q);

@@ -46,25 +46,47 @@ MPSCQ_HIDDEN void mpscq_reject_count(struct mpscq *q, struct mpscq_hp_rec *r, ui
 
 /* The consumer publishes its dequeues in batches of release_batch
  * (capacity / 8, 1 to 64), and all of them whenever it finds nothing to
- * take: a consumer-private count and one plain store per batch. */
+ * take: a consumer-private count and one plain store per batch.  The
+ * store is absolute (released = dequeued), not an increment, because a
+ * producer waiting for a place may pull `released` up to `dequeued` itself
+ * (enqueue_wait.c): both write values `dequeued` had, and the consumer's is
+ * its latest, so released never goes back (design.md s. 6.3). */
 static inline void mpscq_release_flush(struct mpscq *q)
 {
     if (q->release_debt) {
-        /* Release, a plain store (the consumer is the only writer): the
-         * dequeues counted happen before a producer's acquire load in
-         * mpscq_admit. */
+        /* Release: the dequeues counted happen before a producer's acquire
+         * load in mpscq_admit.  Relaxed load: the consumer wrote it. */
         atomic_store_explicit(&q->released,
-                              atomic_load_explicit(&q->released, memory_order_relaxed) +
-                                  q->release_debt,
+                              atomic_load_explicit(&q->dequeued, memory_order_relaxed),
                               memory_order_release);
         q->release_debt = 0;
     }
 }
 
+/* A producer waits in mpscq_enqueue_wait: give it the places now
+ * (enqueue_wait.c).  Consumer only. */
+MPSCQ_HIDDEN void mpscq_space_wake(struct mpscq *q);
+
+/* After each dequeue's store of `dequeued` (bounded queues): a place is
+ * free, so a waiting producer is woken now (design.md s. 6.3).  The
+ * armed flag is read with a plain load: the waiting producer's membarrier
+ * orders it against the store of dequeued (a compiler fence here keeps
+ * the program order). */
+static inline void mpscq_space_check(struct mpscq *q)
+{
+    atomic_signal_fence(memory_order_seq_cst);
+    /* Relaxed: the waiter's barrier supplies the ordering (above). */
+    if (MPSCQ_UNLIKELY(atomic_load_explicit(&q->space_armed, memory_order_relaxed)))
+        mpscq_space_wake(q);
+}
+
 static inline void mpscq_release_one(struct mpscq *q)
 {
-    if (q->capacity && ++q->release_debt >= q->release_batch)
-        mpscq_release_flush(q);
+    if (q->capacity) {
+        if (++q->release_debt >= q->release_batch)
+            mpscq_release_flush(q);
+        mpscq_space_check(q);
+    }
 }
 
 #endif /* MPSCQ_CAPACITY_H */

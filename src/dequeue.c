@@ -58,6 +58,8 @@ static int pend_reserve(struct mpscq *q, size_t extra)
 {
     if (q->npend + extra <= q->cap_pend)
         return 1;
+    if (q->npend + extra > UINT32_MAX)
+        return 0; /* npend is 32 bits (the gate, internal.h): as out of memory */
     size_t cap = q->cap_pend * 2;
     struct mpscq_pending *p = mpscq_alloc(q, cap * sizeof *p);
     if (!p)
@@ -97,19 +99,28 @@ static int pend_push(struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
 }
 
 
+/* One message handed to the caller: counted, its place freed. */
+void mpscq_count_dequeue(struct mpscq *q)
+{
+    /* Release: a producer waiting for a place reads it with acquire and
+     * admits against it (enqueue_wait.c); the relaxed load is of the
+     * consumer's own store. */
+    atomic_store_explicit(&q->dequeued, atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
+                          memory_order_release);
+    mpscq_release_one(q);
+}
+
 /* Ticket idx (state st) is handled: a message taken, or a refused ticket
- * passed (which counts as no dequeue: its place was never taken). */
+ * passed (which counts as no dequeue: its place was never taken).  A
+ * take for mpscq_peek is counted when the message is delivered. */
 static void after_take(struct mpscq *q, uint64_t idx, unsigned st)
 {
     q->head = q->npend ? q->pend[0].idx : q->scan;
     if (!(st & MPSCQ_SLOT_SKIP)) {
         q->last = idx;
         q->last_cont = (int)(st & MPSCQ_SLOT_CONT);
-        /* Relaxed: only the consumer writes it; readers want a count. */
-        atomic_store_explicit(&q->dequeued,
-                              atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
-                              memory_order_relaxed);
-        mpscq_release_one(q);
+        if (!q->peeking)
+            mpscq_count_dequeue(q);
     }
     mpscq_seg_maybe_reclaim(q);
 }
@@ -406,6 +417,13 @@ again:
 
 int mpscq_dequeue_slow(struct mpscq *q, void **msg)
 {
+    if (MPSCQ_UNLIKELY(q->peeked)) {
+        /* mpscq_peek took it; it is dequeued now. */
+        *msg = q->peek_msg;
+        q->peeked = 0;
+        mpscq_count_dequeue(q);
+        return MPSCQ_OK;
+    }
     if (q->last_cont) {
         /* The batch's next message comes next; it was written before the
          * batch head's release store that we acquired. */
@@ -529,7 +547,7 @@ static size_t take_run(struct mpscq *q, void **msgs, size_t max)
 {
     struct mpscq_segment *s = q->scan_seg;
     uint64_t idx = q->scan;
-    if (q->npend || (idx >> q->shift) != s->id)
+    if (q->gate || (idx >> q->shift) != s->id)
         return 0;
     size_t i = (size_t)(idx & q->mask);
     size_t room = q->nslots - i;
@@ -553,16 +571,16 @@ static size_t take_run(struct mpscq *q, void **msgs, size_t max)
     q->scan = q->head = idx + k;
     q->last = idx + k - 1;
     q->last_cont = (int)(v & MPSCQ_SLOT_CONT);
-    /* Relaxed: only the consumer writes it; readers want a count. */
+    /* Release: as in after_take (a waiting producer admits against it). */
     atomic_store_explicit(&q->dequeued, atomic_load_explicit(&q->dequeued, memory_order_relaxed) + k,
-                          memory_order_relaxed);
+                          memory_order_release);
     if (q->capacity) {
-        /* As k single dequeues would: whole batches published, the rest
-         * kept as debt. */
-        uint64_t debt = q->release_debt + k, keep = debt % q->release_batch;
-        q->release_debt = debt - keep;
-        mpscq_release_flush(q);
-        q->release_debt = keep;
+        /* Published once a batch's worth is owed, all of it (released is
+         * absolute: capacity.h), then a waiting producer woken. */
+        q->release_debt += k;
+        if (q->release_debt >= q->release_batch)
+            mpscq_release_flush(q);
+        mpscq_space_check(q);
     }
     if (((idx + k) & q->mask) == 0)
         mpscq_seg_maybe_reclaim(q);

@@ -106,7 +106,7 @@ uint64_t mpscq_fast_reserve_base(struct mpscq *q, struct mpscq_hp_rec *r, uint64
 
 int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
 {
-    if (MPSCQ_UNLIKELY(q->npend != 0))
+    if (MPSCQ_UNLIKELY(q->gate != 0)) /* runs passed, or a message peeked */
         return mpscq_dequeue_slow(q, msg);
     struct mpscq_segment *s = q->scan_seg;
     uint64_t idx = q->scan;
@@ -126,12 +126,14 @@ int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
     q->scan = q->head = idx + 1;
     q->last = idx;
     q->last_cont = (int)(v & MPSCQ_SLOT_CONT);
-    /* Relaxed: only the consumer writes it; readers want a count, not an
-     * ordering. */
+    /* Release: a producer waiting for a place reads it with acquire and
+     * admits against it (enqueue_wait.c); the relaxed load is of the
+     * consumer's own store. */
     atomic_store_explicit(&q->dequeued,
                           atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
-                          memory_order_relaxed);
-    /* Bounded: one more dequeue, published in batches (capacity.h). */
+                          memory_order_release);
+    /* Bounded: one more dequeue, published in batches, and a waiting
+     * producer woken (capacity.h). */
     mpscq_release_one(q);
     if (MPSCQ_UNLIKELY(i + 1 == q->nslots))
         return mpscq_dequeue_crossed(q);

@@ -79,7 +79,13 @@ enum {
     MPSCQ_HOOK_FORK_PREPARE,   /* fork(): before the registry lock is taken */
     MPSCQ_HOOK_SKIP_MARKED,    /* refused producer: a slot marked (ticket) */
     MPSCQ_HOOK_NAP,            /* consumer: about to nap (ticket = ns) */
-    MPSCQ_HOOK_NAPPED          /* consumer: nap over (ticket = 1: timed out) */
+    MPSCQ_HOOK_NAPPED,         /* consumer: nap over (ticket = 1: timed out) */
+    MPSCQ_HOOK_SPACE_RETRIED,  /* mpscq_enqueue_wait: armed, its retry found
+                                * the queue full, the futex wait is next */
+    MPSCQ_HOOK_SPACE_WAKE,     /* consumer: a waiting producer seen, about to
+                                * wake it (ticket = dequeued) */
+    MPSCQ_HOOK_SPACE_SLEPT     /* mpscq_enqueue_wait: its futex wait is over
+                                * (ticket = 1: timed out) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
@@ -204,9 +210,15 @@ struct mpscq {
 
     /* ---- bounded mode: admission (capacity.h, design.md s. 6).  Read by
      * every bounded enqueue; `released` is written by the consumer once
-     * per release_batch dequeues, `rejected` by refused producers only. */
-    MPSCQ_ALIGNED _Atomic uint64_t released; /* dequeues published */
+     * per release_batch dequeues (and by a producer waiting for a place,
+     * which pulls it up to `dequeued`), `rejected` by refused producers
+     * only, the two words of waiting (enqueue_wait.c, design.md s. 6.3)
+     * only when a producer blocks. */
+    MPSCQ_ALIGNED _Atomic uint64_t released; /* dequeues published (absolute) */
     _Atomic uint64_t rejected;               /* tickets refused (FULL) */
+    _Atomic int space_armed;  /* 1: a producer may wait in mpscq_enqueue_wait */
+    _Atomic int space_seq;    /* futex word of waiting producers: the
+                               * consumer and mpscq_close bump it to wake them */
 
     /* ---- the single consumer's state (no other thread writes it) ---- */
     MPSCQ_ALIGNED uint64_t head;      /* every ticket below it is handled */
@@ -219,9 +231,21 @@ struct mpscq {
     struct mpscq_segment *scan_seg;   /* holds `scan`, or the last linked one */
     struct mpscq_segment *oldest;     /* first segment not yet recycled */
     struct mpscq_pending *pend;       /* runs passed, not handled, ascending */
-    size_t npend, cap_pend;           /* runs, not tickets */
+    /* The fast paths' one test (fastpath.c, dequeue.asm, take_run):
+     * non-zero when runs are passed or a message is peeked, either of
+     * which sends a dequeue to the slow path. */
+    union {
+        uint64_t gate;
+        struct {
+            uint32_t npend;           /* runs, not tickets (pend_reserve caps it) */
+            uint32_t peeked;          /* 1: mpscq_peek holds peek_msg (peek.c) */
+        };
+    };
+    size_t cap_pend;
+    void *peek_msg;                   /* the peeked message, next to deliver */
+    int peeking;                      /* inside mpscq_peek: a take is not a dequeue yet */
     struct mpscq_pending pend_inline[16];
-    _Atomic uint64_t dequeued;        /* consumer stores, others read */
+    _Atomic uint64_t dequeued;        /* consumer stores (release), others read */
     uint64_t release_debt;            /* bounded: dequeues not yet published */
     unsigned wait_spin_ns;            /* dequeue_wait's spin budget (adaptive) */
     uint64_t nap_ns;                  /* dequeue_wait's nap (set at create) */
@@ -234,7 +258,7 @@ struct mpscq {
 
     /* ---- slow-path statistics ---- */
     MPSCQ_ALIGNED _Atomic unsigned long long st_full, st_closed, st_nomem,
-        st_alloc, st_recycled, st_freed, st_cas_fail, st_parks, st_naps;
+        st_alloc, st_recycled, st_freed, st_cas_fail, st_parks, st_naps, st_waits;
     _Atomic int warned[2];    /* contention warning given: [0] producers, [1] consumer */
 };
 
@@ -248,6 +272,10 @@ MPSCQ_HIDDEN void *mpscq_default_alloc(size_t size, void *arg);
 MPSCQ_HIDDEN void mpscq_default_free(void *p, size_t size, void *arg);
 MPSCQ_HIDDEN void *mpscq_alloc(const struct mpscq *q, size_t size);
 MPSCQ_HIDDEN void mpscq_free(const struct mpscq *q, void *p, size_t size);
+
+/* dequeue.c: one message handed to the consumer's caller: counted in
+ * dequeued, its place freed (bounded). */
+MPSCQ_HIDDEN void mpscq_count_dequeue(struct mpscq *q);
 
 /* queue.c */
 MPSCQ_HIDDEN void mpscq_log(const struct mpscq *q, int level, const char *msg);

@@ -171,6 +171,8 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     atomic_init(&q->records, NULL);
     atomic_init(&q->released, 0);
     atomic_init(&q->rejected, 0);
+    atomic_init(&q->space_armed, 0);
+    atomic_init(&q->space_seq, 0);
     atomic_init(&q->dequeued, 0);
     atomic_init(&q->pool.ptr, NULL);
     atomic_init(&q->pool.tag, 0);
@@ -186,6 +188,8 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     MPSCQ_HG_ATOMIC_VAR(q->records);
     MPSCQ_HG_ATOMIC_VAR(q->released);
     MPSCQ_HG_ATOMIC_VAR(q->rejected);
+    MPSCQ_HG_ATOMIC_VAR(q->space_armed);
+    MPSCQ_HG_ATOMIC_VAR(q->space_seq);
     MPSCQ_HG_ATOMIC_VAR(q->dequeued);
     MPSCQ_HG_ATOMIC_VAR(q->pool);
     MPSCQ_HG_ATOMIC_VAR(q->pool_count);
@@ -230,6 +234,7 @@ void mpscq_close(mpscq_t *q)
          * after it reads this value after its own fence. */
         atomic_store_explicit(&q->close_ticket, old, memory_order_seq_cst);
     mpscq_wake_consumer_close(q);
+    mpscq_space_wake_close(q);
 }
 
 int mpscq_is_closed(const mpscq_t *q)
@@ -295,6 +300,7 @@ void mpscq_stats_sized(const mpscq_t *cq, struct mpscq_stats *user, size_t size)
     out->cas_failures = LD(st_cas_fail);
     out->consumer_parks = LD(st_parks);
     out->consumer_naps = LD(st_naps);
+    out->producer_waits = LD(st_waits);
 #undef LD
     memcpy(user, out, size < sizeof *out ? size : sizeof *out);
 }

@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <time.h>
 #include <pthread.h>
 #include <unistd.h>
@@ -78,6 +79,15 @@ void mpscq_futex_wake(_Atomic int *addr)
 #endif
 }
 
+void mpscq_futex_wake_all(_Atomic int *addr)
+{
+#ifdef __linux__
+    syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+#else
+    (void)addr;
+#endif
+}
+
 void mpscq_wake_consumer(struct mpscq *q)
 {
     /* seq_cst XCHG: exactly one waker pays for the syscall. */
@@ -120,7 +130,7 @@ static void lower_timer_slack(void)
 #endif
 }
 
-static uint64_t mono_ns(void);
+#define mono_ns mpscq_mono_ns
 
 /* The naps of mpscq_dequeue_wait (design.md s. 7): futex waits of nap_ns
  * on parked == 0, which no producer ends (parked stays 0, so a producer's
@@ -172,11 +182,35 @@ static int naps(struct mpscq *q, void **msg, uint64_t deadline)
     }
 }
 
-static uint64_t mono_ns(void)
+uint64_t mpscq_mono_ns(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+uint64_t mpscq_deadline(long long timeout_ns)
+{
+    if (timeout_ns < 0)
+        return UINT64_MAX;
+    uint64_t now = mono_ns();
+    return (uint64_t)timeout_ns >= UINT64_MAX - now ? UINT64_MAX : now + (uint64_t)timeout_ns;
+}
+
+int mpscq_dequeue_batch_wait(mpscq_t *q, void **msgs, size_t max, size_t *n,
+                             long long timeout_ns)
+{
+    if (n)
+        *n = 0;
+    if (!q || !msgs || !n || max == 0)
+        return MPSCQ_INVAL;
+    /* The first message as mpscq_dequeue_wait takes it (spin, naps,
+     * sleep), then whatever else is ready, without waiting more. */
+    int rc = mpscq_dequeue_wait(q, &msgs[0], timeout_ns);
+    if (rc != MPSCQ_OK)
+        return rc;
+    *n = 1 + mpscq_dequeue_batch(q, msgs + 1, max - 1);
+    return MPSCQ_OK;
 }
 
 int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
@@ -188,10 +222,8 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
         return rc;
     if (timeout_ns == 0)
         return MPSCQ_TIMEOUT;
-    uint64_t now = mono_ns();
-    uint64_t deadline = timeout_ns < 0 ? UINT64_MAX
-                        : (uint64_t)timeout_ns > UINT64_MAX - now ? UINT64_MAX - 1
-                                                                   : now + (uint64_t)timeout_ns;
+    uint64_t now;
+    uint64_t deadline = mpscq_deadline(timeout_ns);
     /* Spin first: a message is often only a write away.  The budget
      * (consumer-private) doubles when spinning found a message and halves
      * when it did not, down to a floor from which it can recover: when

@@ -21,6 +21,15 @@ MPSCQ_HIDDEN void mpscq_wait_barrier(const struct mpscq *q);
 /* 1 when the wait timed out (0: woken, or *addr != val at once). */
 MPSCQ_HIDDEN int mpscq_futex_wait(_Atomic int *addr, int val, const struct timespec *rel);
 MPSCQ_HIDDEN void mpscq_futex_wake(_Atomic int *addr);
+MPSCQ_HIDDEN void mpscq_futex_wake_all(_Atomic int *addr);
+/* CLOCK_MONOTONIC in nanoseconds. */
+MPSCQ_HIDDEN uint64_t mpscq_mono_ns(void);
+/* The deadline of a call's timeout_ns from now: UINT64_MAX for < 0 (and
+ * for anything that would pass it: LLONG_MAX is practically forever,
+ * never an overflow into an immediate timeout). */
+MPSCQ_HIDDEN uint64_t mpscq_deadline(long long timeout_ns);
+/* mpscq_close's: wake every producer waiting in mpscq_enqueue_wait. */
+MPSCQ_HIDDEN void mpscq_space_wake_close(struct mpscq *q);
 MPSCQ_HIDDEN void mpscq_wake_consumer(struct mpscq *q);
 /* mpscq_close's: marks parked MPSCQ_PARKED_CLOSE and wakes the consumer,
  * napping (parked 0) or asleep (1). */

@@ -8,11 +8,12 @@
 
 extern mpscq_dequeue_slow
 extern mpscq_dequeue_crossed
+extern mpscq_space_wake
 
 ; DEQ_BODY: the fast path, rdi q, rsi msg (neither modified before a tail
 ; call); uses rax, rcx, rdx, r8-r10.  Ends in a return or a tail call.
 %macro DEQ_BODY 0
-    cmp     qword [rdi + Q_NPEND], 0    ; a skipped slot: the C slow path
+    cmp     qword [rdi + Q_GATE], 0     ; runs passed or a peek: the C slow path
     jne     %%slow
     mov     r8, [rdi + Q_SCAN_SEG]
     mov     rax, [rdi + Q_SCAN]
@@ -46,18 +47,37 @@ extern mpscq_dequeue_crossed
     ret
 %%count:
     ; One more dequeue, counted in the consumer-private debt and published
-    ; to `released` once per release_batch (capacity.h): a plain ADD, since
-    ; the consumer is its only writer, and a release store under TSO, so
-    ; no locked instruction.  rcx is free here.
+    ; once per release_batch as released = dequeued (capacity.h: absolute,
+    ; since a waiting producer may pull it up too), a plain MOV, which is
+    ; a release store under TSO: no locked instruction.  rcx is free here.
     mov     rcx, [rdi + Q_RELEASE_DEBT]
     inc     rcx
     cmp     rcx, [rdi + Q_RELEASE_BATCH]
     jae     %%release
     mov     [rdi + Q_RELEASE_DEBT], rcx
+%%check:
+    ; mpscq_space_check: a producer waiting in mpscq_enqueue_wait is
+    ; woken now.  A plain load after the store of dequeued; the waiter's
+    ; membarrier orders the pair (design.md s. 6.3).
+    cmp     dword [rdi + Q_SPACE_ARMED], 0
+    jne     %%armed
     jmp     %%counted
 %%release:
-    add     [rdi + Q_RELEASED], rcx
+    mov     rcx, [rdi + Q_DEQUEUED]
+    mov     [rdi + Q_RELEASED], rcx
     mov     qword [rdi + Q_RELEASE_DEBT], 0
+    jmp     %%check
+%%armed:
+    ; mpscq_space_wake(q) may clobber every caller-saved register; rdi,
+    ; rsi and r9 are still needed.  Three pushes on an entry rsp of 8 mod
+    ; 16 align the call.
+    push    rdi
+    push    rsi
+    push    r9
+    call    mpscq_space_wake wrt ..plt
+    pop     r9
+    pop     rsi
+    pop     rdi
     jmp     %%counted
 %%crossed:
     jmp     mpscq_dequeue_crossed wrt ..plt     ; (q): recycle drained segments
@@ -67,7 +87,9 @@ extern mpscq_dequeue_crossed
 
 ; int mpscq_fast_dequeue_x86_64(struct mpscq *q, void **msg);
 ; in:   rdi q, rsi msg (neither is modified before a tail call)
-; uses: rax, rcx, rdx, r8, r9, r10
+; uses: rax, rcx, rdx, r8, r9, r10 (and every caller-saved register when
+;       a bounded dequeue finds a producer waiting: a call of
+;       mpscq_space_wake)
 ; out:  eax = ST_OK with *msg set; or a tail call to
 ;       mpscq_dequeue_crossed(q) after taking a segment's last slot, or to
 ;       mpscq_dequeue_slow(q, msg) having changed nothing.

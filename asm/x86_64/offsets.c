@@ -16,6 +16,9 @@
 
 void mpscq_asm_offsets(void);
 
+/* The asm tests the gate with one 8-byte compare. */
+_Static_assert(sizeof(((struct mpscq *)0)->gate) == 8, "gate is one qword");
+
 void mpscq_asm_offsets(void)
 {
     DEFINE(Q_TAIL, offsetof(struct mpscq, tail));
@@ -26,7 +29,7 @@ void mpscq_asm_offsets(void)
     DEFINE(Q_SHIFT, offsetof(struct mpscq, shift));
     DEFINE(Q_MASK, offsetof(struct mpscq, mask));
     DEFINE(Q_NSLOTS, offsetof(struct mpscq, nslots));
-    DEFINE(Q_NPEND, offsetof(struct mpscq, npend));
+    DEFINE(Q_GATE, offsetof(struct mpscq, gate));
     DEFINE(Q_SCAN_SEG, offsetof(struct mpscq, scan_seg));
     DEFINE(Q_SCAN, offsetof(struct mpscq, scan));
     DEFINE(Q_HEAD, offsetof(struct mpscq, head));
@@ -35,6 +38,7 @@ void mpscq_asm_offsets(void)
     DEFINE(Q_DEQUEUED, offsetof(struct mpscq, dequeued));
     DEFINE(Q_CAPACITY, offsetof(struct mpscq, capacity));
     DEFINE(Q_RELEASED, offsetof(struct mpscq, released));
+    DEFINE(Q_SPACE_ARMED, offsetof(struct mpscq, space_armed));
     DEFINE(Q_RELEASE_DEBT, offsetof(struct mpscq, release_debt));
     DEFINE(Q_RELEASE_BATCH, offsetof(struct mpscq, release_batch));
     DEFINE(REC_HP, offsetof(struct mpscq_hp_rec, hp));
