@@ -106,6 +106,14 @@ typedef struct mpscq_config {
                             * first); larger = less CPU.  After
                             * max(1 ms, 8 naps) with nothing it sleeps
                             * until a producer or mpscq_close wakes it. */
+    unsigned preallocate;  /* non-zero, bounded queues only: allocate at
+                            * create all the segments the queue needs
+                            * (2 * ceil(capacity / segment_slots) + 4), and
+                            * a spare per producer handle at
+                            * mpscq_producer_create, and keep them: no
+                            * enqueue through a handle and no dequeue then
+                            * calls alloc_fn (doc/design.md s. 5).  The
+                            * queue's memory then stays at that size. */
 } mpscq_config;
 
 /* The default nap of mpscq_dequeue_wait (mpscq_config.nap_ns = 0). */
@@ -153,8 +161,8 @@ static inline void mpscq_config_init(mpscq_config *cfg)
  * cfg may be NULL for the defaults; it is copied, not retained.
  * Returns MPSCQ_OK, MPSCQ_INVAL (q NULL, segment_slots not a power of two
  * or out of range, capacity above MPSCQ_CAPACITY_MAX, only one of
- * alloc_fn/free_fn set, alloc_fn returned memory that is not 16-byte
- * aligned; with mpscq_create_sized: a size smaller than this library's
+ * alloc_fn/free_fn set, preallocate on an unbounded queue, alloc_fn
+ * returned memory that is not 16-byte aligned; with mpscq_create_sized: a size smaller than this library's
  * first mpscq_config, or a larger one whose bytes beyond the fields this
  * library knows are not all zero) or MPSCQ_NOMEM.  *q is untouched on
  * failure. */
@@ -224,7 +232,9 @@ MPSCQ_API int mpscq_enqueue_wait(mpscq_t *q, void *msg, long long timeout_ns);
  * time, any thread (hand it over with ordinary synchronization). */
 typedef struct mpscq_producer mpscq_producer_t;
 
-/* mpscq_producer_create: a handle for enqueueing on q, in *p.
+/* mpscq_producer_create: a handle for enqueueing on q, in *p.  In a
+ * preallocated queue (mpscq_config.preallocate) it allocates the handle's
+ * spare segment too, so that the handle's enqueues never allocate.
  * Thread contract: any thread, concurrently with anything but destroy.
  * Returns MPSCQ_OK, MPSCQ_NOMEM (*p untouched) or MPSCQ_INVAL (q or p
  * NULL).  Reuses the record of a destroyed handle when there is one. */

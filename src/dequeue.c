@@ -500,7 +500,7 @@ empty:
      * in between (the queue is idle, not just caught up), the pool goes
      * back to its idle bound ... */
     if (q->limit == q->idle_limit)
-        mpscq_seg_pool_trim(q, MPSCQ_POOL_MAX);
+        mpscq_seg_pool_trim(q, mpscq_pool_keep(q));
     q->idle_limit = q->limit;
     /* ... and every place the consumer freed goes back now. */
     mpscq_release_flush(q);

@@ -27,10 +27,15 @@
 static int ensure_spares(struct mpscq *q, struct mpscq_hp_rec *r, size_t need)
 {
     while (r->nspare < need) {
-        int pooled;
-        struct mpscq_segment *s = mpscq_seg_get(q, r, &pooled);
+        int pooled = 1;
+        /* A preallocated queue takes segments from its pool only: when the
+         * pool is dry (producers stopped inside enqueues pin drained
+         * segments, design.md s. 5) the call is refused as FULL instead
+         * of allocating. */
+        struct mpscq_segment *s = q->preallocated ? mpscq_seg_pop(q, r)
+                                                  : mpscq_seg_get(q, r, &pooled);
         if (!s)
-            return MPSCQ_NOMEM;
+            return q->preallocated ? MPSCQ_FULL : MPSCQ_NOMEM;
         if (!pooled)
             s->id = MPSCQ_SEG_ID_FRESH;
         atomic_store_explicit(&s->pool_next, r->spare, memory_order_relaxed);
@@ -299,10 +304,14 @@ static int enqueue_prepare(struct mpscq *q, struct mpscq_hp_rec *r, size_t n, ui
         MPSCQ_STAT_ADD(q, st_full, 1);
         return MPSCQ_FULL;
     }
-    if (ensure_spares(q, r, need) != MPSCQ_OK) {
+    int rc = ensure_spares(q, r, need);
+    if (rc != MPSCQ_OK) {
         spares_trim(q, r, 1);
-        MPSCQ_STAT_ADD(q, st_nomem, 1);
-        return MPSCQ_NOMEM;
+        if (rc == MPSCQ_FULL)
+            MPSCQ_STAT_ADD(q, st_full, 1);
+        else
+            MPSCQ_STAT_ADD(q, st_nomem, 1);
+        return rc;
     }
     return MPSCQ_OK;
 }

@@ -185,6 +185,7 @@ struct mpscq {
     size_t seg_map_bytes;     /* != 0: segments are mmap'ed, this long (segment.c) */
     long pool_high;           /* the pool's bound while messages flow (segment.h) */
     size_t capacity;          /* 0 = unbounded */
+    int preallocated;         /* mpscq_config.preallocate (queue.c, producer.c) */
     uint64_t release_batch;   /* bounded: dequeues the consumer publishes at once */
 
     void (*log_fn)(int, const char *, void *);
@@ -255,6 +256,7 @@ struct mpscq {
     /* ---- pool of recycled segments ---- */
     MPSCQ_ALIGNED struct mpscq_pool_head pool;
     _Atomic long pool_count;    /* signed: a pop may count down before the push counts up */
+    _Atomic long pool_keep;     /* kept when idle: MPSCQ_POOL_MAX, more when preallocated */
 
     /* ---- slow-path statistics ---- */
     MPSCQ_ALIGNED _Atomic unsigned long long st_full, st_closed, st_nomem,

@@ -13,6 +13,7 @@
 #include "arch.h"
 #include "capacity.h"
 #include "hazard.h"
+#include "segment.h"
 
 struct mpscq_producer {
     struct mpscq *q;
@@ -30,6 +31,14 @@ int mpscq_producer_create(mpscq_t *q, mpscq_producer_t **p)
     }
     struct mpscq_hp_rec *r = mpscq_hp_acquire_handle(q);
     if (!r) {
+        mpscq_free(q, h, sizeof *h);
+        MPSCQ_STAT_ADD(q, st_nomem, 1);
+        return MPSCQ_NOMEM;
+    }
+    /* Preallocated queue: one more segment for the pool for good, which
+     * covers this handle's spare, so its enqueues never allocate. */
+    if (q->preallocated && mpscq_seg_prealloc(q, 1) != MPSCQ_OK) {
+        mpscq_hp_release_handle(q, r);
         mpscq_free(q, h, sizeof *h);
         MPSCQ_STAT_ADD(q, st_nomem, 1);
         return MPSCQ_NOMEM;

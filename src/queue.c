@@ -9,6 +9,7 @@
  */
 #include "config.h"
 
+#include <limits.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <string.h>
@@ -119,6 +120,8 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
         return MPSCQ_INVAL;
     if (cfg->nap_ns > MPSCQ_NAP_MAX_NS)
         return MPSCQ_INVAL;
+    if (cfg->preallocate && !cfg->capacity)
+        return MPSCQ_INVAL; /* an unbounded queue has no size to allocate */
     if (!cpu_ok()) {
         mpscq_log(NULL, MPSCQ_LOG_ERROR, "this CPU lacks CMPXCHG16B");
         return MPSCQ_INVAL;
@@ -177,6 +180,7 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     atomic_init(&q->pool.ptr, NULL);
     atomic_init(&q->pool.tag, 0);
     atomic_init(&q->pool_count, 0);
+    atomic_init(&q->pool_keep, MPSCQ_POOL_MAX);
     for (unsigned i = 0; i < MPSCQ_DIR_TOP; i++)
         atomic_init(&q->dir[i], NULL);
     q->pend = q->pend_inline;
@@ -193,6 +197,7 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     MPSCQ_HG_ATOMIC_VAR(q->dequeued);
     MPSCQ_HG_ATOMIC_VAR(q->pool);
     MPSCQ_HG_ATOMIC_VAR(q->pool_count);
+    MPSCQ_HG_ATOMIC_VAR(q->pool_keep);
     MPSCQ_HG_ATOMIC_VAR(q->dir);
     MPSCQ_HG_ATOMIC(&q->st_full, (size_t)((char *)(&q->warned[2]) - (char *)&q->st_full));
 
@@ -210,6 +215,26 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     s->base = 0;
     atomic_init(&q->hint, s);
     q->scan_seg = q->oldest = s;
+    if (cfg->preallocate) {
+        /* The segments the queue needs (design.md s. 5): the capacity's
+         * twice over (refused tickets hold slots too) and a few more, in
+         * the pool for good; and room for many passed runs. */
+        size_t segs = 2 * ((cfg->capacity + n - 1) / n) + 4;
+        struct mpscq_pending *p = NULL;
+        size_t cap = 256;
+        if (segs > (size_t)LONG_MAX / 2 ||
+            !(p = mpscq_alloc(q, cap * sizeof *p)) ||
+            mpscq_seg_prealloc(q, (long)segs) != MPSCQ_OK) {
+            if (p)
+                mpscq_free(q, p, cap * sizeof *p);
+            mpscq_seg_free(q, s);
+            ff(q, sizeof *q, cfg->alloc_arg);
+            return MPSCQ_NOMEM;
+        }
+        q->pend = p;
+        q->cap_pend = cap;
+        q->preallocated = 1;
+    }
     mpscq_hp_register_queue(q);
     /* The caller hands q to other threads through its own synchronization
      * (thread creation, a mutex, a release store), which publishes all

@@ -161,6 +161,16 @@ static struct mpscq_segment *pool_pop(struct mpscq *q, struct mpscq_hp_rec *r)
     return got;
 }
 
+static struct mpscq_segment *seg_fresh(struct mpscq *q);
+
+struct mpscq_segment *mpscq_seg_pop(struct mpscq *q, struct mpscq_hp_rec *r)
+{
+    /* Relaxed: a hint whether popping is worth trying. */
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > 0)
+        return pool_pop(q, r);
+    return NULL;
+}
+
 struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r, int *pooled)
 {
     struct mpscq_segment *s = NULL;
@@ -174,7 +184,44 @@ struct mpscq_segment *mpscq_seg_get(struct mpscq *q, struct mpscq_hp_rec *r, int
             *pooled = 1;
         return s;
     }
-    s = mpscq_seg_mem_alloc(q);
+    return seg_fresh(q);
+}
+
+int mpscq_seg_prealloc(struct mpscq *q, long n)
+{
+    /* Allocated first, pushed after: a failure frees what it made. */
+    struct mpscq_segment *list = NULL;
+    for (long i = 0; i < n; i++) {
+        struct mpscq_segment *s = seg_fresh(q);
+        if (!s) {
+            while (list) {
+                /* Relaxed: private to us until pushed. */
+                struct mpscq_segment *nx = atomic_load_explicit(&list->pool_next,
+                                                                memory_order_relaxed);
+                mpscq_seg_free(q, list);
+                list = nx;
+            }
+            return MPSCQ_NOMEM;
+        }
+        /* Relaxed: private to us until pushed. */
+        atomic_store_explicit(&s->pool_next, list, memory_order_relaxed);
+        list = s;
+    }
+    /* The pool keeps them from now on, idle or not (mpscq_pool_keep). */
+    atomic_fetch_add_explicit(&q->pool_keep, n, memory_order_relaxed);
+    while (list) {
+        /* Relaxed: private to us until pushed. */
+        struct mpscq_segment *nx = atomic_load_explicit(&list->pool_next, memory_order_relaxed);
+        mpscq_seg_give_back(q, list, 0);
+        list = nx;
+    }
+    return MPSCQ_OK;
+}
+
+/* A segment straight from the allocator, cleared; NULL when it fails. */
+static struct mpscq_segment *seg_fresh(struct mpscq *q)
+{
+    struct mpscq_segment *s = mpscq_seg_mem_alloc(q);
     if (!s)
         return NULL;
     if (MPSCQ_UNLIKELY((uintptr_t)s & 15)) {
@@ -231,7 +278,7 @@ static long pool_push(struct mpscq *q, struct mpscq_segment *s, unsigned tries)
 void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s)
 {
     /* Relaxed: the bound is approximate by design. */
-    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= q->pool_high) {
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= mpscq_pool_high(q)) {
         mpscq_seg_free(q, s);
         return;
     }
@@ -327,5 +374,5 @@ void mpscq_seg_reclaim(struct mpscq *q)
         mpscq_seg_put(q, o);
     }
     /* Spares that exiting threads pushed beyond the pool's bound. */
-    mpscq_seg_pool_trim(q, q->pool_high);
+    mpscq_seg_pool_trim(q, mpscq_pool_high(q));
 }

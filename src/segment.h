@@ -24,6 +24,10 @@
 MPSCQ_HIDDEN struct mpscq_segment *mpscq_seg_get(struct mpscq *q,
                                                  struct mpscq_hp_rec *r, int *pooled);
 
+/* From the pool only (as mpscq_seg_get, never the allocator); NULL when
+ * the pool is empty or both attempts lost a race. */
+MPSCQ_HIDDEN struct mpscq_segment *mpscq_seg_pop(struct mpscq *q, struct mpscq_hp_rec *r);
+
 /* The consumer recycles a segment that its hazard scan found unprotected
  * (design.md s. 4): clear it and push it on the pool, or free it when the
  * pool holds q->pool_high.  Consumer only. */
@@ -51,6 +55,25 @@ MPSCQ_HIDDEN void mpscq_seg_pool_trim(struct mpscq *q, long keep);
 MPSCQ_HIDDEN void mpscq_seg_mem_setup(struct mpscq *q, int custom_allocator);
 MPSCQ_HIDDEN void *mpscq_seg_mem_alloc(const struct mpscq *q);
 MPSCQ_HIDDEN void mpscq_seg_mem_free(const struct mpscq *q, void *s);
+
+/* The pool's bound while messages flow, and what it keeps when the queue
+ * is idle: pool_high and MPSCQ_POOL_MAX, or, in a preallocated queue, at
+ * least every segment preallocated (pool_keep). */
+static inline long mpscq_pool_keep(struct mpscq *q)
+{
+    /* Relaxed: grows only at create and mpscq_producer_create; a count. */
+    return atomic_load_explicit(&q->pool_keep, memory_order_relaxed);
+}
+static inline long mpscq_pool_high(struct mpscq *q)
+{
+    long keep = mpscq_pool_keep(q);
+    return keep > q->pool_high ? keep : q->pool_high;
+}
+
+/* Preallocation (mpscq_config.preallocate): n fresh segments into the
+ * pool, which keeps them for good.  MPSCQ_NOMEM (nothing kept) or
+ * MPSCQ_OK. */
+MPSCQ_HIDDEN int mpscq_seg_prealloc(struct mpscq *q, long n);
 
 /* Free a segment outright (destroy, or one that was never published). */
 MPSCQ_HIDDEN void mpscq_seg_free(struct mpscq *q, struct mpscq_segment *s);

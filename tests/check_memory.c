@@ -490,6 +490,136 @@ START_TEST(test_misaligned_allocator_refused)
 }
 END_TEST
 
+/* Preallocation: after mpscq_create and mpscq_producer_create, a million
+ * messages from 8 handles (single enqueues and batches, through FULL)
+ * and their dequeues never call alloc_fn, nor does going idle free
+ * what was preallocated; destroy returns all of it. */
+enum { PRE_PRODUCERS = 8 };
+struct pre_prod {
+    mpscq_producer_t *h;
+    unsigned id;
+    uint64_t n;
+};
+
+static void *pre_producer(void *arg)
+{
+    struct pre_prod *a = arg;
+    uint64_t i = 0;
+    while (i < a->n) {
+        int rc;
+        if (a->id & 1 && a->n - i >= 3) {
+            void *b[3] = { tu_msg(a->id, i), tu_msg(a->id, i + 1), tu_msg(a->id, i + 2) };
+            rc = mpscq_producer_enqueue_batch(a->h, b, 3);
+            if (rc == MPSCQ_OK)
+                i += 3;
+        } else {
+            rc = mpscq_producer_enqueue(a->h, tu_msg(a->id, i));
+            if (rc == MPSCQ_OK)
+                i++;
+        }
+        if (rc == MPSCQ_FULL)
+            sched_yield();
+        else
+            ck_assert_int_eq(rc, MPSCQ_OK);
+    }
+    return NULL;
+}
+
+START_TEST(test_preallocate_no_alloc)
+{
+    static const size_t caps[] = { 64, 4096, 1000 };
+    static const size_t slots[] = { 16, 0, 64 };
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.capacity = caps[_i];
+    c.segment_slots = slots[_i];
+    c.preallocate = 1;
+    tu_config_alloc(&c, &a);
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    mpscq_producer_t *h[PRE_PRODUCERS];
+    for (unsigned i = 0; i < PRE_PRODUCERS; i++)
+        ck_assert_int_eq(mpscq_producer_create(q, &h[i]), MPSCQ_OK);
+    long calls = atomic_load(&a.calls);
+    long long bytes = atomic_load(&a.outstanding);
+    struct mpscq_stats st0, st1;
+    mpscq_stats(q, &st0);
+
+    /* A million messages in the first configuration, fewer in the others. */
+    uint64_t per = tu_scaled(_i == 0 ? 1000000 : 250000, 40000) / PRE_PRODUCERS;
+    struct pre_prod p[PRE_PRODUCERS];
+    pthread_t t[PRE_PRODUCERS];
+    uint64_t expected[PRE_PRODUCERS];
+    for (unsigned i = 0; i < PRE_PRODUCERS; i++) {
+        p[i] = (struct pre_prod){ h[i], i, per };
+        expected[i] = per;
+        ck_assert_int_eq(pthread_create(&t[i], NULL, pre_producer, &p[i]), 0);
+    }
+    ck_assert_uint_eq(tu_drain_verify(q, PRE_PRODUCERS, expected), PRE_PRODUCERS * per);
+    for (unsigned i = 0; i < PRE_PRODUCERS; i++)
+        pthread_join(t[i], NULL);
+    tu_idle(q);
+    ck_assert_int_eq(atomic_load(&a.calls), calls);
+    ck_assert_int_eq(atomic_load(&a.outstanding), bytes);
+    mpscq_stats(q, &st1);
+    ck_assert_uint_eq(st1.segments_allocated, st0.segments_allocated);
+    ck_assert_uint_eq(st1.segments_freed, 0);
+    ck_assert_uint_eq(st1.nomem_failures, 0);
+    for (unsigned i = 0; i < PRE_PRODUCERS; i++)
+        mpscq_producer_destroy(h[i]);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+START_TEST(test_preallocate_errors)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.preallocate = 1;
+    tu_config_alloc(&c, &a);
+    mpscq_t *q = (mpscq_t *)0x1;
+    /* Unbounded: nothing to size the allocation by. */
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_INVAL);
+    ck_assert_ptr_eq(q, (mpscq_t *)0x1);
+    ck_assert_int_eq(atomic_load(&a.calls), 0);
+    /* Every allocation of a preallocating create failing in turn: NOMEM,
+     * nothing kept.  capacity 40 in 8-slot segments: 14 segments. */
+    c.capacity = 40;
+    c.segment_slots = 8;
+    tu_alloc_init(&a);
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    long need = atomic_load(&a.calls);
+    ck_assert_int_ge(need, 2 + 14 + 1);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+    for (long k = 1; k <= need; k++) {
+        tu_alloc_init(&a);
+        atomic_store(&a.fail_at, k);
+        q = (mpscq_t *)0x1;
+        ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_NOMEM);
+        ck_assert_ptr_eq(q, (mpscq_t *)0x1);
+        ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+    }
+    /* A handle's create that cannot get its segment: NOMEM, nothing kept. */
+    tu_alloc_init(&a);
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    long long before = atomic_load(&a.outstanding);
+    atomic_store(&a.fail_from, atomic_load(&a.calls) + 1);
+    mpscq_producer_t *h = (mpscq_producer_t *)0x1;
+    ck_assert_int_eq(mpscq_producer_create(q, &h), MPSCQ_NOMEM);
+    ck_assert_ptr_eq(h, (mpscq_producer_t *)0x1);
+    ck_assert_int_eq(atomic_load(&a.outstanding), before);
+    atomic_store(&a.fail_from, 0);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("memory");
@@ -506,6 +636,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_destroy_frees_everything);
     tcase_add_test(tc, test_failed_batch_gives_back);
     tcase_add_test(tc, test_misaligned_allocator_refused);
+    tcase_add_test(tc, test_preallocate_errors);
+    tcase_add_loop_test(tc, test_preallocate_no_alloc, 0, 3);
     suite_add_tcase(s, tc);
     return s;
 }
