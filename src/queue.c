@@ -11,7 +11,9 @@
 
 #include <limits.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdio.h>
+#include <unistd.h>
 #include <string.h>
 #if defined(__x86_64__)
 #include <cpuid.h>
@@ -42,9 +44,24 @@ void mpscq_log(const struct mpscq *q, int level, const char *msg)
         q->log_fn(level, msg, q->log_arg);
         return;
     }
+    /* One write(2) of a line built here: async-signal-safe (an enqueue
+     * from a signal handler may log a contention warning; design.md
+     * s. 13), and never interleaved with other threads' lines. */
     static const char *const names[] = { "debug", "info", "warning", "error" };
-    fprintf(stderr, "libmpscq: %s: %s\n",
-            level >= 0 && level <= MPSCQ_LOG_ERROR ? names[level] : "log", msg);
+    const char *parts[] = { "libmpscq: ",
+                            level >= 0 && level <= MPSCQ_LOG_ERROR ? names[level] : "log", ": ",
+                            msg ? msg : "", "\n" };
+    char line[256];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+        for (const char *c = parts[i]; *c && n < sizeof line - 1; c++)
+            line[n++] = *c;
+    if (line[n - 1] != '\n')
+        line[n - 1] = '\n';
+    int e = errno;
+    ssize_t w = write(2, line, n);
+    (void)w;
+    errno = e;
 }
 
 

@@ -11,6 +11,8 @@
  */
 #include "config.h"
 
+#include <errno.h>
+
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -67,8 +69,10 @@ void *mpscq_seg_mem_alloc(const struct mpscq *q)
 {
 #if MPSCQ_SEG_MMAP
     if (q->seg_map_bytes) {
+        int e = errno; /* kept for a caller in a signal handler (design.md s. 13) */
         void *p = mmap(NULL, q->seg_map_bytes, PROT_READ | PROT_WRITE,
                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        errno = e;
         return p == MAP_FAILED ? NULL : p;
     }
 #endif

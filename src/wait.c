@@ -73,7 +73,10 @@ int mpscq_futex_wait(_Atomic int *addr, int val, const struct timespec *rel)
 void mpscq_futex_wake(_Atomic int *addr)
 {
 #ifdef __linux__
+    /* errno kept: a producer may run in a signal handler (design.md s. 13). */
+    int e = errno;
     syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0);
+    errno = e;
 #else
     (void)addr;
 #endif
@@ -82,7 +85,9 @@ void mpscq_futex_wake(_Atomic int *addr)
 void mpscq_futex_wake_all(_Atomic int *addr)
 {
 #ifdef __linux__
+    int e = errno;
     syscall(SYS_futex, (int *)addr, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+    errno = e;
 #else
     (void)addr;
 #endif
