@@ -1,6 +1,6 @@
 /*
- * queue.c - a queue's life: create, close, size and statistics, destroy;
- * logging and status strings.  The producers' side is enqueue.c, the
+ * queue.c - a queue's life: create, close, destroy.  Counts and
+ * statistics are stats.c, logging, status strings and versions status.c.  The producers' side is enqueue.c, the
  * consumer's dequeue.c and wait.c, bounded mode capacity.c, segments and
  * their recycling segment.c, hazard-pointer records hazard.c.
  *
@@ -34,46 +34,6 @@ _Atomic unsigned long mpscq_test_producer_wakes;
 _Thread_local unsigned long mpscq_pend_work;
 _Atomic unsigned long mpscq_back_steps;
 #endif
-
-/* ------------------------------------------------------------------ */
-/* Logging                                                              */
-
-void mpscq_log(const struct mpscq *q, int level, const char *msg)
-{
-    if (q && q->log_fn) {
-        q->log_fn(level, msg, q->log_arg);
-        return;
-    }
-    /* One write(2) of a line built here: async-signal-safe (an enqueue
-     * from a signal handler may log a contention warning; design.md
-     * s. 13), and never interleaved with other threads' lines. */
-    static const char *const names[] = { "debug", "info", "warning", "error" };
-    const char *parts[] = { "libmpscq: ",
-                            level >= 0 && level <= MPSCQ_LOG_ERROR ? names[level] : "log", ": ",
-                            msg ? msg : "", "\n" };
-    char line[256];
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
-        for (const char *c = parts[i]; *c && n < sizeof line - 1; c++)
-            line[n++] = *c;
-    if (line[n - 1] != '\n')
-        line[n - 1] = '\n';
-    int e = errno;
-    ssize_t w = write(2, line, n);
-    (void)w;
-    errno = e;
-}
-
-
-void mpscq_warn_contention(struct mpscq *q, int consumer)
-{
-    /* Relaxed XCHG: only "who logs" is decided here. */
-    if (atomic_exchange_explicit(&q->warned[consumer ? 1 : 0], 1, memory_order_relaxed))
-        return;
-    mpscq_log(q, MPSCQ_LOG_WARN,
-              consumer ? "Dequeue experiencing high contention (1000 CAS failures)"
-                       : "Enqueue experiencing high contention (1000 CAS failures)");
-}
 
 /* ------------------------------------------------------------------ */
 /* Create and destroy                                                   */
@@ -261,7 +221,7 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
 }
 
 /* ------------------------------------------------------------------ */
-/* Close, size, stats                                                   */
+/* Close                                                                 */
 
 void mpscq_close(mpscq_t *q)
 {
@@ -288,88 +248,6 @@ int mpscq_is_closed(const mpscq_t *q)
             MPSCQ_TAIL_CLOSED) != 0;
 }
 
-/* Tickets issued to accepted messages (before any close): issued less
- * refused.  Relaxed loads here and in mpscq_size/mpscq_stats: they report
- * counts, and order nothing (a refused ticket counts as issued for the
- * instant before its producer counts it refused). */
-static uint64_t accepted(const struct mpscq *q)
-{
-    struct mpscq *m = (struct mpscq *)q;
-    uint64_t rej = atomic_load_explicit(&m->rejected, memory_order_relaxed);
-    uint64_t t = atomic_load_explicit(&m->tail, memory_order_relaxed);
-    if (t & MPSCQ_TAIL_CLOSED) {
-        uint64_t ct = atomic_load_explicit(&m->close_ticket, memory_order_relaxed);
-        t = ct != MPSCQ_TICKET_UNSET ? ct : (t & ~MPSCQ_TAIL_CLOSED);
-    }
-    return t > rej ? t - rej : 0;
-}
-
-size_t mpscq_size(const mpscq_t *q)
-{
-    if (!q)
-        return 0;
-    uint64_t d = atomic_load_explicit(&((struct mpscq *)q)->dequeued, memory_order_relaxed);
-    uint64_t a = accepted(q);
-    return a > d ? (size_t)(a - d) : 0;
-}
-
-size_t mpscq_capacity(const mpscq_t *q)
-{
-    return q ? q->capacity : 0;
-}
-
-void mpscq_stats_sized(const mpscq_t *cq, struct mpscq_stats *user, size_t size)
-{
-    if (!user)
-        return;
-    /* Filled here, then copied: a caller compiled against an older header
-     * gets the counters it knows, a newer one zeros for the rest. */
-    struct mpscq_stats st, *out = &st;
-    memset(user, 0, size);
-    memset(out, 0, sizeof *out);
-    if (!cq)
-        return;
-    struct mpscq *q = (struct mpscq *)cq;
-#define LD(f) atomic_load_explicit(&q->f, memory_order_relaxed)
-    out->enqueued = accepted(q);
-    out->dequeued = LD(dequeued);
-    out->full_rejections = LD(st_full);
-    out->closed_rejections = LD(st_closed);
-    out->nomem_failures = LD(st_nomem);
-    out->segments_allocated = LD(st_alloc);
-    out->segments_recycled = LD(st_recycled);
-    out->segments_freed = LD(st_freed);
-    out->cas_failures = LD(st_cas_fail);
-    out->consumer_parks = LD(st_parks);
-    out->consumer_naps = LD(st_naps);
-    out->producer_waits = LD(st_waits);
-#undef LD
-    memcpy(user, out, size < sizeof *out ? size : sizeof *out);
-}
-
-const char *mpscq_strerror(int status)
-{
-    switch (status) {
-    case MPSCQ_OK: return "success";
-    case MPSCQ_EMPTY: return "queue is empty";
-    case MPSCQ_FULL: return "queue is full";
-    case MPSCQ_CLOSED: return "queue is closed";
-    case MPSCQ_TIMEOUT: return "timed out";
-    case MPSCQ_NOMEM: return "out of memory";
-    case MPSCQ_INVAL: return "invalid argument";
-    default: return "unknown status";
-    }
-}
-
-const char *mpscq_implementation(void)
-{
-    return MPSCQ_IMPLEMENTATION;
-}
-
-const char *mpscq_version(void)
-{
-    return PACKAGE_VERSION;
-}
 
 /* ------------------------------------------------------------------ */
 
