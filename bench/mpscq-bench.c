@@ -454,6 +454,12 @@ int main(int argc, char **argv)
             fprintf(stderr, "mpscq-bench: fewer messages than producers\n");
             return 2;
         }
+    /* Before minutes of measuring, not after. */
+    if (o.plot && !bench_report_can_plot()) {
+        fprintf(stderr, "mpscq-bench: --plot needs gnuplot, which is not on PATH "
+                        "(Debian: apt-get install gnuplot-nox)\n");
+        return 2;
+    }
 
     /* libmpscq first, always; then the others asked for, in list order. */
     const struct bench_adapter *queues[16];
@@ -478,10 +484,16 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < MAX_COLS; i++)
         latp[i] = o.lat_producers;
     if (in_list(o.workloads, "throughput")) {
-        snprintf(title, sizeof title,
-                 "Throughput, unbounded, single enqueue/dequeue: million msg/s, median (min-max) "
-                 "of %d runs of %llu messages",
-                 o.repeats, (unsigned long long)o.messages);
+        if (o.repeats > 1)
+            snprintf(title, sizeof title,
+                     "Throughput, unbounded, single enqueue/dequeue: million msg/s, median "
+                     "(min-max) of %d runs of %llu messages",
+                     o.repeats, (unsigned long long)o.messages);
+        else
+            snprintf(title, sizeof title,
+                     "Throughput, unbounded, single enqueue/dequeue: million msg/s, one run of "
+                     "%llu messages",
+                     (unsigned long long)o.messages);
         add_table(&rep, "throughput-unbounded", title, KIND_THROUGHPUT, o.nproducers,
                   o.producers, NULL);
     }
@@ -502,9 +514,10 @@ int main(int argc, char **argv)
     }
     if (in_list(o.workloads, "latency")) {
         snprintf(title, sizeof title,
-                 "Latency, %u producers at a fixed offered rate, polling consumer, %g s: "
-                 "median of %d runs' percentiles",
-                 o.lat_producers, o.lat_seconds, o.repeats);
+                 "Latency, %u producers at a fixed offered rate, polling consumer, %g s: %s%d "
+                 "run%s percentiles",
+                 o.lat_producers, o.lat_seconds, o.repeats > 1 ? "median of " : "", o.repeats,
+                 o.repeats > 1 ? "s'" : "'s");
         add_table(&rep, "latency", title, KIND_LATENCY, o.nrates, latp, o.rates);
     }
     if (in_list(o.workloads, "sleeping")) {

@@ -8,8 +8,11 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/utsname.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include <mpscq.h>
 
 static const char *const lat_names[5] = { "enqueue", "dequeue", "empty dequeue",
                                           "enqueue->dequeue", "full enqueue" };
@@ -91,46 +94,67 @@ static void col_label(const struct bench_table *tb, const struct bench_cell *c, 
         snprintf(buf, len, "%gk/s", c->rate / 1e3);
 }
 
+/* A throughput cell as printed: the median, and the min-max of the
+ * repeats when there was more than one; stalled and failed runs are
+ * flagged (and get no ratio: usable()). */
+static void mmsgs_text(const struct bench_cell *c, char *v, size_t len)
+{
+    if (c->stalled && c->runs > 0 && !c->failures)
+        snprintf(v, len, "STALLED %.1f", c->s_mmsgs.median);
+    else if (c->stalled)
+        snprintf(v, len, "STALLED");
+    else if (c->skipped)
+        snprintf(v, len, "n/a");
+    else if (c->failures)
+        snprintf(v, len, "FAILED");
+    else if (c->runs > 1)
+        snprintf(v, len, "%.1f (%.1f-%.1f)", c->s_mmsgs.median, c->s_mmsgs.min, c->s_mmsgs.max);
+    else
+        snprintf(v, len, "%.1f", c->s_mmsgs.median);
+}
+
 static void print_throughput(const struct bench_report *rep, const struct bench_table *tb,
                              FILE *out)
 {
-    char lab[32];
-    fprintf(out, "  %-14s", "queue");
+    /* Every row has the same columns: a name column as wide as the
+     * longest name (a ratio's "libmpscq/<peer>" included), then value
+     * columns as wide as the widest value. */
+    int namew = (int)strlen("CPU ns per message"), colw = 6;
+    char v[48], lab[32];
+    for (unsigned q = 0; q < rep->nqueues; q++) {
+        int w = (int)strlen("libmpscq/") + (int)strlen(rep->queues[q]->name);
+        namew = w > namew ? w : namew;
+        for (unsigned j = 0; j < tb->ncols; j++) {
+            mmsgs_text(cell(tb, q, j), v, sizeof v);
+            colw = (int)strlen(v) > colw ? (int)strlen(v) : colw;
+        }
+    }
+    fprintf(out, "  %-*s", namew, "queue");
     for (unsigned j = 0; j < tb->ncols; j++) {
         col_label(tb, cell(tb, 0, j), lab, sizeof lab);
-        fprintf(out, " %19s", lab);
+        fprintf(out, " %*s", colw, lab);
     }
     fputc('\n', out);
     for (unsigned q = 0; q < rep->nqueues; q++) {
-        fprintf(out, "  %-14s", rep->queues[q]->name);
+        fprintf(out, "  %-*s", namew, rep->queues[q]->name);
         for (unsigned j = 0; j < tb->ncols; j++) {
-            const struct bench_cell *c = cell(tb, q, j);
-            char v[48];
-            if (c->stalled && c->runs > 0 && !c->failures)
-                snprintf(v, sizeof v, "STALLED %.1f", c->s_mmsgs.median);
-            else if (c->stalled)
-                snprintf(v, sizeof v, "STALLED");
-            else if (c->skipped)
-                snprintf(v, sizeof v, "n/a");
-            else if (c->failures)
-                snprintf(v, sizeof v, "FAILED");
-            else
-                snprintf(v, sizeof v, "%.1f (%.1f-%.1f)", c->s_mmsgs.median, c->s_mmsgs.min,
-                         c->s_mmsgs.max);
-            fprintf(out, " %19s", v);
+            mmsgs_text(cell(tb, q, j), v, sizeof v);
+            fprintf(out, " %*s", colw, v);
         }
         fputc('\n', out);
     }
     for (unsigned q = 1; q < rep->nqueues; q++) {
-        char name[40];
+        char name[64];
         snprintf(name, sizeof name, "libmpscq/%s", rep->queues[q]->name);
-        fprintf(out, "  %-24s", name);
+        fprintf(out, "  %-*s", namew, name);
         for (unsigned j = 0; j < tb->ncols; j++) {
             const struct bench_cell *m = cell(tb, 0, j), *c = cell(tb, q, j);
-            if (usable(m) && usable(c) && c->s_mmsgs.median > 0)
-                fprintf(out, " %8.2fx", m->s_mmsgs.median / c->s_mmsgs.median);
-            else
-                fprintf(out, " %9s", "-");
+            if (usable(m) && usable(c) && c->s_mmsgs.median > 0) {
+                snprintf(v, sizeof v, "%.2fx", m->s_mmsgs.median / c->s_mmsgs.median);
+                fprintf(out, " %*s", colw, v);
+            } else {
+                fprintf(out, " %*s", colw, "-");
+            }
         }
         fputc('\n', out);
     }
@@ -143,18 +167,15 @@ static void print_throughput(const struct bench_report *rep, const struct bench_
             fprintf(out, "  (%s rounds its ring up to a power of two of at least 4096: more room "
                          "than the capacity)\n",
                     rep->queues[q]->name);
-    fprintf(out, "  %-24s", "CPU ns per message");
-    for (unsigned j = 0; j < tb->ncols; j++)
-        fprintf(out, " %9s", "");
-    fputc('\n', out);
+    fprintf(out, "  %s\n", "CPU ns per message");
     for (unsigned q = 0; q < rep->nqueues; q++) {
-        fprintf(out, "    %-22s", rep->queues[q]->name);
+        fprintf(out, "    %-*s", namew - 2, rep->queues[q]->name);
         for (unsigned j = 0; j < tb->ncols; j++) {
             const struct bench_cell *c = cell(tb, q, j);
             if (usable(c))
-                fprintf(out, " %9.0f", c->s_cpu_ns.median);
+                fprintf(out, " %*.0f", colw, c->s_cpu_ns.median);
             else
-                fprintf(out, " %9s", "-");
+                fprintf(out, " %*s", colw, "-");
         }
         fputc('\n', out);
     }
@@ -176,8 +197,9 @@ static void print_latency(const struct bench_report *rep, const struct bench_tab
         col_label(tb, cell(tb, 0, j), lab, sizeof lab);
         if (tb->kind != KIND_PROBE)
             fprintf(out, "  offered %s\n", lab);
-        fprintf(out, "  %-14s %-17s %8s %19s %8s %9s", "queue", "ns", "p50", "p99 (min-max)",
-                "p99.9", "max");
+        int range = rep->repeats > 1; /* min-max of the repeats' p99 */
+        fprintf(out, "  %-14s %-17s %8s %19s %8s %9s", "queue", "ns", "p50",
+                range ? "p99 (min-max)" : "p99", "p99.9", "max");
         if (tb->kind == KIND_LATENCY || tb->kind == KIND_SLEEPING)
             fprintf(out, " %9s %9s", "CPU %", "consumer");
         if (tb->kind == KIND_BURST)
@@ -195,8 +217,11 @@ static void print_latency(const struct bench_report *rep, const struct bench_tab
             for (int k = 0; rows[k] >= 0; k++) {
                 const struct bench_pct_summary *s = &c->s_lat[rows[k]];
                 char p99[40];
-                snprintf(p99, sizeof p99, "%.0f (%.0f-%.0f)", s->p99.median, s->p99.min,
-                         s->p99.max);
+                if (range)
+                    snprintf(p99, sizeof p99, "%.0f (%.0f-%.0f)", s->p99.median, s->p99.min,
+                             s->p99.max);
+                else
+                    snprintf(p99, sizeof p99, "%.0f", s->p99.median);
                 fprintf(out, "  %-14s %-17s %8.0f %19s %8.0f %9.0f",
                         k ? "" : rep->queues[q]->name, lat_names[rows[k]], s->p50.median, p99,
                         s->p999.median, s->max.median);
@@ -262,6 +287,71 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* The machine and the software a run measured, for the JSON: CPU model,
+ * kernel, compiler, libmpscq's version and hot-path implementation, and
+ * the peers' versions where their headers say. */
+static void json_host(FILE *f, const struct bench_report *rep)
+{
+    char model[256] = "unknown";
+    FILE *ci = fopen("/proc/cpuinfo", "r");
+    if (ci) {
+        char line[512];
+        while (fgets(line, sizeof line, ci)) {
+            /* x86: "model name"; AArch64 and others: first of these. */
+            if (!strncmp(line, "model name", 10) || !strncmp(line, "Model", 5) ||
+                !strncmp(line, "cpu model", 9)) {
+                char *v = strchr(line, ':');
+                if (v) {
+                    v += 1 + (v[1] == ' ');
+                    v[strcspn(v, "\n")] = 0;
+                    snprintf(model, sizeof model, "%s", v);
+                    break;
+                }
+            }
+        }
+        fclose(ci);
+    }
+    struct utsname u;
+    char kernel[200] = "unknown";
+    if (uname(&u) == 0)
+        snprintf(kernel, sizeof kernel, "%s %s %s", u.sysname, u.release, u.machine);
+    fprintf(f, "  \"host\": {\"cpu_model\": ");
+    json_string(f, model);
+    fprintf(f, ", \"cpus_online\": %ld, \"kernel\": ", rep->cpus);
+    json_string(f, kernel);
+    fprintf(f, ",\n           \"compiler\": ");
+#if defined(__clang__)
+    json_string(f, "clang " __clang_version__);
+#elif defined(__GNUC__)
+    json_string(f, "gcc " __VERSION__);
+#else
+    json_string(f, "unknown");
+#endif
+    fprintf(f, ",\n           \"libmpscq\": {\"version\": ");
+    json_string(f, mpscq_version());
+    fprintf(f, ", \"header\": \"%s\", \"implementation\": ", MPSCQ_VERSION_STRING);
+    json_string(f, mpscq_implementation());
+    fprintf(f, "},\n           \"peers\": {");
+    /* The versions pkg-config reported at configure time. */
+    static const char *const peers[][2] = {
+#ifdef PEER_URCU_VERSION
+        { "liburcu", PEER_URCU_VERSION },
+#endif
+#ifdef PEER_CK_VERSION
+        { "ck", PEER_CK_VERSION },
+#endif
+#ifdef PEER_DPDK_VERSION
+        { "dpdk", PEER_DPDK_VERSION },
+#endif
+        { NULL, NULL }
+    };
+    for (size_t i = 0; peers[i][0]; i++) {
+        fprintf(f, "%s\"%s\": ", i ? ", " : "", peers[i][0]);
+        json_string(f, peers[i][1]);
+    }
+    fprintf(f, "}},\n");
+}
+
 static const char *const kind_names[] = { "throughput", "latency", "sleeping-consumer",
                                           "burst", "probe" };
 
@@ -275,6 +365,7 @@ int bench_report_json(const struct bench_report *rep, const char *path)
             rep->implementation, rep->clock, rep->ns_per_tick);
     fprintf(f, "  \"cpus\": %ld,\n  \"repeats\": %d,\n  \"started\": \"%s\",\n", rep->cpus,
             rep->repeats, rep->started);
+    json_host(f, rep);
     fprintf(f, "  \"queues\": [");
     for (unsigned q = 0; q < rep->nqueues; q++) {
         fprintf(f, "%s\n    {\"name\": ", q ? "," : "");
@@ -359,6 +450,28 @@ int bench_report_json(const struct bench_report *rep, const char *path)
 
 /* ---- gnuplot --------------------------------------------------------- */
 
+int bench_report_can_plot(void)
+{
+    const char *path = getenv("PATH");
+    if (!path || !*path)
+        path = "/usr/bin:/bin";
+    while (*path) {
+        const char *end = strchr(path, ':');
+        size_t len = end ? (size_t)(end - path) : strlen(path);
+        char file[4096];
+        if (len + sizeof "/gnuplot" <= sizeof file) {
+            memcpy(file, len ? path : ".", len ? len : 1);
+            strcpy(file + (len ? len : 1), "/gnuplot");
+            if (access(file, X_OK) == 0)
+                return 1;
+        }
+        path += len + (end != NULL);
+        if (!end)
+            break;
+    }
+    return 0;
+}
+
 int bench_report_plot(const struct bench_report *rep, const char *path)
 {
     unsigned n = 0;
@@ -378,11 +491,18 @@ int bench_report_plot(const struct bench_report *rep, const char *path)
         unlink(script);
         return -1;
     }
-    fprintf(f, "set terminal svg size %u,460 dynamic enhanced font 'sans,11'\n", 520 * n);
+    /* noenhanced: peer names such as ck_fifo_mpmc and rte_ring are
+     * printed as they are, not as subscripts. */
+    fprintf(f, "set terminal svg size %u,460 dynamic noenhanced font 'sans,11'\n", 520 * n);
     fprintf(f, "set output '%s'\n", path);
+    char how[64];
+    if (rep->repeats > 1)
+        snprintf(how, sizeof how, "median and min-max of %d runs", rep->repeats);
+    else
+        snprintf(how, sizeof how, "one run");
     fprintf(f, "set multiplot layout 1,%u title 'mpscq-bench: throughput against producers "
-               "(1 consumer, %ld CPUs, median and min-max of %d)'\n",
-            n, rep->cpus, rep->repeats);
+               "(1 consumer, %ld CPUs, %s)'\n",
+            n, rep->cpus, how);
     fprintf(f, "set xlabel 'producers'\nset ylabel 'million messages/s'\nset logscale x 2\n"
                "set grid\nset key top left\nset yrange [0:*]\n");
     for (unsigned t = 0; t < rep->ntables; t++) {
@@ -401,7 +521,13 @@ int bench_report_plot(const struct bench_report *rep, const char *path)
             }
             fprintf(f, "EOD\n");
         }
-        fprintf(f, "set title '%s'\nplot ", tb->id);
+        /* The panel's title in words. */
+        if (tb->batch)
+            fprintf(f, "set title 'Batches of %u, unbounded'\nplot ", tb->batch);
+        else if (tb->capacity)
+            fprintf(f, "set title 'Bounded, capacity %zu'\nplot ", tb->capacity);
+        else
+            fprintf(f, "set title 'Unbounded, single messages'\nplot ");
         int first = 1;
         for (unsigned q = 0; q < rep->nqueues; q++) {
             int points = 0; /* a queue with none (n/a, stalled) is left out */
@@ -409,8 +535,9 @@ int bench_report_plot(const struct bench_report *rep, const char *path)
                 points += usable(cell(tb, q, j));
             if (!points)
                 continue;
-            fprintf(f, "%s$d%u_%u using 1:2:3:4 with yerrorlines lw 2 title '%s'",
-                    first ? "" : ", ", t, q, rep->queues[q]->name);
+            fprintf(f, "%s$d%u_%u using 1:2%s lw 2 title '%s'", first ? "" : ", ", t, q,
+                    rep->repeats > 1 ? ":3:4 with yerrorlines" : " with linespoints",
+                    rep->queues[q]->name);
             first = 0;
         }
         fputc('\n', f);

@@ -68,5 +68,7 @@ void bench_report_free(struct bench_report *rep);
 void bench_report_print(const struct bench_report *rep, FILE *out);
 int bench_report_json(const struct bench_report *rep, const char *path);
 int bench_report_plot(const struct bench_report *rep, const char *path);
+/* 1 when gnuplot is on PATH (mpscq-bench --plot checks before it runs). */
+int bench_report_can_plot(void);
 
 #endif

@@ -46,6 +46,34 @@ grep -q '"verified": false' "$tmp/r.json" && fail "JSON has an unverified run"
 grep -q '"p99.9"' "$tmp/r.json" || fail "JSON has no percentiles"
 grep -q '"bytes_per_msg"' "$tmp/r.json" || fail "JSON has no memory figures"
 
+grep -q '"cpu_model"' "$tmp/r.json" && grep -q '"kernel"' "$tmp/r.json" &&
+    grep -q '"compiler"' "$tmp/r.json" && grep -q '"libmpscq": {"version"' "$tmp/r.json" ||
+    fail "JSON lacks the host and version record"
+
+# One repeat: medians alone, no min-max; every throughput row has as many
+# fields as the header (aligned columns, no stray ranges).
+run -p 1,2 -n 2000 -r 1 -w throughput -q libmpscq,mutex+ring >"$tmp/out" 2>&1 ||
+    fail "single repeat run"
+grep -q 'one run of' "$tmp/out" || fail "single repeat title"
+awk '/^Throughput/ { t = 1; next } t && /^  libmpscq / { print }' "$tmp/out" | grep -q '(' &&
+    fail "single repeat printed a min-max"
+hdr=$(awk '/^  queue/ { print length($0); exit }' "$tmp/out")
+row=$(awk '/^  libmpscq\/mutex\+ring/ { print length($0); exit }' "$tmp/out")
+[ "$hdr" = "$row" ] || fail "ratio row ($row) not aligned with the header ($hdr)"
+
+# --plot: refused before any run when gnuplot is missing; drawn with the
+# peers' names as they are when it is there.
+PATH=/nonexistent "$bench" -p 1 -n 100 --plot "$tmp/p.svg" >"$tmp/out" 2>&1
+[ $? -eq 2 ] && grep -q 'needs gnuplot' "$tmp/out" || fail "--plot without gnuplot"
+if command -v gnuplot >/dev/null 2>&1; then
+    run -p 1,2 -n 2000 -r 2 -w throughput --plot "$tmp/p.svg" >"$tmp/out" 2>&1 || fail "--plot"
+    for q in $(echo "$queues" | tr , ' '); do
+        [ "$q" = spsc-ring ] && continue
+        grep -q ">$q<" "$tmp/p.svg" || fail "plot legend lacks '$q' as written"
+    done
+    grep -q '>Unbounded, single messages<' "$tmp/p.svg" || fail "plot panel title"
+fi
+
 # Bad usage: status 2 and a message, nothing run.
 for args in "-p 0" "-q no-such-queue" "-w nothing" "-r x" "--bogus" "extra"; do
     run $args >"$tmp/out" 2>&1
