@@ -66,6 +66,9 @@ static inline void mpscq_release_flush(struct mpscq *q)
 /* A producer waits in mpscq_enqueue_wait: give it the places now
  * (enqueue_wait.c).  Consumer only. */
 MPSCQ_HIDDEN void mpscq_space_wake(struct mpscq *q);
+/* The C dequeue fast path's tail when a producer waits: wake it, then
+ * mpscq_dequeue_crossed(q) if the take crossed a segment, else MPSCQ_OK. */
+MPSCQ_HIDDEN int mpscq_dequeue_woke(struct mpscq *q, int crossed);
 
 /* After each dequeue's store of `dequeued` (bounded queues): a place is
  * free, so a waiting producer is woken now (design.md s. 6.3).  The

@@ -21,6 +21,7 @@
 #include <sched.h>
 #include <time.h>
 
+#include "arch.h"
 #include "capacity.h"
 #include "wait.h"
 
@@ -76,6 +77,12 @@ void mpscq_space_wake(struct mpscq *q)
     MPSCQ_RMW(1);
     atomic_fetch_add_explicit(&q->space_seq, 1, memory_order_seq_cst);
     mpscq_futex_wake_all(&q->space_seq);
+}
+
+int mpscq_dequeue_woke(struct mpscq *q, int crossed)
+{
+    mpscq_space_wake(q);
+    return crossed ? mpscq_dequeue_crossed(q) : MPSCQ_OK;
 }
 
 void mpscq_space_wake_close(struct mpscq *q)

@@ -132,10 +132,19 @@ int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
     atomic_store_explicit(&q->dequeued,
                           atomic_load_explicit(&q->dequeued, memory_order_relaxed) + 1,
                           memory_order_release);
+    int crossed = i + 1 == q->nslots;
     /* Bounded: one more dequeue, published in batches, and a waiting
-     * producer woken (capacity.h). */
-    mpscq_release_one(q);
-    if (MPSCQ_UNLIKELY(i + 1 == q->nslots))
+     * producer woken (capacity.h: mpscq_release_one, written out so that
+     * the wake-up is a tail call and the fast path keeps no frame). */
+    if (q->capacity) {
+        if (++q->release_debt >= q->release_batch)
+            mpscq_release_flush(q);
+        atomic_signal_fence(memory_order_seq_cst);
+        /* Relaxed: the waiter's barrier supplies the ordering (capacity.h). */
+        if (MPSCQ_UNLIKELY(atomic_load_explicit(&q->space_armed, memory_order_relaxed)))
+            return mpscq_dequeue_woke(q, crossed);
+    }
+    if (MPSCQ_UNLIKELY(crossed))
         return mpscq_dequeue_crossed(q);
     return MPSCQ_OK;
 }
