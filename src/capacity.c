@@ -27,9 +27,17 @@ int mpscq_admit_check(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t n, uint6
 void mpscq_reject_count(struct mpscq *q, struct mpscq_hp_rec *r, uint64_t t, uint64_t n)
 {
     MPSCQ_RMW(1);
-    /* Release: pairs with the acquire load in mpscq_admit, so a producer
-     * that counts these tickets issued its own after them. */
-    atomic_fetch_add_explicit(&q->rejected, n, memory_order_release);
+    /* seq_cst: release pairs with the acquire load in mpscq_admit, so a
+     * producer that counts these tickets issued its own after them; and
+     * it is the Dekker half of the check below against a waiter's arm
+     * (design.md s. 6.3). */
+    atomic_fetch_add_explicit(&q->rejected, n, memory_order_seq_cst);
     r->seen = t + n;
     MPSCQ_STAT_ADD(q, st_full, 1);
+    /* Counting a refusal makes room (admit grows by n): a producer waiting
+     * in mpscq_enqueue_wait may get in now, and no dequeue may come to
+     * wake it (the queue may be empty).  Either its look after arming saw
+     * our count, or this load sees its arm: both sides are seq_cst. */
+    if (MPSCQ_UNLIKELY(atomic_load_explicit(&q->space_armed, memory_order_seq_cst)))
+        mpscq_space_wake_producer(q);
 }

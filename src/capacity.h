@@ -66,15 +66,18 @@ static inline void mpscq_release_flush(struct mpscq *q)
 /* A producer waits in mpscq_enqueue_wait: give it the places now
  * (enqueue_wait.c).  Consumer only. */
 MPSCQ_HIDDEN void mpscq_space_wake(struct mpscq *q);
+/* A refused producer's: its count in `rejected` made room; wake waiters. */
+MPSCQ_HIDDEN void mpscq_space_wake_producer(struct mpscq *q);
 /* The C dequeue fast path's tail when a producer waits: wake it, then
  * mpscq_dequeue_crossed(q) if the take crossed a segment, else MPSCQ_OK. */
 MPSCQ_HIDDEN int mpscq_dequeue_woke(struct mpscq *q, int crossed);
 
 /* After each dequeue's store of `dequeued` (bounded queues): a place is
  * free, so a waiting producer is woken now (design.md s. 6.3).  The
- * armed flag is read with a plain load: the waiting producer's membarrier
- * orders it against the store of dequeued (a compiler fence here keeps
- * the program order). */
+ * armed flag is read with a plain load: in a waiter's exact rounds its
+ * membarrier orders it against the store of dequeued (a compiler fence
+ * here keeps the program order); in its light rounds nothing does, and
+ * the light sleep's 1 ms bound is what a miss costs. */
 static inline void mpscq_space_check(struct mpscq *q)
 {
     atomic_signal_fence(memory_order_seq_cst);

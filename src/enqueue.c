@@ -28,14 +28,18 @@ static int ensure_spares(struct mpscq *q, struct mpscq_hp_rec *r, size_t need)
 {
     while (r->nspare < need) {
         int pooled = 1;
-        /* A preallocated queue takes segments from its pool only: when the
-         * pool is dry (producers stopped inside enqueues pin drained
-         * segments, design.md s. 5) the call is refused as FULL instead
-         * of allocating. */
-        struct mpscq_segment *s = q->preallocated ? mpscq_seg_pop(q, r)
-                                                  : mpscq_seg_get(q, r, &pooled);
+        /* A producer handle of a preallocated queue takes segments from
+         * the pool only: when the pool is dry (producers stopped inside
+         * enqueues pin drained segments, design.md s. 5.1) the call is
+         * refused as FULL instead of allocating.  A thread's own record
+         * (mpscq_enqueue, mpscq_enqueue_wait) allocates as usual. */
+        /* Relaxed: kind was set when the handle was made, before the
+         * user handed the handle to this thread. */
+        int pool_only = q->preallocated &&
+                        atomic_load_explicit(&r->kind, memory_order_relaxed) != MPSCQ_REC_SLOT;
+        struct mpscq_segment *s = pool_only ? mpscq_seg_pop(q, r) : mpscq_seg_get(q, r, &pooled);
         if (!s)
-            return q->preallocated ? MPSCQ_FULL : MPSCQ_NOMEM;
+            return pool_only ? MPSCQ_FULL : MPSCQ_NOMEM;
         if (!pooled)
             s->id = MPSCQ_SEG_ID_FRESH;
         atomic_store_explicit(&s->pool_next, r->spare, memory_order_relaxed);

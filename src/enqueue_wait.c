@@ -79,6 +79,19 @@ void mpscq_space_wake(struct mpscq *q)
     mpscq_futex_wake_all(&q->space_seq);
 }
 
+void mpscq_space_wake_producer(struct mpscq *q)
+{
+    /* A producer's wake-up: no `released` to publish (only the consumer
+     * writes it that way), the room is in `rejected`.  seq_cst XCHG and
+     * bump, as mpscq_space_wake. */
+    MPSCQ_RMW(1);
+    if (!atomic_exchange_explicit(&q->space_armed, 0, memory_order_seq_cst))
+        return;
+    MPSCQ_RMW(1);
+    atomic_fetch_add_explicit(&q->space_seq, 1, memory_order_seq_cst);
+    mpscq_futex_wake_all(&q->space_seq);
+}
+
 int mpscq_dequeue_woke(struct mpscq *q, int crossed)
 {
     mpscq_space_wake(q);

@@ -211,10 +211,11 @@ struct mpscq {
 
     /* ---- bounded mode: admission (capacity.h, design.md s. 6).  Read by
      * every bounded enqueue; `released` is written by the consumer once
-     * per release_batch dequeues (and by a producer waiting for a place,
-     * which pulls it up to `dequeued`), `rejected` by refused producers
-     * only, the two words of waiting (enqueue_wait.c, design.md s. 6.3)
-     * only when a producer blocks. */
+     * per release_batch dequeues, when it finds nothing to take and when
+     * it wakes a waiter (and by a producer waiting for a place, which
+     * pulls it up to `dequeued`), `rejected` by refused producers only,
+     * the two words of waiting (enqueue_wait.c, design.md s. 6.3) only
+     * when a producer blocks. */
     MPSCQ_ALIGNED _Atomic uint64_t released; /* dequeues published (absolute) */
     _Atomic uint64_t rejected;               /* tickets refused (FULL) */
     _Atomic int space_armed;  /* 1: a producer may wait in mpscq_enqueue_wait */

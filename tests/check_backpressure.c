@@ -176,6 +176,85 @@ START_TEST(test_no_lost_wakeup)
 }
 END_TEST
 
+/* A refusal makes room too: a producer P takes a ticket that will be
+ * refused and stops before counting it; the consumer takes the only
+ * message; a waiter W is refused because P's ticket is not counted yet,
+ * and goes to sleep.  When P counts its refusal, W must be woken: no
+ * dequeue may ever come (the queue is empty).  (Found by review: without
+ * the refuser's wake-up, W's light sleep times out and an exact one can
+ * sleep for good; this asserts W was woken, not timed out.) */
+static _Atomic int refuser_stalled, refuser_release;
+static _Thread_local int refuser_stop;
+static void refusal_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    if (where == MPSCQ_HOOK_AFTER_TICKET && refuser_stop) {
+        refuser_stop = 0;
+        atomic_store(&refuser_stalled, 1);
+        while (!atomic_load(&refuser_release))
+            sched_yield();
+    }
+    if (where == MPSCQ_HOOK_SPACE_RETRIED && atomic_fetch_add(&about_to_sleep, 1) == 0) {
+        /* W armed, looked, is about to sleep: let P count its refusal
+         * and wait until it has. */
+        atomic_store(&refuser_release, 1);
+        while (atomic_load(&refuser_stalled) != 2)
+            sched_yield();
+    }
+    if (where == MPSCQ_HOOK_SPACE_SLEPT && t)
+        atomic_fetch_add(&sleeps_timed_out, 1);
+}
+
+struct refuser {
+    mpscq_t *q;
+    _Atomic int rc;
+};
+
+static void *refuser_main(void *p)
+{
+    struct refuser *r = p;
+    /* The message that fills the queue, from this thread, so that the
+     * next enqueue runs the fast path (record and spare in hand) and
+     * stops right after its ticket, before the refusal is counted. */
+    ck_assert_int_eq(mpscq_enqueue(r->q, (void *)0), MPSCQ_OK);
+    refuser_stop = 1;
+    atomic_store(&r->rc, mpscq_enqueue(r->q, (void *)1));
+    atomic_store(&refuser_stalled, 2);
+    return NULL;
+}
+
+START_TEST(test_refusal_wakes_waiter)
+{
+    mpscq_t *q = bounded(1, 4);
+    atomic_store(&refuser_stalled, 0);
+    atomic_store(&refuser_release, 0);
+    atomic_store(&about_to_sleep, 0);
+    atomic_store(&sleeps_timed_out, 0);
+    mpscq_test_hook = refusal_hook;
+    struct refuser r = { q, -1 };
+    pthread_t tp;
+    ck_assert_int_eq(pthread_create(&tp, NULL, refuser_main, &r), 0);
+    while (atomic_load(&refuser_stalled) == 0)
+        sched_yield();
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK); /* the queue is empty now */
+    ck_assert_ptr_eq(m, (void *)0);
+    /* 20 s: a failure detector only. */
+    struct waiter w = { q, (void *)2, 20000000000LL, -1 };
+    waiter_main(&w);
+    pthread_join(tp, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(atomic_load(&r.rc), MPSCQ_FULL);
+    ck_assert_int_eq(atomic_load(&w.rc), MPSCQ_OK);
+    ck_assert_int_ge(atomic_load(&about_to_sleep), 1);
+    ck_assert_int_eq(atomic_load(&sleeps_timed_out), 0); /* woken by the refuser */
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)2);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 /* A producer blocked for good (timeout LLONG_MAX: practically forever,
  * not an overflow into an immediate timeout) gets in when the consumer,
  * in another thread, takes one message. */
@@ -562,6 +641,59 @@ START_TEST(test_peek_passes_stalled)
 }
 END_TEST
 
+/* A preallocated queue and producers without handles: every live thread
+ * keeps a spare segment, more than were preallocated; their waits must
+ * still get in (a thread's own record allocates; only handles are
+ * refused on a dry pool).  (Found by review: the 8th thread slept on an
+ * empty queue.) */
+enum { PW_THREADS = 16 };
+static _Atomic int pw_done[PW_THREADS], pw_quit;
+struct pw_arg {
+    mpscq_t *q;
+    int i;
+};
+
+static void *pw_main(void *p)
+{
+    struct pw_arg *a = p;
+    atomic_store(&pw_done[a->i], 10 + mpscq_enqueue_wait(a->q, (void *)(uintptr_t)(a->i + 1),
+                                                          20000000000LL));
+    while (!atomic_load(&pw_quit)) /* stay alive: keep the record and its spare */
+        sched_yield();
+    return NULL;
+}
+
+START_TEST(test_preallocated_plain_waiters)
+{
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.capacity = 4;
+    c.segment_slots = 4;
+    c.preallocate = 1;
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    atomic_store(&pw_quit, 0);
+    pthread_t t[PW_THREADS];
+    struct pw_arg a[PW_THREADS];
+    for (int i = 0; i < PW_THREADS; i++) {
+        atomic_store(&pw_done[i], 0);
+        a[i] = (struct pw_arg){ q, i };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, pw_main, &a[i]), 0);
+        while (atomic_load(&pw_done[i]) == 0)
+            sched_yield();
+        ck_assert_int_eq(atomic_load(&pw_done[i]) - 10, MPSCQ_OK);
+        void *m;
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, (void *)(uintptr_t)(i + 1));
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    }
+    atomic_store(&pw_quit, 1);
+    for (int i = 0; i < PW_THREADS; i++)
+        pthread_join(t[i], NULL);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("backpressure");
@@ -571,8 +703,10 @@ static Suite *suite(void)
     tcase_add_test(tc, test_timeout_keeps_nothing);
     tcase_add_test(tc, test_enqueue_wait_statuses);
     tcase_add_test(tc, test_no_lost_wakeup);
+    tcase_add_test(tc, test_refusal_wakes_waiter);
     tcase_add_loop_test(tc, test_blocked_until_dequeue, 0, 2);
     tcase_add_test(tc, test_close_wakes_producers);
+    tcase_add_test(tc, test_preallocated_plain_waiters);
     suite_add_tcase(s, tc);
     tc = tcase_create("many_producers");
     tcase_set_timeout(tc, 120);

@@ -35,7 +35,9 @@ extern mpscq_space_wake
     mov     [rdi + Q_SCAN], rax
     mov     [rdi + Q_HEAD], rax
     ; dequeued++: only this thread writes it; the aligned 8-byte store is
-    ; atomic for readers (mpscq_size, mpscq_stats load it relaxed).
+    ; atomic for readers (mpscq_size, mpscq_stats load it relaxed), and a
+    ; release store under TSO, which a waiting producer's acquire load in
+    ; space_take pairs with (enqueue_wait.c).
     inc     qword [rdi + Q_DEQUEUED]
     cmp     qword [rdi + Q_CAPACITY], 0
     jne     %%count
