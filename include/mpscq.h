@@ -241,7 +241,11 @@ typedef struct mpscq_producer mpscq_producer_t;
 MPSCQ_API int mpscq_producer_create(mpscq_t *q, mpscq_producer_t **p);
 
 /* mpscq_producer_enqueue: as mpscq_enqueue(q, msg), through the handle;
- * MPSCQ_INVAL when p is NULL. */
+ * MPSCQ_INVAL when p is NULL.  In a preallocated queue it never calls
+ * alloc_fn but in the one case of doc/design.md s. 5.1 (a FULL instead
+ * when the pool is dry), and it is async-signal-safe through a handle
+ * that only signal handlers use, with the default allocator and logger
+ * (doc/design.md s. 13). */
 MPSCQ_API int mpscq_producer_enqueue(mpscq_producer_t *p, void *msg);
 
 /* mpscq_producer_enqueue_batch: as mpscq_enqueue_batch(q, msgs, n),
