@@ -67,7 +67,9 @@ enum mpscq_status {
     MPSCQ_CLOSED,   /* enqueue after close; dequeue after close and drain */
     MPSCQ_TIMEOUT,  /* a waiting call's timeout expired */
     MPSCQ_NOMEM,    /* an allocation failed; nothing was changed */
-    MPSCQ_INVAL     /* bad argument; nothing was changed */
+    MPSCQ_INVAL,    /* bad argument; nothing was changed */
+    MPSCQ_BUSY      /* a consumer call while another thread is inside one
+                     * (asleep in a waiting call too); nothing was changed */
 };
 
 /* Levels passed to mpscq_config.log_fn. */
@@ -137,6 +139,7 @@ struct mpscq_stats {
     unsigned long long consumer_parks;     /* sleeps until woken in dequeue_wait */
     unsigned long long consumer_naps;      /* naps in dequeue_wait (mpscq_config.nap_ns) */
     unsigned long long producer_waits;     /* mpscq_enqueue_wait calls that had to wait */
+    unsigned long long consumer_busy;      /* MPSCQ_BUSY returned (a second consumer thread) */
 };
 
 /* Extensible structures.  mpscq_config and struct mpscq_stats are
@@ -258,8 +261,20 @@ MPSCQ_API int mpscq_producer_enqueue_batch(mpscq_producer_t *p, void *const *msg
  * call may use the handle at the same time or after.  NULL is ignored. */
 MPSCQ_API void mpscq_producer_destroy(mpscq_producer_t *p);
 
+/* The consumer.  mpscq_dequeue, mpscq_dequeue_batch, mpscq_dequeue_wait,
+ * mpscq_dequeue_batch_wait and mpscq_peek are the consumer calls: one
+ * thread at a time may be inside one, any thread.  A consumer call made
+ * while another thread is inside one (asleep in a waiting call too)
+ * returns MPSCQ_BUSY and changes nothing; the check costs the fast path no
+ * locked instruction.  Handing the role to another thread between calls is
+ * legal (the calls' own ordering is as the program's synchronization
+ * makes it); the new thread's first call costs one membarrier system
+ * call.  A thread's first consumer call may return MPSCQ_NOMEM when no
+ * thread slot is free (more than 65 536 threads). */
+
 /* mpscq_dequeue: take the oldest ready message into *msg.
- * Thread contract: the single consumer only.
+ * Thread contract: the consumer: one thread at a time, any thread (see
+ * "The consumer" below).
  * Ordering: acquire (pairs with the producer's release).
  * Progress: wait-free; never waits for a producer beyond 256 ns.  When
  * the next ticket is taken but its slot not yet written, the call spins
@@ -268,12 +283,14 @@ MPSCQ_API void mpscq_producer_destroy(mpscq_producer_t *p);
  * consumer returns to that slot later.  With no ticket taken it returns
  * MPSCQ_EMPTY at once.
  * Returns MPSCQ_OK, MPSCQ_EMPTY (nothing ready; *msg untouched),
- * MPSCQ_CLOSED (closed and drained) or MPSCQ_INVAL (q or msg NULL). */
+ * MPSCQ_CLOSED (closed and drained), MPSCQ_INVAL (q or msg NULL), MPSCQ_BUSY
+ * (another thread is inside a consumer call) or MPSCQ_NOMEM (this
+ * thread's first consumer call found no thread slot). */
 MPSCQ_API int mpscq_dequeue(mpscq_t *q, void **msg);
 
 /* mpscq_dequeue_batch: dequeue up to max messages into msgs[].
- * Thread contract: the single consumer only.  Returns how many were
- * stored (0 when empty, closed, or q/msgs NULL). */
+ * Thread contract: the consumer.  Returns how many were stored (0 when
+ * empty, closed, q/msgs NULL, or BUSY or NOMEM as mpscq_dequeue). */
 MPSCQ_API size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max);
 
 /* mpscq_dequeue_wait: as mpscq_dequeue, but when nothing is ready spin
@@ -283,19 +300,21 @@ MPSCQ_API size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max);
  * producer or mpscq_close wakes it, or timeout_ns nanoseconds pass (< 0:
  * forever, 0: do not wait).  A thread's first nap lowers its timer slack
  * to 1 us (prctl PR_SET_TIMERSLACK), once.
- * Thread contract: the single consumer only.
+ * Thread contract: the consumer; it is inside the call while it sleeps.
  * Returns MPSCQ_OK, MPSCQ_CLOSED (at once once closed and drained),
- * MPSCQ_TIMEOUT or MPSCQ_INVAL. */
+ * MPSCQ_TIMEOUT, MPSCQ_INVAL, MPSCQ_BUSY or MPSCQ_NOMEM (as
+ * mpscq_dequeue). */
 MPSCQ_API int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns);
 
 /* mpscq_dequeue_batch_wait: wait as mpscq_dequeue_wait until at least
  * one message is ready, the queue is closed and drained, or timeout_ns
  * passes; then take up to max messages into msgs[] (those ready now, in
  * order, as mpscq_dequeue_batch).  *n is how many were stored.
- * Thread contract: the single consumer only.
+ * Thread contract: the consumer, as mpscq_dequeue_wait.
  * Returns MPSCQ_OK (*n >= 1), MPSCQ_CLOSED (closed and drained, *n = 0),
- * MPSCQ_TIMEOUT (*n = 0) or MPSCQ_INVAL (q, msgs or n NULL, or max 0;
- * *n = 0 when n is not NULL). */
+ * MPSCQ_TIMEOUT (*n = 0), MPSCQ_INVAL (q, msgs or n NULL, or max 0;
+ * *n = 0 when n is not NULL), MPSCQ_BUSY or MPSCQ_NOMEM (*n = 0; as
+ * mpscq_dequeue). */
 MPSCQ_API int mpscq_dequeue_batch_wait(mpscq_t *q, void **msgs, size_t max, size_t *n,
                                        long long timeout_ns);
 
@@ -303,10 +322,11 @@ MPSCQ_API int mpscq_dequeue_batch_wait(mpscq_t *q, void **msgs, size_t max, size
  * (any of the calls above) returns the same message.  Peeking again
  * returns it again.  A peeked message still counts in mpscq_size and
  * still holds its place in a bounded queue.
- * Thread contract: the single consumer only.
+ * Thread contract: the consumer.
  * Progress: as mpscq_dequeue.
  * Returns MPSCQ_OK (*msg set), MPSCQ_EMPTY, MPSCQ_CLOSED (closed and
- * drained) or MPSCQ_INVAL (q or msg NULL); *msg is untouched unless OK. */
+ * drained), MPSCQ_INVAL (q or msg NULL), MPSCQ_BUSY or MPSCQ_NOMEM (as
+ * mpscq_dequeue); *msg is untouched unless OK. */
 MPSCQ_API int mpscq_peek(mpscq_t *q, void **msg);
 
 /* mpscq_close: refuse further enqueues (they return MPSCQ_CLOSED and keep

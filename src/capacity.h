@@ -69,8 +69,9 @@ MPSCQ_HIDDEN void mpscq_space_wake(struct mpscq *q);
 /* A refused producer's: its count in `rejected` made room; wake waiters. */
 MPSCQ_HIDDEN void mpscq_space_wake_producer(struct mpscq *q);
 /* The C dequeue fast path's tail when a producer waits: wake it, then
- * mpscq_dequeue_crossed(q) if the take crossed a segment, else MPSCQ_OK. */
-MPSCQ_HIDDEN int mpscq_dequeue_woke(struct mpscq *q, int crossed);
+ * mpscq_dequeue_crossed(q) if the take crossed a segment, else MPSCQ_OK;
+ * out: leave the consumer call too (the mpscq_dequeue entry's). */
+MPSCQ_HIDDEN int mpscq_dequeue_woke(struct mpscq *q, int crossed, int out);
 
 /* After each dequeue's store of `dequeued` (bounded queues): a place is
  * free, so a waiting producer is woken now (design.md s. 6.3).  The

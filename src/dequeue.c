@@ -11,6 +11,7 @@
 
 #include "arch.h"
 #include "capacity.h"
+#include "consumer.h"
 #include "segment.h"
 
 static inline unsigned slot_state(const struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
@@ -516,26 +517,43 @@ int mpscq_dequeue_crossed(struct mpscq *q)
     return MPSCQ_OK;
 }
 
+/* The mpscq_dequeue entries' continuations (fastpath.c, dequeue.asm):
+ * as the two above, then the call is left (consumer.h). */
+int mpscq_dequeue_slow_out(struct mpscq *q, void **msg)
+{
+    int rc = mpscq_dequeue_slow(q, msg);
+    mpscq_consumer_exit();
+    return rc;
+}
+
+int mpscq_dequeue_crossed_out(struct mpscq *q)
+{
+    mpscq_seg_maybe_reclaim(q);
+    mpscq_consumer_exit();
+    return MPSCQ_OK;
+}
+
+/* The entry's check failed (a first call, a new consumer thread, a queue
+ * without membarrier, or another thread inside): the slow check, then the
+ * whole dequeue. */
+int mpscq_dequeue_enter(struct mpscq *q, void **msg)
+{
+    int rc = mpscq_consumer_enter_slow(q);
+    if (rc != MPSCQ_OK)
+        return rc;
+    rc = mpscq_dequeue_in(q, msg);
+    mpscq_consumer_exit();
+    return rc;
+}
+
 /* As mpscq_enqueue (enqueue.c): the public call is the entry arch.h
- * binds, the NASM one or this. */
+ * binds, the NASM one or the C one (fastpath.c). */
 #ifdef MPSCQ_ENTRIES_DISPATCHED
 int mpscq_dequeue(mpscq_t *q, void **msg)
 {
     return mpscq_dequeue_entry(q, msg);
 }
-#define MPSCQ_DEQUEUE_C mpscq_dequeue_entry_base
-#else
-#define MPSCQ_DEQUEUE_C mpscq_dequeue
 #endif
-
-int MPSCQ_DEQUEUE_C(mpscq_t *q, void **msg)
-{
-    if (MPSCQ_UNLIKELY(!q || !msg))
-        return MPSCQ_INVAL;
-    /* A tail call: the fast path finishes, or continues in
-     * mpscq_dequeue_slow. */
-    return mpscq_fast_dequeue(q, msg);
-}
 
 /* The bulk fast path: with nothing passed, take the run of written slots
  * from scan on, within scan's segment, up to max; 0 when the slot at scan
@@ -587,11 +605,9 @@ static size_t take_run(struct mpscq *q, void **msgs, size_t max)
     return k;
 }
 
-size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max)
+size_t mpscq_dequeue_batch_in(struct mpscq *q, void **msgs, size_t max)
 {
     size_t n = 0;
-    if (!q || !msgs)
-        return 0;
     while (n < max) {
         size_t k = take_run(q, msgs + n, max - n);
         if (k) {
@@ -600,9 +616,21 @@ size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max)
         }
         /* Not in order, not written, a segment boundary, or a refused
          * ticket: one dequeue through the general path. */
-        if (mpscq_dequeue(q, &msgs[n]) != MPSCQ_OK)
+        if (mpscq_dequeue_in(q, &msgs[n]) != MPSCQ_OK)
             break;
         n++;
     }
+    return n;
+}
+
+size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max)
+{
+    if (!q || !msgs || !max)
+        return 0;
+    /* BUSY or NOMEM: nothing taken (mpscq_dequeue_batch_wait says which). */
+    if (mpscq_consumer_enter(q) != MPSCQ_OK)
+        return 0;
+    size_t n = mpscq_dequeue_batch_in(q, msgs, max);
+    mpscq_consumer_exit();
     return n;
 }

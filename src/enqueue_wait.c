@@ -23,6 +23,7 @@
 
 #include "arch.h"
 #include "capacity.h"
+#include "consumer.h"
 #include "wait.h"
 
 /* Without membarrier (need_fence) the consumer's check can miss an arm
@@ -92,10 +93,14 @@ void mpscq_space_wake_producer(struct mpscq *q)
     mpscq_futex_wake_all(&q->space_seq);
 }
 
-int mpscq_dequeue_woke(struct mpscq *q, int crossed)
+int mpscq_dequeue_woke(struct mpscq *q, int crossed, int out)
 {
     mpscq_space_wake(q);
-    return crossed ? mpscq_dequeue_crossed(q) : MPSCQ_OK;
+    if (crossed)
+        return out ? mpscq_dequeue_crossed_out(q) : mpscq_dequeue_crossed(q);
+    if (out)
+        mpscq_consumer_exit();
+    return MPSCQ_OK;
 }
 
 void mpscq_space_wake_close(struct mpscq *q)

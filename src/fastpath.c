@@ -10,6 +10,7 @@
 
 #include "arch.h"
 #include "capacity.h"
+#include "consumer.h"
 #include "hazard.h"
 #include "wait.h"
 
@@ -104,21 +105,25 @@ uint64_t mpscq_fast_reserve_base(struct mpscq *q, struct mpscq_hp_rec *r, uint64
     return t;
 }
 
-int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
+/* The dequeue fast path.  self: NULL for the library's own calls (the
+ * waiting and batch calls, destroy), which are inside a consumer call
+ * already; the caller's mark for the mpscq_dequeue entry, which then
+ * leaves the call on every way out (consumer.h). */
+static inline int fast_dequeue(struct mpscq *q, void **msg, struct mpscq_consumer_mark *self)
 {
     if (MPSCQ_UNLIKELY(q->gate != 0)) /* runs passed, or a message peeked */
-        return mpscq_dequeue_slow(q, msg);
+        return self ? mpscq_dequeue_slow_out(q, msg) : mpscq_dequeue_slow(q, msg);
     struct mpscq_segment *s = q->scan_seg;
     uint64_t idx = q->scan;
     /* scan in scan_seg: idx - base < N, and then it is the slot. */
     size_t i = (size_t)(idx - s->base);
     if (MPSCQ_UNLIKELY(i >= q->nslots))
-        return mpscq_dequeue_slow(q, msg);
+        return self ? mpscq_dequeue_slow_out(q, msg) : mpscq_dequeue_slow(q, msg);
     _Atomic unsigned char *st = (_Atomic unsigned char *)(void *)((char *)s + q->state_off);
     /* Acquire: pairs with the producer's release store of the state. */
     unsigned v = atomic_load_explicit(&st[i], memory_order_acquire);
     if (!(v & MPSCQ_SLOT_READY))
-        return mpscq_dequeue_slow(q, msg);
+        return self ? mpscq_dequeue_slow_out(q, msg) : mpscq_dequeue_slow(q, msg);
     MPSCQ_HB_AFTER(&st[i]);
     *msg = mpscq_seg_vals(s)[i];
     /* Nothing is pending, so every ticket below idx is handled: a slot
@@ -142,9 +147,45 @@ int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
         atomic_signal_fence(memory_order_seq_cst);
         /* Relaxed: the waiter's barrier supplies the ordering (capacity.h). */
         if (MPSCQ_UNLIKELY(atomic_load_explicit(&q->space_armed, memory_order_relaxed)))
-            return mpscq_dequeue_woke(q, crossed);
+            return mpscq_dequeue_woke(q, crossed, self != NULL);
     }
     if (MPSCQ_UNLIKELY(crossed))
-        return mpscq_dequeue_crossed(q);
+        return self ? mpscq_dequeue_crossed_out(q) : mpscq_dequeue_crossed(q);
+    if (self)
+        mpscq_consumer_leave(self);
     return MPSCQ_OK;
+}
+
+int mpscq_fast_dequeue_base(struct mpscq *q, void **msg)
+{
+    return fast_dequeue(q, msg, NULL);
+}
+
+/* mpscq_dequeue, whole: the public call itself in a C build, the C twin
+ * of the NASM entry (mpscq_dequeue_entry_x86_64) where entries are
+ * dispatched. */
+#ifdef MPSCQ_ENTRIES_DISPATCHED
+#define MPSCQ_DEQUEUE_C mpscq_dequeue_entry_base
+#else
+#define MPSCQ_DEQUEUE_C mpscq_dequeue
+#endif
+
+int MPSCQ_DEQUEUE_C(mpscq_t *q, void **msg)
+{
+    if (MPSCQ_UNLIKELY(!q || !msg))
+        return MPSCQ_INVAL;
+    /* mpscq_consumer_enter, written out so that its slow half continues
+     * into the whole dequeue (mpscq_dequeue_enter) by a tail call. */
+    struct mpscq_consumer_mark *self = mpscq_tls.mark;
+    /* Never NULL (&mpscq_mark_none at the least): the fast path's exits
+     * then need no test of it. */
+    if (!self)
+        __builtin_unreachable();
+    /* Relaxed, then a compiler fence: consumer.h. */
+    atomic_store_explicit(&self->in, q, memory_order_relaxed);
+    atomic_signal_fence(memory_order_seq_cst);
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_CONSUMER_ENTER, q, 0);
+    if (MPSCQ_UNLIKELY(atomic_load_explicit(&q->consumer, memory_order_relaxed) != self))
+        return mpscq_dequeue_enter(q, msg);
+    return fast_dequeue(q, msg, self);
 }

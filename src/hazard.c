@@ -7,10 +7,11 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "consumer.h"
 #include "hazard.h"
 #include "segment.h"
 
-_Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_TLS_MODEL;
+_Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_TLS_MODEL = { .mark = &mpscq_mark_none };
 long mpscq_tls_tpoff;
 
 /* The calling thread's slot plus one (0: none yet). */
@@ -150,6 +151,8 @@ static void thread_exit(void *unused)
     pthread_mutex_unlock(&registry_lock);
     mpscq_tls.q = NULL;
     mpscq_tls.rec = NULL;
+    /* The slot's consumer mark goes with the slot (consumer.c). */
+    mpscq_tls.mark = &mpscq_mark_none;
     my_slot = 0;
     /* Release: everything this thread did with the slot's records happens
      * before the acquire fetch_or of the slot's next owner. */
@@ -291,6 +294,13 @@ static struct mpscq_hp_rec *register_record(struct mpscq *q, unsigned slot)
      * entry, so a plain store suffices. */
     atomic_store_explicit(&leaf->rec[slot & (MPSCQ_DIR_LEAF - 1)], r, memory_order_release);
     return r;
+}
+
+unsigned mpscq_hp_thread_slot(void)
+{
+    if (!my_slot)
+        claim_slot();
+    return my_slot;
 }
 
 struct mpscq_hp_rec *mpscq_hp_acquire_slow(struct mpscq *q)

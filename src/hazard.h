@@ -61,10 +61,14 @@ struct mpscq_hp_leaf {
  * Initial-exec TLS: one load from the GOT, and valid in position-
  * independent code, so that libmpscq.a also links into a shared object
  * (the static TLS block such an object then needs is 32 bytes). */
+struct mpscq_consumer_mark;
 struct mpscq_tls_ent {
     const struct mpscq *q;
     uint64_t qid;
     struct mpscq_hp_rec *rec;
+    /* This thread's consumer mark (consumer.h); &mpscq_mark_none until
+     * its first consumer call. */
+    struct mpscq_consumer_mark *mark;
 };
 #define MPSCQ_TLS_MODEL __attribute__((tls_model("initial-exec")))
 extern _Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_HIDDEN MPSCQ_TLS_MODEL;
@@ -73,6 +77,10 @@ extern _Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_HIDDEN MPSCQ_TLS_MODEL
  * reference that GNU ld accepts, so it reads %fs:mpscq_tls_tpoff.  Set
  * when the library is loaded (hazard.c). */
 extern long mpscq_tls_tpoff MPSCQ_HIDDEN;
+
+/* The calling thread's slot plus one, claiming one if it has none; 0 when
+ * every slot is taken. */
+MPSCQ_HIDDEN unsigned mpscq_hp_thread_slot(void);
 
 /* The calling thread's record for q, registering it on first use; NULL
  * only when that needed memory (or a thread slot) it could not get. */

@@ -84,8 +84,12 @@ enum {
                                 * the queue full, the futex wait is next */
     MPSCQ_HOOK_SPACE_WAKE,     /* consumer: a waiting producer seen, about to
                                 * wake it (ticket = dequeued) */
-    MPSCQ_HOOK_SPACE_SLEPT     /* mpscq_enqueue_wait: its futex wait is over
+    MPSCQ_HOOK_SPACE_SLEPT,    /* mpscq_enqueue_wait: its futex wait is over
                                 * (ticket = 1: timed out) */
+    MPSCQ_HOOK_CONSUMER_ENTER, /* consumer call (C): mark stored, the queue's
+                                * name of its consumer not read yet */
+    MPSCQ_HOOK_CONSUMER_TAKE   /* taker: its name stored, the old consumer's
+                                * mark not read yet */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
@@ -164,6 +168,7 @@ struct mpscq_pending {
 
 struct mpscq_hp_rec;
 struct mpscq_hp_leaf;
+struct mpscq_consumer_mark;
 /* Top level of the per-queue directory from thread slot to hazard record
  * (hazard.h): MPSCQ_DIR_TOP leaves of MPSCQ_DIR_LEAF records each. */
 #define MPSCQ_DIR_TOP 256u
@@ -223,7 +228,11 @@ struct mpscq {
                                * consumer and mpscq_close bump it to wake them */
 
     /* ---- the single consumer's state (no other thread writes it) ---- */
-    MPSCQ_ALIGNED uint64_t head;      /* every ticket below it is handled */
+    /* The consumer's mark (consumer.h), read by every consumer call,
+     * written by a taker only; `taking` serializes takers. */
+    MPSCQ_ALIGNED _Atomic(struct mpscq_consumer_mark *) consumer;
+    _Atomic int taking;
+    uint64_t head;                    /* every ticket below it is handled */
     uint64_t scan;                    /* next ticket never looked at */
     uint64_t limit;                   /* tickets below it were issued (last reading) */
     uint64_t idle_limit;              /* limit at the last EMPTY (dequeue.c) */
@@ -261,7 +270,8 @@ struct mpscq {
 
     /* ---- slow-path statistics ---- */
     MPSCQ_ALIGNED _Atomic unsigned long long st_full, st_closed, st_nomem,
-        st_alloc, st_recycled, st_freed, st_cas_fail, st_parks, st_naps, st_waits;
+        st_alloc, st_recycled, st_freed, st_cas_fail, st_parks, st_naps, st_waits,
+        st_busy;
     _Atomic int warned[2];    /* contention warning given: [0] producers, [1] consumer */
 };
 

@@ -12,24 +12,30 @@
 #include "config.h"
 
 #include "arch.h"
+#include "consumer.h"
 #include "internal.h"
 
 int mpscq_peek(mpscq_t *q, void **msg)
 {
     if (!q || !msg)
         return MPSCQ_INVAL;
+    int rc = mpscq_consumer_enter(q);
+    if (rc != MPSCQ_OK)
+        return rc;
     if (q->peeked) {
         *msg = q->peek_msg;
+        mpscq_consumer_exit();
         return MPSCQ_OK;
     }
     void *m;
     q->peeking = 1;
-    int rc = mpscq_dequeue_slow(q, &m);
+    rc = mpscq_dequeue_slow(q, &m);
     q->peeking = 0;
     if (rc == MPSCQ_OK) {
         q->peek_msg = m;
         q->peeked = 1;
         *msg = m;
     }
+    mpscq_consumer_exit();
     return rc;
 }

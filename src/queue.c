@@ -20,6 +20,7 @@
 #endif
 
 #include "arch.h"
+#include "consumer.h"
 #include "hazard.h"
 #include "segment.h"
 #include "wait.h"
@@ -154,6 +155,8 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     atomic_init(&q->space_armed, 0);
     atomic_init(&q->space_seq, 0);
     atomic_init(&q->dequeued, 0);
+    atomic_init(&q->consumer, NULL); /* no consumer call yet */
+    atomic_init(&q->taking, 0);
     atomic_init(&q->pool.ptr, NULL);
     atomic_init(&q->pool.tag, 0);
     atomic_init(&q->pool_count, 0);
@@ -172,6 +175,8 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     MPSCQ_HG_ATOMIC_VAR(q->space_armed);
     MPSCQ_HG_ATOMIC_VAR(q->space_seq);
     MPSCQ_HG_ATOMIC_VAR(q->dequeued);
+    MPSCQ_HG_ATOMIC_VAR(q->consumer);
+    MPSCQ_HG_ATOMIC_VAR(q->taking);
     MPSCQ_HG_ATOMIC_VAR(q->pool);
     MPSCQ_HG_ATOMIC_VAR(q->pool_count);
     MPSCQ_HG_ATOMIC_VAR(q->pool_keep);
@@ -259,7 +264,7 @@ void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg)
     mpscq_hp_unregister_queue(q);
     void *m;
     /* Hand every message still queued to drop, in queue order. */
-    while (mpscq_dequeue(q, &m) == MPSCQ_OK)
+    while (mpscq_dequeue_in(q, &m) == MPSCQ_OK)
         if (drop)
             drop(m, arg);
     struct mpscq_segment *s = q->oldest;

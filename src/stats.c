@@ -63,6 +63,7 @@ void mpscq_stats_sized(const mpscq_t *cq, struct mpscq_stats *user, size_t size)
     out->consumer_parks = LD(st_parks);
     out->consumer_naps = LD(st_naps);
     out->producer_waits = LD(st_waits);
+    out->consumer_busy = LD(st_busy);
 #undef LD
     memcpy(user, out, size < sizeof *out ? size : sizeof *out);
 }

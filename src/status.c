@@ -59,6 +59,7 @@ const char *mpscq_strerror(int status)
     case MPSCQ_TIMEOUT: return "timed out";
     case MPSCQ_NOMEM: return "out of memory";
     case MPSCQ_INVAL: return "invalid argument";
+    case MPSCQ_BUSY: return "another thread is inside a consumer call";
     default: return "unknown status";
     }
 }

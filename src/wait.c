@@ -16,6 +16,7 @@
 #endif
 
 #include "arch.h"
+#include "consumer.h"
 #include "wait.h"
 
 static int have_membarrier;
@@ -151,7 +152,7 @@ static int naps(struct mpscq *q, void **msg, uint64_t deadline)
     for (;;) {
         uint64_t now = mono_ns();
         if (now >= deadline) {
-            int rc = mpscq_dequeue(q, msg);
+            int rc = mpscq_dequeue_in(q, msg);
             return rc == MPSCQ_EMPTY ? MPSCQ_TIMEOUT : rc;
         }
         if (now - start >= q->nap_idle_ns)
@@ -181,7 +182,7 @@ static int naps(struct mpscq *q, void **msg, uint64_t deadline)
                 over = q->nap_ns;
             q->nap_over = (3 * q->nap_over + over) / 4;
         }
-        int rc = mpscq_dequeue(q, msg);
+        int rc = mpscq_dequeue_in(q, msg);
         if (rc != MPSCQ_EMPTY)
             return rc;
     }
@@ -202,6 +203,8 @@ uint64_t mpscq_deadline(long long timeout_ns)
     return (uint64_t)timeout_ns >= UINT64_MAX - now ? UINT64_MAX : now + (uint64_t)timeout_ns;
 }
 
+static int dequeue_wait_in(struct mpscq *q, void **msg, long long timeout_ns);
+
 int mpscq_dequeue_batch_wait(mpscq_t *q, void **msgs, size_t max, size_t *n,
                              long long timeout_ns)
 {
@@ -209,20 +212,35 @@ int mpscq_dequeue_batch_wait(mpscq_t *q, void **msgs, size_t max, size_t *n,
         *n = 0;
     if (!q || !msgs || !n || max == 0)
         return MPSCQ_INVAL;
-    /* The first message as mpscq_dequeue_wait takes it (spin, naps,
-     * sleep), then whatever else is ready, without waiting more. */
-    int rc = mpscq_dequeue_wait(q, &msgs[0], timeout_ns);
+    int rc = mpscq_consumer_enter(q);
     if (rc != MPSCQ_OK)
         return rc;
-    *n = 1 + mpscq_dequeue_batch(q, msgs + 1, max - 1);
-    return MPSCQ_OK;
+    /* The first message as mpscq_dequeue_wait takes it (spin, naps,
+     * sleep), then whatever else is ready, without waiting more. */
+    rc = dequeue_wait_in(q, &msgs[0], timeout_ns);
+    if (rc == MPSCQ_OK)
+        *n = 1 + mpscq_dequeue_batch_in(q, msgs + 1, max - 1);
+    mpscq_consumer_exit();
+    return rc;
 }
 
 int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
 {
     if (!q || !msg)
         return MPSCQ_INVAL;
-    int rc = mpscq_dequeue(q, msg);
+    /* Inside from the first look to the last, asleep too: another
+     * thread's consumer call meanwhile is MPSCQ_BUSY. */
+    int rc = mpscq_consumer_enter(q);
+    if (rc != MPSCQ_OK)
+        return rc;
+    rc = dequeue_wait_in(q, msg, timeout_ns);
+    mpscq_consumer_exit();
+    return rc;
+}
+
+static int dequeue_wait_in(struct mpscq *q, void **msg, long long timeout_ns)
+{
+    int rc = mpscq_dequeue_in(q, msg);
     if (rc != MPSCQ_EMPTY)
         return rc;
     if (timeout_ns == 0)
@@ -240,7 +258,7 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
     for (unsigned ns = 16; spent + ns <= cap; ns <<= 1) {
         mpscq_spin_ns(ns);
         spent += ns;
-        rc = mpscq_dequeue(q, msg);
+        rc = mpscq_dequeue_in(q, msg);
         if (rc != MPSCQ_EMPTY) {
             q->wait_spin_ns = budget * 2 > MPSCQ_WAIT_SPIN_MAX_NS ? MPSCQ_WAIT_SPIN_MAX_NS
                                                                    : budget * 2;
@@ -275,7 +293,7 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
             MPSCQ_TEST_HOOK(MPSCQ_HOOK_BARRIER, q, 0);
             mpscq_wait_barrier(q);
         }
-        rc = mpscq_dequeue(q, msg);
+        rc = mpscq_dequeue_in(q, msg);
         if (rc != MPSCQ_EMPTY) {
             /* Relaxed: producers only read it to decide on a wake-up; a
              * stale 1 costs one spurious FUTEX_WAKE. */
@@ -307,7 +325,7 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
              * next round exact.  No barrier is needed for this check:
              * finding a message is always correct, and finding none only
              * selects the exact round, which re-checks after its barrier. */
-            rc = mpscq_dequeue(q, msg);
+            rc = mpscq_dequeue_in(q, msg);
             if (rc != MPSCQ_EMPTY) {
                 /* Relaxed, as above. */
                 atomic_store_explicit(&q->parked, 0, memory_order_relaxed);

@@ -8,11 +8,19 @@
 
 extern mpscq_dequeue_slow
 extern mpscq_dequeue_crossed
+extern mpscq_dequeue_slow_out
+extern mpscq_dequeue_crossed_out
+extern mpscq_dequeue_enter
 extern mpscq_space_wake
+extern mpscq_tls_tpoff
 
-; DEQ_BODY: the fast path, rdi q, rsi msg (neither modified before a tail
-; call); uses rax, rcx, rdx, r8-r10.  Ends in a return or a tail call.
-%macro DEQ_BODY 0
+; DEQ_BODY out: the fast path, rdi q, rsi msg (neither modified before a
+; tail call); uses rax, rcx, rdx, r8-r10.  Ends in a return or a tail
+; call.  out = 1: the mpscq_dequeue entry's, with r11 the caller's
+; consumer mark (src/consumer.h), which every way out leaves: a plain
+; store of NULL before the return (a release store under TSO), or the
+; continuations' _out twins.
+%macro DEQ_BODY 1
     cmp     qword [rdi + Q_GATE], 0     ; runs passed or a peek: the C slow path
     jne     %%slow
     mov     r8, [rdi + Q_SCAN_SEG]
@@ -45,6 +53,9 @@ extern mpscq_space_wake
     inc     r9
     cmp     r9, [rdi + Q_NSLOTS]        ; took the segment's last slot?
     je      %%crossed
+%if %1
+    mov     qword [r11 + MARK_IN], 0    ; out of the consumer call
+%endif
     xor     eax, eax                    ; ST_OK
     ret
 %%count:
@@ -80,11 +91,21 @@ extern mpscq_space_wake
     pop     r9
     pop     rsi
     pop     rdi
+%if %1
+    mov     r11, [rel mpscq_tls_tpoff]  ; the mark again (r11 was clobbered)
+    mov     r11, [fs:r11 + TLS_MARK]
+%endif
     jmp     %%counted
 %%crossed:
+%if %1
+    jmp     mpscq_dequeue_crossed_out wrt ..plt ; (q): recycle, leave the call
+%%slow:
+    jmp     mpscq_dequeue_slow_out wrt ..plt    ; (q, msg), then leave the call
+%else
     jmp     mpscq_dequeue_crossed wrt ..plt     ; (q): recycle drained segments
 %%slow:
     jmp     mpscq_dequeue_slow wrt ..plt        ; (q, msg)
+%endif
 %endmacro
 
 ; int mpscq_fast_dequeue_x86_64(struct mpscq *q, void **msg);
@@ -101,18 +122,29 @@ extern mpscq_space_wake
 ; head are stored from one register, and the segment's `base` gives the
 ; slot with one subtraction that is also the in-segment test.
 FUNC mpscq_fast_dequeue_x86_64
-    DEQ_BODY
+    DEQ_BODY 0
 ENDFUNC mpscq_fast_dequeue_x86_64
 
 ; int mpscq_dequeue_entry_x86_64(struct mpscq *q, void **msg);
 ; The whole of mpscq_dequeue (the C twin: mpscq_dequeue_entry_base): the
-; argument checks, then the fast path inline.
+; argument checks, the consumer check (src/consumer.h: this thread's mark
+; says q, a plain store, then the queue must name this mark, a plain
+; load; the taker's membarrier orders the pair), then the fast path
+; inline.  Anything else (a first call, another consumer thread, a queue
+; without membarrier) continues in mpscq_dequeue_enter(q, msg).
 FUNC mpscq_dequeue_entry_x86_64
     test    rdi, rdi
     jz      .inval
     test    rsi, rsi
     jz      .inval
-    DEQ_BODY
+    mov     r11, [rel mpscq_tls_tpoff]
+    mov     r11, [fs:r11 + TLS_MARK]    ; this thread's mark
+    mov     [r11 + MARK_IN], rdi        ; inside q
+    cmp     r11, [rdi + Q_CONSUMER]     ; and q's consumer?
+    jne     .enter
+    DEQ_BODY 1
+.enter:
+    jmp     mpscq_dequeue_enter wrt ..plt       ; (q, msg)
 .inval:
     mov     eax, ST_INVAL
     ret

@@ -10,6 +10,7 @@
 #include <stddef.h>
 
 #include "internal.h"
+#include "consumer.h"
 #include "hazard.h"
 
 #define DEFINE(sym, val) __asm__ volatile("\n.ascii \"->" #sym " %c0\"" : : "i"((long)(val)))
@@ -41,6 +42,9 @@ void mpscq_asm_offsets(void)
     DEFINE(Q_SPACE_ARMED, offsetof(struct mpscq, space_armed));
     DEFINE(Q_RELEASE_DEBT, offsetof(struct mpscq, release_debt));
     DEFINE(Q_RELEASE_BATCH, offsetof(struct mpscq, release_batch));
+    DEFINE(Q_CONSUMER, offsetof(struct mpscq, consumer));
+    DEFINE(TLS_MARK, offsetof(struct mpscq_tls_ent, mark));
+    DEFINE(MARK_IN, offsetof(struct mpscq_consumer_mark, in));
     DEFINE(REC_HP, offsetof(struct mpscq_hp_rec, hp));
     DEFINE(REC_SPARE, offsetof(struct mpscq_hp_rec, spare));
     DEFINE(REC_SEEN, offsetof(struct mpscq_hp_rec, seen));
