@@ -270,7 +270,10 @@ MPSCQ_API void mpscq_producer_destroy(mpscq_producer_t *p);
  * legal (the calls' own ordering is as the program's synchronization
  * makes it); the new thread's first call costs one membarrier system
  * call.  A thread's first consumer call may return MPSCQ_NOMEM when no
- * thread slot is free (more than 65 536 threads). */
+ * thread slot is free (more than 65 536 threads), or, beyond 256 threads,
+ * when a 16 KiB block of per-thread marks (posix_memalign, not alloc_fn)
+ * cannot be allocated.  A consumer call from alloc_fn, free_fn or log_fn
+ * run inside a consumer call returns MPSCQ_BUSY. */
 
 /* mpscq_dequeue: take the oldest ready message into *msg.
  * Thread contract: the consumer: one thread at a time, any thread (see

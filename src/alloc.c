@@ -7,6 +7,7 @@
 
 #include <stdlib.h>
 
+#include "consumer.h"
 #include "internal.h"
 
 void *mpscq_default_alloc(size_t size, void *arg)
@@ -25,13 +26,21 @@ void mpscq_default_free(void *p, size_t size, void *arg)
     free(p);
 }
 
+/* The callbacks run with the nested consumer mark when called from inside
+ * a consumer call (consumer.h). */
 void *mpscq_alloc(const struct mpscq *q, size_t size)
 {
-    return q->alloc_fn(size, q->alloc_arg);
+    struct mpscq_consumer_mark *m = mpscq_callback_begin();
+    void *p = q->alloc_fn(size, q->alloc_arg);
+    mpscq_callback_end(m);
+    return p;
 }
 
 void mpscq_free(const struct mpscq *q, void *p, size_t size)
 {
-    if (p)
+    if (p) {
+        struct mpscq_consumer_mark *m = mpscq_callback_begin();
         q->free_fn(p, size, q->alloc_arg);
+        mpscq_callback_end(m);
+    }
 }

@@ -11,6 +11,7 @@
 #include "wait.h"
 
 struct mpscq_consumer_mark mpscq_mark_none;
+struct mpscq_consumer_mark mpscq_mark_nested;
 
 /* One mark per thread slot, for the life of the process: a slot's next
  * owner inherits it, and a taker may read the mark of a thread that has
@@ -23,6 +24,7 @@ static void __attribute__((constructor)) consumer_init(void)
 {
     MPSCQ_HG_ATOMIC(marks0, sizeof marks0);
     MPSCQ_HG_ATOMIC(&mpscq_mark_none, sizeof mpscq_mark_none);
+    MPSCQ_HG_ATOMIC(&mpscq_mark_nested, sizeof mpscq_mark_nested);
     MPSCQ_HG_ATOMIC(mark_leaf, sizeof mark_leaf);
 }
 
@@ -66,14 +68,19 @@ static struct mpscq_consumer_mark *untag(struct mpscq_consumer_mark *c)
 int mpscq_consumer_enter_slow(struct mpscq *q)
 {
     struct mpscq_consumer_mark *self = mpscq_tls.mark;
+    if (self == &mpscq_mark_nested) {
+        /* A callback's consumer call, inside a consumer call. */
+        MPSCQ_STAT_ADD(q, st_busy, 1);
+        return MPSCQ_BUSY;
+    }
     if (self == &mpscq_mark_none) {
         if (!(self = mark_claim())) {
             MPSCQ_STAT_ADD(q, st_nomem, 1);
             return MPSCQ_NOMEM;
         }
         mpscq_tls.mark = self;
-        /* Relaxed: as in mpscq_consumer_enter. */
-        atomic_store_explicit(&self->in, q, memory_order_relaxed);
+        /* Release: as in mpscq_consumer_enter. */
+        atomic_store_explicit(&self->in, q, memory_order_release);
     }
     /* A queue without membarrier: the consumer's half of the Dekker pair
      * is this fence, between its mark and its load of the name (the
@@ -83,6 +90,11 @@ int mpscq_consumer_enter_slow(struct mpscq *q)
     struct mpscq_consumer_mark *c = atomic_load_explicit(&q->consumer, memory_order_relaxed);
     if (untag(c) == self)
         return MPSCQ_OK;
+    /* The consumer is inside a call (or entering one): BUSY without the
+     * flag and the barrier.  Acquire: pairs with its mark stores.  In a
+     * program whose calls do not overlap its mark reads NULL here. */
+    if (c && atomic_load_explicit(&untag(c)->in, memory_order_acquire) == q)
+        goto busy;
 
     /* Become the consumer.  One taker at a time: a second one is a second
      * thread calling at once, so BUSY.  Acquire: the last taker's release
@@ -94,6 +106,12 @@ int mpscq_consumer_enter_slow(struct mpscq *q)
     /* Relaxed: only takers write it, and we hold the flag. */
     c = atomic_load_explicit(&q->consumer, memory_order_relaxed);
     struct mpscq_consumer_mark *old = untag(c);
+    if (old == self) {
+        /* A taker that named itself while we checked put our name back. */
+        MPSCQ_HB_BEFORE(&q->taking);
+        atomic_store_explicit(&q->taking, 0, memory_order_release);
+        return MPSCQ_OK;
+    }
     /* seq_cst: the taker's store of the Dekker pair. */
     atomic_store_explicit(&q->consumer,
                           (struct mpscq_consumer_mark *)((uintptr_t)self |

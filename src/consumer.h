@@ -30,6 +30,28 @@ struct mpscq_consumer_mark {
 /* The mark of a thread that has none yet: shared, never named by a queue,
  * so its first consumer call goes to mpscq_consumer_enter_slow. */
 extern struct mpscq_consumer_mark mpscq_mark_none MPSCQ_HIDDEN;
+/* The mark of a thread running a user callback (alloc_fn, free_fn,
+ * log_fn) from inside a consumer call: never named either, and its
+ * consumer calls are BUSY (a thread has one mark: a nested call would
+ * pass the check on the same queue, or clear the outer call's mark on
+ * another). */
+extern struct mpscq_consumer_mark mpscq_mark_nested MPSCQ_HIDDEN;
+
+/* Around a user callback: a thread inside a consumer call takes the
+ * nested mark until it returns.  Slow paths only. */
+static inline struct mpscq_consumer_mark *mpscq_callback_begin(void)
+{
+    struct mpscq_consumer_mark *m = mpscq_tls.mark;
+    /* Relaxed: the thread's own store (the dummy's is garbage, hence the
+     * first test). */
+    if (m != &mpscq_mark_none && atomic_load_explicit(&m->in, memory_order_relaxed))
+        mpscq_tls.mark = &mpscq_mark_nested;
+    return m;
+}
+static inline void mpscq_callback_end(struct mpscq_consumer_mark *m)
+{
+    mpscq_tls.mark = m;
+}
 
 /* A queue without membarrier names its consumer with this bit set, so the
  * fast check always fails and the slow one adds the fence it needs. */
@@ -45,9 +67,13 @@ MPSCQ_HIDDEN int mpscq_consumer_enter_slow(struct mpscq *q);
 static inline int mpscq_consumer_enter(struct mpscq *q)
 {
     struct mpscq_consumer_mark *self = mpscq_tls.mark;
-    /* Relaxed: the taker's membarrier (or, fenced, the fences of both
-     * sides) orders this store before the load below (design.md s. 8.1). */
-    atomic_store_explicit(&self->in, q, memory_order_relaxed);
+    /* The taker's membarrier (or, fenced, the fences of both sides)
+     * orders this store before the load below (design.md s. 8.1).
+     * Release, which is a plain store on x86: a taker that reads it
+     * (acquire) synchronizes with it even when it follows this thread's
+     * last exit (C11's release sequences no longer cover a later relaxed
+     * store by the same thread since C++20/P0982). */
+    atomic_store_explicit(&self->in, q, memory_order_release);
     /* Keeps the compiler from moving the load above the store. */
     atomic_signal_fence(memory_order_seq_cst);
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_CONSUMER_ENTER, q, 0);

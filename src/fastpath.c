@@ -181,8 +181,8 @@ int MPSCQ_DEQUEUE_C(mpscq_t *q, void **msg)
      * then need no test of it. */
     if (!self)
         __builtin_unreachable();
-    /* Relaxed, then a compiler fence: consumer.h. */
-    atomic_store_explicit(&self->in, q, memory_order_relaxed);
+    /* Release (a plain store on x86), then a compiler fence: consumer.h. */
+    atomic_store_explicit(&self->in, q, memory_order_release);
     atomic_signal_fence(memory_order_seq_cst);
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_CONSUMER_ENTER, q, 0);
     if (MPSCQ_UNLIKELY(atomic_load_explicit(&q->consumer, memory_order_relaxed) != self))

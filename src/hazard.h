@@ -60,7 +60,7 @@ struct mpscq_hp_leaf {
 /* The one-entry cache: the queue this thread enqueued on last.
  * Initial-exec TLS: one load from the GOT, and valid in position-
  * independent code, so that libmpscq.a also links into a shared object
- * (the static TLS block such an object then needs is 32 bytes). */
+ * (the static TLS block such an object then needs is 40 bytes). */
 struct mpscq_consumer_mark;
 struct mpscq_tls_ent {
     const struct mpscq *q;

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "arch.h"
+#include "consumer.h"
 #include "internal.h"
 
 /* Logging */
@@ -15,7 +16,10 @@
 void mpscq_log(const struct mpscq *q, int level, const char *msg)
 {
     if (q && q->log_fn) {
+        /* With the nested consumer mark inside a consumer call. */
+        struct mpscq_consumer_mark *m = mpscq_callback_begin();
         q->log_fn(level, msg, q->log_arg);
+        mpscq_callback_end(m);
         return;
     }
     /* One write(2) of a line built here: async-signal-safe (an enqueue

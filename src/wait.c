@@ -4,6 +4,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdlib.h>
 #include <limits.h>
 #include <time.h>
 #include <pthread.h>
@@ -49,8 +50,19 @@ void mpscq_wait_barrier(const struct mpscq *q)
      * this returns: a producer's slot write that preceded its (compiler-
      * ordered) read of parked is now visible to our re-check, or that read
      * comes after the barrier and sees parked == 1. */
-    if (!q->need_fence)
-        syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0);
+    if (!q->need_fence &&
+        MPSCQ_UNLIKELY(syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0) != 0)) {
+        /* It worked at create (need_fence is 0); a filter installed since
+         * (seccomp) refuses it.  The sleeping consumer's wake-up and the
+         * consumer check (design.md s. 7, 8.1) would be unsound without
+         * it, and the queue's fast paths cannot switch to fences while
+         * running: say so and stop rather than lose a wake-up or let two
+         * consumers in. */
+        mpscq_log(q, MPSCQ_LOG_ERROR,
+                  "membarrier(MEMBARRIER_CMD_PRIVATE_EXPEDITED) failed after the queue was "
+                  "created (a seccomp filter?); aborting");
+        abort();
+    }
 #else
     (void)q;
 #endif

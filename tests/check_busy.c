@@ -456,6 +456,178 @@ START_TEST(test_rival_consumers)
 }
 END_TEST
 
+/* ---- the exits of the fast path's continuations --------------------- */
+
+struct taker {
+    mpscq_t *q;
+    int rc;
+    void *m;
+};
+
+static void *taker_main(void *p)
+{
+    struct taker *t = p;
+    t->rc = mpscq_dequeue(t->q, &t->m);
+    return NULL;
+}
+
+/* Another thread's dequeue, after this thread's calls are over. */
+static void handoff_dequeue(mpscq_t *q, int want_rc, void *want)
+{
+    struct taker tk = { q, -1, NULL };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, taker_main, &tk), 0);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    ck_assert_int_eq(tk.rc, want_rc);
+    if (want_rc == MPSCQ_OK)
+        ck_assert_ptr_eq(tk.m, want);
+}
+
+/* A dequeue that takes a segment's last slot leaves the call through the
+ * segment-crossing continuation: the role then passes. */
+START_TEST(test_crossed_exit)
+{
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 2;
+    mpscq_t *q = NULL;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY); /* the role: ours */
+    for (uintptr_t i = 1; i <= 4; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK); /* the last of a segment */
+    ck_assert_ptr_eq(m, (void *)2);
+    handoff_dequeue(q, MPSCQ_OK, (void *)3);
+    ck_assert_uint_eq(busy_count(q), 0);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* A dequeue that finds a producer waiting for a place wakes it and leaves
+ * the call through the wake-up continuation: the role then passes. */
+static _Atomic int retried;
+static void retried_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_SPACE_RETRIED)
+        atomic_fetch_add(&retried, 1);
+}
+
+struct waiter {
+    mpscq_t *q;
+    int rc;
+};
+
+static void *waiter_main(void *p)
+{
+    struct waiter *w = p;
+    w->rc = mpscq_enqueue_wait(w->q, (void *)2, -1);
+    return NULL;
+}
+
+START_TEST(test_woke_exit)
+{
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.capacity = 1;
+    c.segment_slots = 16;
+    mpscq_t *q = NULL;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY); /* the role: ours */
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)1), MPSCQ_OK);
+    atomic_store(&retried, 0);
+    mpscq_test_hook = retried_hook;
+    struct waiter w = { q, -1 };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, waiter_main, &w), 0);
+    while (!atomic_load(&retried)) /* armed, and found the queue full */
+        sched_yield();
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK); /* wakes it */
+    ck_assert_ptr_eq(m, (void *)1);
+    ck_assert_int_eq(pthread_join(t, NULL), 0);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    handoff_dequeue(q, MPSCQ_OK, (void *)2);
+    ck_assert_uint_eq(busy_count(q), 0);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* ---- a user callback inside a consumer call -------------------------- */
+
+static mpscq_t *cb_other;
+static _Atomic int cb_armed, cb_fired;
+static int cb_nested_rc = -1, cb_enqueue_rc = -1, cb_rival_rc = -1;
+static mpscq_t *cb_q;
+
+static void *cb_alloc(size_t n, void *a)
+{
+    (void)a;
+    return aligned_alloc(64, (n + 63) & ~(size_t)63);
+}
+
+static void cb_free(void *p, size_t n, void *a)
+{
+    (void)n;
+    (void)a;
+    if (atomic_load(&cb_armed) && !atomic_exchange(&cb_fired, 1)) {
+        /* Inside a consumer call of cb_q: a consumer call on another
+         * queue is refused (one mark per thread), an enqueue is not, and
+         * another thread's consumer call on cb_q is refused too (its
+         * consumer is inside). */
+        void *m;
+        cb_nested_rc = mpscq_dequeue(cb_other, &m);
+        cb_enqueue_rc = mpscq_enqueue(cb_other, (void *)9);
+        struct taker tk = { cb_q, -1, NULL };
+        pthread_t t;
+        if (pthread_create(&t, NULL, taker_main, &tk) == 0 && pthread_join(t, NULL) == 0)
+            cb_rival_rc = tk.rc;
+    }
+    free(p);
+}
+
+START_TEST(test_callback_inside)
+{
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 2;
+    c.alloc_fn = cb_alloc;
+    c.free_fn = cb_free;
+    atomic_store(&cb_armed, 0);
+    atomic_store(&cb_fired, 0);
+    cb_nested_rc = cb_enqueue_rc = cb_rival_rc = -1;
+    ck_assert_int_eq(mpscq_create(&cb_q, &c), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_create(&cb_other, NULL), MPSCQ_OK);
+    void *m;
+    /* Many segments, drained; the consumer gives the pool back to its
+     * idle bound (free_fn) in a dequeue that finds the queue idle. */
+    for (int round = 0; round < 8 && !atomic_load(&cb_fired); round++) {
+        for (uintptr_t i = 1; i <= 128; i++)
+            ck_assert_int_eq(mpscq_enqueue(cb_q, (void *)i), MPSCQ_OK);
+        for (uintptr_t i = 1; i <= 128; i++)
+            ck_assert_int_eq(mpscq_dequeue(cb_q, &m), MPSCQ_OK);
+        atomic_store(&cb_armed, 1);
+        ck_assert_int_eq(mpscq_dequeue(cb_q, &m), MPSCQ_EMPTY);
+        ck_assert_int_eq(mpscq_dequeue(cb_q, &m), MPSCQ_EMPTY);
+    }
+    ck_assert_int_eq(atomic_load(&cb_fired), 1);
+    ck_assert_int_eq(cb_nested_rc, MPSCQ_BUSY);
+    ck_assert_int_eq(cb_enqueue_rc, MPSCQ_OK);
+    ck_assert_int_eq(cb_rival_rc, MPSCQ_BUSY);
+    /* After the call, this thread is a consumer of either queue again. */
+    ck_assert_int_eq(mpscq_dequeue(cb_other, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)9);
+    ck_assert_int_eq(mpscq_dequeue(cb_q, &m), MPSCQ_EMPTY);
+    atomic_store(&cb_armed, 0);
+    mpscq_destroy(cb_q, NULL, NULL);
+    mpscq_destroy(cb_other, NULL, NULL);
+}
+END_TEST
+
 static Suite *suite(void)
 {
     Suite *s = suite_create("busy");
@@ -469,6 +641,9 @@ static Suite *suite(void)
     tcase_add_loop_test(tc, test_busy_inside_slow_path, 0, 2);
     tcase_add_loop_test(tc, test_mark_before_check, 0, 4);
     tcase_add_loop_test(tc, test_name_before_look, 0, 2);
+    tcase_add_test(tc, test_crossed_exit);
+    tcase_add_test(tc, test_woke_exit);
+    tcase_add_test(tc, test_callback_inside);
     suite_add_tcase(s, tc);
     tc = tcase_create("threads");
     tcase_set_timeout(tc, 300);
