@@ -28,10 +28,16 @@ enum {
     BENCH_ROUNDED_CAPACITY = 1u << 4, /* bounded, but holds more than the
                                   * capacity asked (a rounded-up ring):
                                   * no full-queue probe */
-    BENCH_UNORDERED = 1u << 5    /* known to break per-producer order when
+    BENCH_UNORDERED = 1u << 5,   /* known to break per-producer order when
                                   * a producer is preempted mid-push: its
                                   * runs may fail verification (the
                                   * benchmark reports them FAILED) */
+    BENCH_WAITS_PREEMPTED = 1u << 6 /* a producer spins until every earlier
+                                  * producer finished its enqueue (DPDK's
+                                  * MP ring): with more producers than
+                                  * CPUs a run may take a time slice per
+                                  * message, or stall (the benchmark
+                                  * reports it STALLED) */
 };
 
 struct bench_run_shape {

@@ -69,7 +69,7 @@ const struct bench_adapter bench_adapter_rte = {
     .name = "rte_ring",
     .describe = "DPDK rte_ring_mp_enqueue(_bulk), rte_ring_sc_dequeue(_burst), ring on "
                 "rte_ring_init'ed memory, no EAL",
-    .flags = BENCH_BOUNDED | BENCH_PRESIZED,
+    .flags = BENCH_BOUNDED | BENCH_PRESIZED | BENCH_WAITS_PREEMPTED,
     .create = r_create,
     .destroy = r_destroy,
     .producer = bench_producer_is_queue,
