@@ -107,7 +107,9 @@ int mpscq_consumer_enter_slow(struct mpscq *q)
     c = atomic_load_explicit(&q->consumer, memory_order_relaxed);
     struct mpscq_consumer_mark *old = untag(c);
     if (old == self) {
-        /* A taker that named itself while we checked put our name back. */
+        /* A taker that named itself while we checked put our name back.
+         * Release: as the flag's other clearing stores (the next taker
+         * reads the name after its acquire XCHG). */
         MPSCQ_HB_BEFORE(&q->taking);
         atomic_store_explicit(&q->taking, 0, memory_order_release);
         return MPSCQ_OK;
@@ -126,7 +128,9 @@ int mpscq_consumer_enter_slow(struct mpscq *q)
         mpscq_wait_barrier(q);
         /* Acquire: pairs with mpscq_consumer_exit's release. */
         if (atomic_load_explicit(&old->in, memory_order_acquire) == q) {
-            /* Inside a call: it stays the consumer. */
+            /* Inside a call: it stays the consumer.  seq_cst, as the
+             * store it undoes: the consumer's next check, and the next
+             * taker (after the flag's release), read it. */
             atomic_store_explicit(&q->consumer, c, memory_order_seq_cst);
             MPSCQ_HB_BEFORE(&q->taking);
             atomic_store_explicit(&q->taking, 0, memory_order_release);

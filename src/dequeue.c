@@ -528,9 +528,9 @@ int mpscq_dequeue_slow_out(struct mpscq *q, void **msg)
 
 int mpscq_dequeue_crossed_out(struct mpscq *q)
 {
-    mpscq_seg_maybe_reclaim(q);
+    int rc = mpscq_dequeue_crossed(q);
     mpscq_consumer_exit();
-    return MPSCQ_OK;
+    return rc;
 }
 
 /* The entry's check failed (a first call, a new consumer thread, a queue

@@ -127,16 +127,23 @@ static void park_hook(int where, const struct mpscq *q, uint64_t t)
         atomic_fetch_add(&parks, 1);
 }
 
+/* A thread asleep in mpscq_dequeue_wait on s->q (its first park seen). */
+static pthread_t start_sleeper(struct sleeper *s)
+{
+    atomic_store(&parks, 0);
+    mpscq_test_hook = park_hook;
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sleeper_main, s), 0);
+    while (!atomic_load(&parks))
+        sched_yield();
+    return t;
+}
+
 START_TEST(test_busy_while_asleep)
 {
     mpscq_t *q = make(_i);
     struct sleeper s = { q, -1, NULL };
-    atomic_store(&parks, 0);
-    mpscq_test_hook = park_hook;
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, sleeper_main, &s), 0);
-    while (!atomic_load(&parks))
-        sched_yield();
+    pthread_t t = start_sleeper(&s);
     /* Asleep inside mpscq_dequeue_wait: every consumer call is BUSY, and
      * a producer call is not one. */
     assert_all_busy(q);
@@ -160,12 +167,7 @@ START_TEST(test_busy_then_close)
 {
     mpscq_t *q = make(_i);
     struct sleeper s = { q, -1, NULL };
-    atomic_store(&parks, 0);
-    mpscq_test_hook = park_hook;
-    pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, sleeper_main, &s), 0);
-    while (!atomic_load(&parks))
-        sched_yield();
+    pthread_t t = start_sleeper(&s);
     void *m;
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_BUSY);
     mpscq_close(q);
