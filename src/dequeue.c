@@ -547,8 +547,9 @@ int mpscq_dequeue_enter(struct mpscq *q, void **msg)
 }
 
 /* As mpscq_enqueue (enqueue.c): the public call is the entry arch.h
- * binds, the NASM one or the C one (fastpath.c). */
-#ifdef MPSCQ_ENTRIES_DISPATCHED
+ * binds, the NASM one or the C one (fastpath.c); in the installed asm
+ * library the NASM entry itself (asm/x86_64/public.asm). */
+#if defined(MPSCQ_ENTRIES_DISPATCHED) && !defined(MPSCQ_ASM_PUBLIC_ENTRIES)
 int mpscq_dequeue(mpscq_t *q, void **msg)
 {
     return mpscq_dequeue_entry(q, msg);

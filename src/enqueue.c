@@ -372,14 +372,17 @@ __attribute__((noinline)) int mpscq_enqueue_slow(struct mpscq *q, void *msg)
     return mpscq_enqueue_prepared(q, mpscq_hp_acquire(q), msg);
 }
 
-/* The public call is the entry routine arch.h binds: the NASM one in an
- * asm build (one jump), this C one otherwise (then named mpscq_enqueue
- * itself, no jump). */
+/* The public call is the entry routine arch.h binds: in the installed
+ * asm library the NASM entry itself, exported under this name
+ * (asm/x86_64/public.asm); in the test and C-twin libraries this wrapper
+ * (one jump); in a C build this C one, then named mpscq_enqueue itself. */
 #ifdef MPSCQ_ENTRIES_DISPATCHED
+#ifndef MPSCQ_ASM_PUBLIC_ENTRIES
 int mpscq_enqueue(mpscq_t *q, void *msg)
 {
     return mpscq_enqueue_entry(q, msg);
 }
+#endif
 #define MPSCQ_ENQUEUE_C mpscq_enqueue_entry_base
 #else
 #define MPSCQ_ENQUEUE_C mpscq_enqueue

@@ -48,18 +48,9 @@ extern mpscq_tls_tpoff
     ; space_take pairs with (enqueue_wait.c).
     inc     qword [rdi + Q_DEQUEUED]
     cmp     qword [rdi + Q_CAPACITY], 0
-    jne     %%count
-%%counted:
-    inc     r9
-    cmp     r9, [rdi + Q_NSLOTS]        ; took the segment's last slot?
-    je      %%crossed
-%if %1
-    mov     qword [r11 + MARK_IN], 0    ; out of the consumer call
-%endif
-    xor     eax, eax                    ; ST_OK
-    ret
-%%count:
-    ; One more dequeue, counted in the consumer-private debt and published
+    je      %%counted
+    ; Bounded (inline, so that it falls through with no jump back): one
+    ; more dequeue, counted in the consumer-private debt and published
     ; once per release_batch as released = dequeued (capacity.h: absolute,
     ; since a waiting producer may pull it up too), a plain MOV, which is
     ; a release store under TSO: no locked instruction.  rcx is free here.
@@ -74,7 +65,15 @@ extern mpscq_tls_tpoff
     ; membarrier orders the pair (design.md s. 6.3).
     cmp     dword [rdi + Q_SPACE_ARMED], 0
     jne     %%armed
-    jmp     %%counted
+%%counted:
+    inc     r9
+    cmp     r9, [rdi + Q_NSLOTS]        ; took the segment's last slot?
+    je      %%crossed
+%if %1
+    mov     qword [r11 + MARK_IN], 0    ; out of the consumer call
+%endif
+    xor     eax, eax                    ; ST_OK
+    ret
 %%release:
     mov     rcx, [rdi + Q_DEQUEUED]
     mov     [rdi + Q_RELEASED], rcx
@@ -132,7 +131,7 @@ ENDFUNC mpscq_fast_dequeue_x86_64
 ; load; the taker's membarrier orders the pair), then the fast path
 ; inline.  Anything else (a first call, another consumer thread, a queue
 ; without membarrier) continues in mpscq_dequeue_enter(q, msg).
-FUNC mpscq_dequeue_entry_x86_64
+ENTRY mpscq_dequeue_entry_x86_64, mpscq_dequeue
     test    rdi, rdi
     jz      .inval
     test    rsi, rsi

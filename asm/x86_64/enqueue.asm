@@ -20,7 +20,9 @@ extern mpscq_tls_tpoff
 ; ENQ_BODY rec, msg, admit: the fast path from the hazard store on, with
 ; rdi = q and the record, message and admission bound in the registers
 ; named (any of rsi, rdx, rcx, r8); uses rax, r9, r10, r11.  Ends in a
-; return or a tail call to a C continuation.
+; return or a tail call to a C continuation.  admit = `none`: the
+; unbounded body, where a ticket is refused only when the queue is closed
+; (bit 63), tested by its sign.
 ;
 ; Beyond the C twin: the wake check reads `parked` and `need_fence` (two
 ; adjacent ints) with one 8-byte compare, and the segment's `base` gives
@@ -31,8 +33,13 @@ extern mpscq_tls_tpoff
     lock xadd [rdi + Q_TAIL], rax       ; t = ticket; a full barrier: the
                                         ; hazard is visible before the hint
                                         ; load below (design.md 4)
+%ifidn %3, none
+    test    rax, rax                    ; closed (bit 63)
+    js      %%refused
+%else
     cmp     rax, %3                     ; closed (bit 63) or refused
     jae     %%refused
+%endif
     mov     r9, [rdi + Q_HINT]          ; s = hint (acquire: plain load)
     mov     [%1 + REC_HP], r9           ; narrow hazard to s (release: plain store)
     mov     r10, rax
@@ -104,11 +111,14 @@ ENDFUNC mpscq_fast_enqueue_x86_64
 ; match, initial-exec TLS at %fs:mpscq_tls_tpoff), its spare, admission
 ; (bounded: released + rejected + capacity, and the record's last refusal
 ; says nothing against it), then the fast path inline, all in registers.
+; The fast path is there twice, once per mode: the unbounded copy needs no
+; admission bound (its C twin passes 1 << 63 and compares), which saves
+; the bound's load, test and set.
 ; in:   rdi q, rsi msg
 ; uses: rax, rcx, rdx, r8-r11
 ; out:  as mpscq_fast_enqueue_x86_64, MPSCQ_INVAL for a NULL q, or a tail
 ;       call to mpscq_enqueue_slow(q, msg) for anything else.
-FUNC mpscq_enqueue_entry_x86_64
+ENTRY mpscq_enqueue_entry_x86_64, mpscq_enqueue
     test    rdi, rdi
     jz      .inval
     mov     rax, [rel mpscq_tls_tpoff]
@@ -120,19 +130,18 @@ FUNC mpscq_enqueue_entry_x86_64
     mov     rdx, [fs:rax + TLS_REC]     ; r
     cmp     qword [rdx + REC_SPARE], 0  ; a spare in hand
     je      .slow
-    mov     rcx, [rdi + Q_CAPACITY]
-    test    rcx, rcx
-    jnz     .bounded
-    bts     rcx, 63                     ; unbounded: admit = 1 << 63
-.admitted:
-    ENQ_BODY rdx, rsi, rcx
+    cmp     qword [rdi + Q_CAPACITY], 0
+    jne     .bounded
+    ENQ_BODY rdx, rsi, none             ; unbounded
 .bounded:
+    mov     rcx, [rdi + Q_CAPACITY]
     add     rcx, [rdi + Q_RELEASED]     ; admit = capacity + released
     add     rcx, [rdi + Q_REJECTED]     ;         + rejected (acquire: plain)
     mov     rax, [rdx + REC_SEEN]
     inc     rax
     cmp     rax, rcx                    ; seen + 1 > admit: FULL, no ticket
-    jbe     .admitted
+    ja      .slow
+    ENQ_BODY rdx, rsi, rcx
 .slow:
     jmp     mpscq_enqueue_slow wrt ..plt        ; (q, msg)
 .inval:
