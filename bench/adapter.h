@@ -73,6 +73,7 @@ extern const struct bench_adapter *const bench_adapters[];
 extern const struct bench_adapter bench_adapter_mpscq;
 extern const struct bench_adapter bench_adapter_mpscq_handle;
 extern const struct bench_adapter bench_adapter_mpscq_lowcpu;
+extern const struct bench_adapter bench_adapter_mpscq_lanes;
 extern const struct bench_adapter bench_adapter_mutex;
 extern const struct bench_adapter bench_adapter_wfcq;
 extern const struct bench_adapter bench_adapter_ck;

@@ -14,6 +14,7 @@ const struct bench_adapter *const bench_adapters[] = {
     &bench_adapter_mutex,
     &bench_adapter_mpscq_handle,
     &bench_adapter_mpscq_lowcpu,
+    &bench_adapter_mpscq_lanes,
 #ifdef HAVE_PEER_URCU
     &bench_adapter_wfcq,
 #endif
@@ -195,4 +196,85 @@ const struct bench_adapter bench_adapter_mpscq_handle = {
     .dequeue = mq_dequeue,
     .dequeue_batch = mq_dequeue_batch,
     .dequeue_wait = mq_dequeue_wait,
+};
+
+/* ---- libmpscq through a queue set (mpscq_set_*) --------------------- */
+
+/* Three lanes (priorities 0, 1, 2); the producers use the lowest, so
+ * every take first finds the two higher lanes empty: the set's worst
+ * case against one queue. */
+struct mq_lanes {
+    mpscq_set_t *set;
+    mpscq_t *q[3];
+};
+
+static void mql_destroy(void *p)
+{
+    struct mq_lanes *l = p;
+    mpscq_set_destroy(l->set);
+    for (int i = 0; i < 3; i++)
+        mpscq_destroy(l->q[i], NULL, NULL);
+    free(l);
+}
+
+static void *mql_create(const struct bench_run_shape *shape)
+{
+    struct mq_lanes *l = calloc(1, sizeof *l);
+    if (!l || mpscq_set_create(&l->set) != MPSCQ_OK) {
+        fprintf(stderr, "libmpscq: mpscq_set_create failed\n");
+        free(l);
+        return NULL;
+    }
+    for (int i = 0; i < 3; i++) {
+        if (!(l->q[i] = mq_create(shape)) || mpscq_set_add(l->set, l->q[i], (unsigned)i)) {
+            fprintf(stderr, "libmpscq: a lane could not be made\n");
+            mql_destroy(l);
+            return NULL;
+        }
+    }
+    return l;
+}
+
+static void *mql_producer(void *p, unsigned id)
+{
+    (void)id;
+    return ((struct mq_lanes *)p)->q[2];
+}
+
+static int mql_dequeue(void *p, void **msg)
+{
+    return mpscq_set_dequeue_wait(((struct mq_lanes *)p)->set, NULL, msg, 0) == MPSCQ_OK
+               ? BENCH_OK
+               : BENCH_EMPTY;
+}
+
+static size_t mql_dequeue_batch(void *p, void **msgs, size_t max)
+{
+    size_t n = 0;
+    while (n < max && mql_dequeue(p, &msgs[n]) == BENCH_OK)
+        n++;
+    return n;
+}
+
+static int mql_dequeue_wait(void *p, void **msg, long long timeout_ns)
+{
+    return mpscq_set_dequeue_wait(((struct mq_lanes *)p)->set, NULL, msg, timeout_ns) ==
+                   MPSCQ_OK
+               ? BENCH_OK
+               : BENCH_EMPTY;
+}
+
+const struct bench_adapter bench_adapter_mpscq_lanes = {
+    .name = "mpscq-lanes",
+    .describe = "a queue set of 3 lanes, producers on the lowest: mpscq_set_dequeue_wait",
+    .flags = BENCH_UNBOUNDED | BENCH_BOUNDED,
+    .create = mql_create,
+    .destroy = mql_destroy,
+    .producer = mql_producer,
+    .producer_done = bench_producer_done_nothing,
+    .enqueue = mq_enqueue,
+    .enqueue_batch = mq_enqueue_batch,
+    .dequeue = mql_dequeue,
+    .dequeue_batch = mql_dequeue_batch,
+    .dequeue_wait = mql_dequeue_wait,
 };

@@ -8,6 +8,9 @@
  *                      --toggle-collect); prints ns per pair
  *   pair mt P N        P producers, 1 consumer, N messages in total;
  *                      prints million messages/s
+ *   pair lanes N       as pairs, through a queue set of three lanes
+ *                      with the messages in the lowest (run_lanes): the
+ *                      set's cost over one queue
  *
  * Environment: PAIR_SLOTS=N sets segment_slots; PAIR_STATS=1 prints the
  * queue's segment counters after an mt run (on stderr).
@@ -36,6 +39,20 @@ __attribute__((noinline)) uintptr_t run_pairs(mpscq_t *q, uint64_t n)
         void *m;
         mpscq_enqueue(q, (void *)(uintptr_t)i);
         mpscq_dequeue(q, &m);
+        sum += (uintptr_t)m;
+    }
+    return sum;
+}
+
+__attribute__((noinline)) uintptr_t run_lanes(mpscq_set_t *s, mpscq_t *q, uint64_t n);
+
+__attribute__((noinline)) uintptr_t run_lanes(mpscq_set_t *s, mpscq_t *q, uint64_t n)
+{
+    uintptr_t sum = 0;
+    for (uint64_t i = 0; i < n; i++) {
+        void *m;
+        mpscq_enqueue(q, (void *)(uintptr_t)i);
+        mpscq_set_dequeue_wait(s, NULL, &m, 0);
         sum += (uintptr_t)m;
     }
     return sum;
@@ -76,6 +93,23 @@ int main(int argc, char **argv)
         if (sum != (uintptr_t)(n * (n - 1) / 2))
             return 2;
         printf("%s pairs %llu ns/pair %.2f\n", mpscq_implementation(), (unsigned long long)n, ns);
+    } else if (argc == 3 && strcmp(argv[1], "lanes") == 0) {
+        uint64_t n = strtoull(argv[2], NULL, 10);
+        mpscq_set_t *s;
+        mpscq_t *hi, *mid;
+        if (mpscq_set_create(&s) || mpscq_create(&hi, &cfg) || mpscq_create(&mid, &cfg) ||
+            mpscq_set_add(s, hi, 0) || mpscq_set_add(s, mid, 1) || mpscq_set_add(s, q, 2))
+            return 1;
+        run_lanes(s, q, 1000);
+        uint64_t t0 = now_ns();
+        uintptr_t sum = run_lanes(s, q, n);
+        double ns = (double)(now_ns() - t0) / (double)n;
+        if (sum != (uintptr_t)(n * (n - 1) / 2))
+            return 2;
+        printf("%s lanes %llu ns/pair %.2f\n", mpscq_implementation(), (unsigned long long)n, ns);
+        mpscq_set_destroy(s);
+        mpscq_destroy(hi, NULL, NULL);
+        mpscq_destroy(mid, NULL, NULL);
     } else if (argc == 4 && strcmp(argv[1], "mt") == 0) {
         unsigned P = (unsigned)atoi(argv[2]);
         uint64_t n = strtoull(argv[3], NULL, 10) / P;
@@ -108,7 +142,7 @@ int main(int argc, char **argv)
                     st.segments_allocated, st.segments_recycled, st.segments_freed, st.cas_failures);
         }
     } else {
-        fprintf(stderr, "usage: %s pairs N [CAPACITY] | mt P N\n", argv[0]);
+        fprintf(stderr, "usage: %s pairs N [CAPACITY] | lanes N | mt P N\n", argv[0]);
         return 2;
     }
     mpscq_destroy(q, NULL, NULL);

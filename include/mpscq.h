@@ -33,9 +33,9 @@
  * may be newer (never older in a correct installation).  The ABI policy
  * is in README ("Versions and ABI"). */
 #define MPSCQ_VERSION_MAJOR 0
-#define MPSCQ_VERSION_MINOR 2
+#define MPSCQ_VERSION_MINOR 3
 #define MPSCQ_VERSION_PATCH 0
-#define MPSCQ_VERSION_STRING "0.2.0"
+#define MPSCQ_VERSION_STRING "0.3.0"
 /* One number for #if tests: 0xMMmmpp. */
 #define MPSCQ_VERSION_NUMBER \
     ((MPSCQ_VERSION_MAJOR << 16) | (MPSCQ_VERSION_MINOR << 8) | MPSCQ_VERSION_PATCH)
@@ -358,6 +358,63 @@ static inline void mpscq_stats(const mpscq_t *q, struct mpscq_stats *out)
 {
     mpscq_stats_sized(q, out, sizeof *out);
 }
+
+/* ------------------------------------------------------------------ */
+/* Queue sets: one consumer over several queues, by priority (0.3).     */
+
+/* Opaque set handle. */
+typedef struct mpscq_set mpscq_set_t;
+
+/* The most queues one set holds (mpscq_set_add says MPSCQ_INVAL beyond). */
+#define MPSCQ_SET_MAX 128u
+
+/* mpscq_set_create: an empty set.  Strict priority (see
+ * mpscq_set_fairness).  Returns MPSCQ_OK (*s set), MPSCQ_NOMEM or
+ * MPSCQ_INVAL (s NULL); *s is untouched unless OK. */
+MPSCQ_API int mpscq_set_create(mpscq_set_t **s);
+
+/* mpscq_set_add: add q with a priority; lower numbers are served first,
+ * equal ones round robin.  A queue belongs to at most one set; while it
+ * does, the set's thread is its consumer.
+ * Returns MPSCQ_OK, MPSCQ_INVAL (s or q NULL, q already in a set - this
+ * one or another -, or the set holds MPSCQ_SET_MAX queues). */
+MPSCQ_API int mpscq_set_add(mpscq_set_t *s, mpscq_t *q, unsigned priority);
+
+/* mpscq_set_remove: take q out of the set; it may join another set or be
+ * consumed on its own afterwards.  Its messages stay in it.
+ * Returns MPSCQ_OK or MPSCQ_INVAL (s or q NULL, q not in this set). */
+MPSCQ_API int mpscq_set_remove(mpscq_set_t *s, mpscq_t *q);
+
+/* mpscq_set_fairness: with k > 0, after k consecutive messages taken from
+ * higher priorities while a lower priority had a message waiting, the next
+ * call takes one from that lower priority (the highest such first), so no
+ * priority starves.  k = 0 (the default) is strict priority.
+ * Returns MPSCQ_OK or MPSCQ_INVAL (s NULL). */
+MPSCQ_API int mpscq_set_fairness(mpscq_set_t *s, unsigned k);
+
+/* mpscq_set_dequeue_wait: take one message from the first member with one
+ * ready, in priority order (round robin among equal priorities); *from
+ * (when from is not NULL) says which queue.  When none is ready, wait as
+ * mpscq_dequeue_wait does (spin briefly, then sleep in one futex_waitv
+ * over the members: a producer of any member wakes it and pays nothing
+ * while the consumer is awake) until a message comes, every member is
+ * closed and drained, or timeout_ns passes (< 0: forever; 0: do not wait).
+ * Ordering: each producer's messages in its order within a queue; across
+ * queues, priority (and mpscq_set_fairness).
+ * Thread contract: one thread at a time calls mpscq_set_add, _remove,
+ * _fairness, _dequeue_wait and _destroy on a set; it is the members'
+ * consumer (no other thread may dequeue from a member meanwhile).
+ * Returns MPSCQ_OK (*msg, *from set), MPSCQ_EMPTY (timeout 0 and nothing
+ * ready), MPSCQ_TIMEOUT (a timeout > 0 expired), MPSCQ_CLOSED (every member
+ * closed and drained), MPSCQ_INVAL (s or msg NULL, or the set has no
+ * member), MPSCQ_BUSY or MPSCQ_NOMEM (a member's consumer call said so, as
+ * mpscq_dequeue).  *msg and *from are untouched unless OK. */
+MPSCQ_API int mpscq_set_dequeue_wait(mpscq_set_t *s, mpscq_t **from, void **msg,
+                                     long long timeout_ns);
+
+/* mpscq_set_destroy: free the set; its queues leave it and stay usable
+ * (their messages stay in them).  NULL is ignored. */
+MPSCQ_API void mpscq_set_destroy(mpscq_set_t *s);
 
 /* mpscq_strerror: a static English description of a status code. */
 MPSCQ_API const char *mpscq_strerror(int status);

@@ -100,6 +100,11 @@ static inline void mpscq_consumer_exit(void)
 /* A dequeue inside a consumer call already (the batch and waiting calls,
  * destroy): the fast path without the entry's check. */
 #define mpscq_dequeue_in(q, msg) mpscq_fast_dequeue((q), (msg))
+/* 1 when a dequeue by q's consumer would find nothing and have nothing
+ * to do, t being a load of q->tail (dequeue.c): queue sets look at idle
+ * members with it. */
+MPSCQ_HIDDEN int mpscq_dequeue_idle(struct mpscq *q, uint64_t t);
+
 /* mpscq_dequeue_batch's work, inside a consumer call (dequeue.c). */
 MPSCQ_HIDDEN size_t mpscq_dequeue_batch_in(struct mpscq *q, void **msgs, size_t max);
 

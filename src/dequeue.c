@@ -510,6 +510,24 @@ empty:
     return MPSCQ_EMPTY;
 }
 
+/* 1 when a dequeue by the queue's consumer would find nothing and have
+ * nothing to do: no ticket issued past head (a producer's fetch-and-add,
+ * a refused ticket and the close bit all move tail), nothing passed or
+ * peeked, no dequeue left to publish, no segment to recycle and the pool
+ * within its idle bound (the work an EMPTY dequeue does, dequeue.c).
+ * t is the caller's load of q->tail.  For queue sets (set.c), whose
+ * thread is the consumer and has been inside a consumer call of q: it
+ * reads the consumer's fields without entering.  A true answer is an
+ * EMPTY linearized at the caller's load of tail. */
+int mpscq_dequeue_idle(struct mpscq *q, uint64_t t)
+{
+    return t == q->head && q->gate == 0 && q->release_debt == 0 &&
+           !(q->oldest->id < (q->head >> q->shift) && q->oldest != q->scan_seg) &&
+           /* Relaxed: a hint; over the bound, the dequeue trims. */
+           atomic_load_explicit(&q->pool_count, memory_order_relaxed) <=
+               atomic_load_explicit(&q->pool_keep, memory_order_relaxed);
+}
+
 /* The fast path's continuation after it took the last slot of a segment. */
 int mpscq_dequeue_crossed(struct mpscq *q)
 {

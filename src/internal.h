@@ -93,6 +93,8 @@ enum {
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
+/* Non-zero: queue sets poll as without futex_waitv (set.c). */
+extern _Atomic int mpscq_test_set_poll;
 /* Calls of mpscq_wake_consumer (a producer found the consumer asleep). */
 extern _Atomic unsigned long mpscq_test_producer_wakes;
 /* Work the consumer does on its passed set (entries visited or moved),
@@ -273,6 +275,7 @@ struct mpscq {
         st_alloc, st_recycled, st_freed, st_cas_fail, st_parks, st_naps, st_waits,
         st_busy;
     _Atomic int warned[2];    /* contention warning given: [0] producers, [1] consumer */
+    _Atomic(struct mpscq_set *) set; /* the set it belongs to, or NULL (set.c) */
 };
 
 /* Relaxed increment of a statistics counter (slow paths only). */
@@ -289,6 +292,11 @@ MPSCQ_HIDDEN void mpscq_free(const struct mpscq *q, void *p, size_t size);
 /* dequeue.c: one message handed to the consumer's caller: counted in
  * dequeued, its place freed (bounded). */
 MPSCQ_HIDDEN void mpscq_count_dequeue(struct mpscq *q);
+
+/* set.c: 1 once futex_waitv said ENOSYS (sets poll from then on). */
+extern _Atomic int mpscq_set_waitv_missing MPSCQ_HIDDEN;
+/* set.c: mpscq_destroy's: a queue still in a set leaves it. */
+MPSCQ_HIDDEN void mpscq_set_leave(struct mpscq *q);
 
 /* queue.c */
 MPSCQ_HIDDEN void mpscq_log(const struct mpscq *q, int level, const char *msg);

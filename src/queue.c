@@ -260,6 +260,8 @@ void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg)
 {
     if (!q)
         return;
+    /* A queue still in a set leaves it: the set never names freed memory. */
+    mpscq_set_leave(q);
     /* First, so that a thread exiting from now on leaves our records alone. */
     mpscq_hp_unregister_queue(q);
     void *m;

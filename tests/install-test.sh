@@ -55,7 +55,11 @@ if [ "$shared" = yes ]; then
     exported=$(nm -D --defined-only "$lib"/libmpscq.so | awk '$2 == "T" { print $3 }' | sort)
     api=$(sed -n 's/^MPSCQ_API .*[ *]\(mpscq_[a-z0-9_]*\)(.*/\1/p' "$top_srcdir/include/mpscq.h" | sort)
     mapped=$(sed -n 's/^ *\(mpscq_[a-z0-9_]*\);$/\1/p' "$top_srcdir/src/libmpscq.map" | sort)
-    want=$(echo "$api" | sed 's/$/@@MPSCQ_0.2/')
+    # Each function at its map node's version (MPSCQ_0.2, MPSCQ_0.3, ...).
+    want=$(awk '/^MPSCQ_[0-9.]* *\{/ { node = $1 } /^ *mpscq_[a-z0-9_]*;$/ { sub(/^ */, ""); sub(/;$/, ""); print $0 "@@" node }' \
+        "$top_srcdir/src/libmpscq.map" | sort)
+    versioned=$(echo "$want" | sed 's/@@.*//' | sort)
+    [ "$versioned" = "$api" ] || fail "libmpscq.map and mpscq.h's MPSCQ_API functions differ"
     for f in $mapped; do
         echo "$api" | grep -qx "$f" || fail "$f is in libmpscq.map but not MPSCQ_API in mpscq.h"
     done
@@ -63,7 +67,7 @@ if [ "$shared" = yes ]; then
         echo "exported:"; echo "$exported"; echo "mpscq.h:"; echo "$want"
         fail "libmpscq.so exports other functions than mpscq.h declares"
     fi
-    ok "libmpscq.so exports the $(echo "$api" | wc -l) MPSCQ_API functions of mpscq.h, at MPSCQ_0.2"
+    ok "libmpscq.so exports the $(echo "$api" | wc -l) MPSCQ_API functions of mpscq.h, each at its libmpscq.map version"
 fi
 
 # shellcheck disable=SC2046
@@ -93,9 +97,9 @@ if command -v cmake >/dev/null 2>&1; then
     fi
     "$dest/cmake-build/prog_static" || fail "CMake mpscq::mpscq_static"
     needs_so "$dest/cmake-build/prog_static" && fail "mpscq::mpscq_static loads libmpscq.so"
-    # The version file: 0.2 and the exact version are accepted, 0.1 and
+    # The version file: 0.3 and the exact version are accepted, 0.1, 0.2 and
     # 1.0 refused (README's ABI policy).
-    for v in 0.1 1.0; do
+    for v in 0.1 0.2 1.0; do
         mkdir -p "$dest/cmake-v$v"
         printf 'cmake_minimum_required(VERSION 3.13)\nproject(v C)\nfind_package(mpscq %s CONFIG QUIET)\nif(mpscq_FOUND)\n  message(FATAL_ERROR "accepted %s")\nendif()\n' "$v" "$v" \
             > "$dest/cmake-v$v/CMakeLists.txt"
