@@ -1,7 +1,8 @@
 #!/bin/sh
 # asm-vs-c.sh - the asm build against the C build, measured in one run.
 #   1. instructions per enqueue+dequeue pair (valgrind --tool=callgrind,
-#      counting only run_pairs: repeatable whatever the machine does);
+#      counting only run_pairs: repeatable whatever the machine does),
+#      unbounded and bounded (capacity 1024);
 #   2. throughput, 1 and 4 producers, both builds interleaved REPEATS
 #      times, median of each and the asm/C ratio.
 # Usage: bench/asm-vs-c.sh [BUILDDIR]   (REPEATS=5 by default)
@@ -17,18 +18,22 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 pairs=200000
-echo "Instructions per enqueue+dequeue pair (callgrind, $pairs pairs, single thread):"
-for x in "$asm" "$c"; do
-    valgrind --tool=callgrind --toggle-collect=run_pairs --callgrind-out-file="$tmp/cg" \
-        "$x" pairs $pairs >"$tmp/out" 2>"$tmp/err"
-    ir=$(sed -n 's/^summary: *//p' "$tmp/cg")
-    # Minus the warm-up call (1000 pairs), per pair.
-    printf '  %-12s %s\n' "$(cut -d' ' -f1 "$tmp/out")" \
-        "$(awk -v ir="$ir" -v n=$pairs 'BEGIN { printf "%.1f", ir / (n + 1000) }')"
-    echo "$ir" > "$tmp/ir.$(basename "$x")"
+for cap in "" 1024; do
+    if [ -z "$cap" ]; then mode=unbounded; else mode="bounded, capacity $cap"; fi
+    echo "Instructions per enqueue+dequeue pair (callgrind, $pairs pairs, single thread, $mode):"
+    for x in "$asm" "$c"; do
+        # shellcheck disable=SC2086
+        valgrind --tool=callgrind --toggle-collect=run_pairs --callgrind-out-file="$tmp/cg" \
+            "$x" pairs $pairs $cap >"$tmp/out" 2>"$tmp/err"
+        ir=$(sed -n 's/^summary: *//p' "$tmp/cg")
+        # Minus the warm-up call (1000 pairs), per pair.
+        printf '  %-12s %s\n' "$(cut -d' ' -f1 "$tmp/out")" \
+            "$(awk -v ir="$ir" -v n=$pairs 'BEGIN { printf "%.1f", ir / (n + 1000) }')"
+        echo "$ir" > "$tmp/ir.$(basename "$x")"
+    done
+    awk -v a="$(cat "$tmp/ir.pair-asm")" -v c="$(cat "$tmp/ir.pair-c")" \
+        'BEGIN { printf "  asm/C instructions: %.3f\n\n", a / c }'
 done
-awk -v a="$(cat "$tmp/ir.pair-asm")" -v c="$(cat "$tmp/ir.pair-c")" \
-    'BEGIN { printf "  asm/C instructions: %.3f\n\n", a / c }'
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 echo "Throughput, million msg/s, median of $repeats (interleaved runs):"
