@@ -385,10 +385,11 @@ MPSCQ_API int mpscq_set_add(mpscq_set_t *s, mpscq_t *q, unsigned priority);
  * Returns MPSCQ_OK or MPSCQ_INVAL (s or q NULL, q not in this set). */
 MPSCQ_API int mpscq_set_remove(mpscq_set_t *s, mpscq_t *q);
 
-/* mpscq_set_fairness: with k > 0, after k consecutive messages taken from
- * higher priorities while a lower priority had a message waiting, the next
- * call takes one from that lower priority (the highest such first), so no
- * priority starves.  k = 0 (the default) is strict priority.
+/* mpscq_set_fairness: with k > 0, a lower priority that has a message
+ * waiting is served after at most k messages taken from higher priorities
+ * (sooner when its turn was already due; the highest such priority first;
+ * a priority of several queues gets one message per turn, round robin),
+ * so no priority starves.  k = 0 (the default) is strict priority.
  * Returns MPSCQ_OK or MPSCQ_INVAL (s NULL). */
 MPSCQ_API int mpscq_set_fairness(mpscq_set_t *s, unsigned k);
 

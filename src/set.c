@@ -15,7 +15,8 @@
  * member that finds parked set wakes that word exactly as it would wake
  * the queue's own consumer, so it pays what it always pays: one load of
  * parked while the consumer is awake.  Without futex_waitv (kernels
- * before 5.16, qemu-user, Valgrind) the set polls (MPSCQ_SET_POLL_NS).
+ * before 5.16, qemu-user, Valgrind), or where it is refused (seccomp),
+ * the set polls (MPSCQ_SET_POLL_NS).
  */
 #include "config.h"
 
@@ -25,6 +26,7 @@
 #include <time.h>
 #ifdef __linux__
 #include <linux/futex.h>
+#include <linux/time_types.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #endif
@@ -100,11 +102,13 @@ int mpscq_set_add(mpscq_set_t *s, mpscq_t *q, unsigned priority)
     if (!s || !q || s->n == MPSCQ_SET_MAX)
         return MPSCQ_INVAL;
     struct mpscq_set *none = NULL;
-    /* Relaxed on success and failure: the set field only says which set
-     * a queue belongs to (two sets adding one queue at once: one wins);
-     * the set's thread reads the queue's state through its consumer
-     * calls, which order themselves. */
-    if (!atomic_compare_exchange_strong_explicit(&q->set, &none, s, memory_order_relaxed,
+    /* Acquire on success: pairs with the release that cleared the field
+     * (mpscq_set_remove, mpscq_set_destroy), so a set that takes the
+     * queue over from another set's thread comes after that set's last
+     * use of it.  (The queue's consumer state itself is handed over by
+     * the consumer check of its next consumer call, design.md s. 8.1.)
+     * Relaxed on failure: nothing was read but the refusal. */
+    if (!atomic_compare_exchange_strong_explicit(&q->set, &none, s, memory_order_acquire,
                                                  memory_order_relaxed))
         return MPSCQ_INVAL;
     unsigned at = s->n;
@@ -356,11 +360,28 @@ static void set_barrier(struct mpscq_set *s)
     mpscq_wait_barrier(bq);
 }
 
-/* futex_waitv(2) is missing (ENOSYS once): poll.  Relaxed: a hint shared
- * by the process's sets; a stale 0 costs one more ENOSYS.  (Not static:
- * the tests read it.) */
+/* futex_waitv(2) failed other than by a wake-up, a timeout or a signal
+ * (ENOSYS: not in this kernel, EPERM: a seccomp filter, ...): every set
+ * of the process polls from then on.  (Not static: the tests read it.) */
 _Atomic int mpscq_set_waitv_missing;
 #define waitv_missing mpscq_set_waitv_missing
+
+/* 1: sleep_members polls. */
+static int set_polls(void)
+{
+#ifdef MPSCQ_TEST_HOOKS
+    /* Relaxed: set by the test before the set is used. */
+    if (atomic_load_explicit(&mpscq_test_set_poll, memory_order_relaxed) == 1)
+        return 1;
+#endif
+#ifdef MPSCQ_HAVE_WAITV
+    /* Relaxed: a hint shared by the process's sets; a stale 0 costs one
+     * more failing call. */
+    return atomic_load_explicit(&waitv_missing, memory_order_relaxed);
+#else
+    return 1;
+#endif
+}
 
 static void poll_member(struct mpscq_set *s, uint64_t until)
 {
@@ -382,11 +403,7 @@ static void poll_member(struct mpscq_set *s, uint64_t until)
 static void sleep_members(struct mpscq_set *s, uint64_t until)
 {
 #ifdef MPSCQ_HAVE_WAITV
-    int forced = 0;
-#ifdef MPSCQ_TEST_HOOKS
-    forced = atomic_load_explicit(&mpscq_test_set_poll, memory_order_relaxed);
-#endif
-    if (!forced && !atomic_load_explicit(&waitv_missing, memory_order_relaxed)) {
+    if (!set_polls()) {
         struct futex_waitv w[MPSCQ_SET_MAX];
         unsigned nw = 0;
         for (unsigned i = 0; i < s->n; i++) {
@@ -401,16 +418,26 @@ static void sleep_members(struct mpscq_set *s, uint64_t until)
         }
         if (nw == 0)
             return;
-        struct timespec abs, *absp = NULL;
+        /* The kernel's 64-bit timespec, whatever the C library's is. */
+        struct __kernel_timespec abs, *absp = NULL;
         if (until != UINT64_MAX) {
-            abs.tv_sec = (time_t)(until / 1000000000u);
-            abs.tv_nsec = (long)(until % 1000000000u);
+            abs.tv_sec = (long long)(until / 1000000000u);
+            abs.tv_nsec = (long long)(until % 1000000000u);
             absp = &abs;
         }
+        long r;
+#ifdef MPSCQ_TEST_HOOKS
+        /* 2: as under a seccomp filter that denies the call. */
+        if (atomic_load_explicit(&mpscq_test_set_poll, memory_order_relaxed) == 2) {
+            errno = EPERM;
+            r = -1;
+        } else
+#endif
         /* Returns at once (EAGAIN) when a word is not 1 any more. */
-        long r = syscall(SYS_futex_waitv, w, nw, 0, absp, CLOCK_MONOTONIC);
-        if (r >= 0 || errno != ENOSYS)
+        r = syscall(SYS_futex_waitv, w, nw, 0, absp, CLOCK_MONOTONIC);
+        if (r >= 0 || errno == EAGAIN || errno == ETIMEDOUT || errno == EINTR)
             return;
+        /* Relaxed: a hint, as in set_polls. */
         atomic_store_explicit(&waitv_missing, 1, memory_order_relaxed);
     }
 #endif
@@ -489,7 +516,11 @@ static __attribute__((noinline)) int set_wait(struct mpscq_set *s, mpscq_t **fp,
                 unpark_all(s);
                 return rc;
             }
-            light = 0;
+            /* Polling, every round stays light: a poll ends within
+             * MPSCQ_SET_POLL_NS anyway, which bounds a missed wake-up
+             * as the light timeout does; a barrier per poll would
+             * interrupt the producers thousands of times a second. */
+            light = set_polls();
         }
     }
 }

@@ -6,13 +6,15 @@
 #include <stdlib.h>
 #include <time.h>
 
-#include "testutil.h"
+#include "config.h"
 
-/* The test library's switch: sets poll as without futex_waitv. */
-extern _Atomic int mpscq_test_set_poll;
-/* The library's: 1 once futex_waitv said ENOSYS (Valgrind, qemu-user,
- * kernels before 5.16): it polls. */
-extern _Atomic int mpscq_set_waitv_missing;
+#include "testutil.h"
+#include "internal.h"
+
+/* The test library's switch (internal.h): 1, sets poll as without
+ * futex_waitv; 2, futex_waitv fails with EPERM.  The library's
+ * mpscq_set_waitv_missing is 1 once futex_waitv failed (Valgrind,
+ * qemu-user, kernels before 5.16, a seccomp filter): sets poll. */
 
 static uint64_t now_ns(void)
 {
@@ -566,6 +568,131 @@ START_TEST(test_busy)
 }
 END_TEST
 
+/* futex_waitv refused (EPERM, as under a seccomp filter that does not
+ * know it): the set polls from then on instead of spinning, and every
+ * member's producer still wakes it. */
+START_TEST(test_waitv_refused)
+{
+    int was = atomic_load(&mpscq_set_waitv_missing);
+    atomic_store(&mpscq_test_set_poll, 2);
+    wake_by_each();
+    ck_assert_int_eq(atomic_load(&mpscq_set_waitv_missing), 1);
+    atomic_store(&mpscq_test_set_poll, 0);
+    atomic_store(&mpscq_set_waitv_missing, was);
+}
+END_TEST
+
+/* The race the sleep protocol exists for: a producer of an idle,
+ * lower-priority member enqueues after the set's last look and before it
+ * sleeps (at MPSCQ_HOOK_PARK of an exact round).  The producer must see
+ * the consumer parked and wake it, and the set must return the message:
+ * with timeout -1 a lost wake-up hangs the test.  _i = 1: the members
+ * have no membarrier (producers fence). */
+static mpscq_t *race_q;
+static _Atomic int race_go, race_done, race_fired;
+
+static void *race_producer(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&race_go))
+        sched_yield();
+    ck_assert_int_eq(mpscq_enqueue(race_q, (void *)77), MPSCQ_OK);
+    atomic_store(&race_done, 1);
+    return NULL;
+}
+
+static void race_hook(int where, const struct mpscq *q, uint64_t light)
+{
+    (void)q;
+    /* Polling (Valgrind, qemu-user), every round is light. */
+    int polling = atomic_load(&mpscq_test_set_poll) || atomic_load(&mpscq_set_waitv_missing);
+    if (where != MPSCQ_HOOK_PARK || (light && !polling) || atomic_load(&race_fired))
+        return;
+    atomic_store(&race_fired, 1);
+    atomic_store(&race_go, 1);
+    while (!atomic_load(&race_done))
+        sched_yield();
+}
+
+START_TEST(test_wake_at_sleep)
+{
+    mpscq_set_t *s = new_set();
+    mpscq_t *hi = new_queue(), *lo = new_queue();
+    if (_i) {
+        hi->need_fence = 1;
+        lo->need_fence = 1;
+    }
+    ck_assert_int_eq(mpscq_set_add(s, hi, 0), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_set_add(s, lo, 1), MPSCQ_OK);
+    mpscq_t *from;
+    void *m;
+    /* lo idle: later looks at it are one load of its ticket counter. */
+    for (int i = 0; i < 3; i++)
+        ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_EMPTY);
+    race_q = lo;
+    atomic_store(&race_go, 0);
+    atomic_store(&race_done, 0);
+    atomic_store(&race_fired, 0);
+    unsigned long wakes = atomic_load(&mpscq_test_producer_wakes);
+    pthread_t th;
+    /* Set before the producer starts and cleared after it ends: it
+     * reads the hook too. */
+    mpscq_test_hook = race_hook;
+    ck_assert_int_eq(pthread_create(&th, NULL, race_producer, NULL), 0);
+    int rc = mpscq_set_dequeue_wait(s, &from, &m, -1);
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(atomic_load(&race_fired), 1);
+    ck_assert_int_eq(rc, MPSCQ_OK);
+    ck_assert_ptr_eq(from, lo);
+    ck_assert_ptr_eq(m, (void *)77);
+    /* The producer found the consumer parked and paid the wake-up. */
+    ck_assert_uint_gt(atomic_load(&mpscq_test_producer_wakes), wakes);
+    mpscq_set_destroy(s);
+    mpscq_destroy(hi, NULL, NULL);
+    mpscq_destroy(lo, NULL, NULL);
+}
+END_TEST
+
+/* Closing one member while the set sleeps over several: the set wakes,
+ * finds it drained, and sleeps again over the others (not spinning on
+ * the closed member's word); then a message and the last close end it. */
+START_TEST(test_close_one_while_asleep)
+{
+    mpscq_set_t *s = new_set();
+    mpscq_t *a = new_queue(), *b = new_queue();
+    ck_assert_int_eq(mpscq_set_add(s, a, 0), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_set_add(s, b, 1), MPSCQ_OK);
+    struct sleeper w;
+    pthread_t th;
+    start_sleeper(&w, &th, s, b);
+    unsigned long long pa = parks(a), pb = parks(b);
+    mpscq_close(a);
+    /* It slept again: once more over b alone (a is drained). */
+    while (parks(b) < pb + 1)
+        sched_yield();
+    if (!atomic_load(&mpscq_test_set_poll) && !atomic_load(&mpscq_set_waitv_missing)) {
+        unsigned long long p1 = parks(b);
+        uint64_t t0 = now_ns();
+        while (now_ns() - t0 < 10000000)
+            sched_yield();
+        ck_assert_uint_eq(parks(b), p1);
+        ck_assert_uint_eq(parks(a), pa); /* not counted once drained */
+    }
+    ck_assert_int_eq(mpscq_enqueue(b, (void *)8), MPSCQ_OK);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    ck_assert_ptr_eq(w.from, b);
+    start_sleeper(&w, &th, s, b);
+    mpscq_close(b);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(w.rc, MPSCQ_CLOSED);
+    mpscq_set_destroy(s);
+    mpscq_destroy(a, NULL, NULL);
+    mpscq_destroy(b, NULL, NULL);
+}
+END_TEST
+
 /* Producers on every member, tiny segments, a consumer that sleeps
  * whenever it can: every message exactly once, each producer in order,
  * CLOSED after the last. */
@@ -650,6 +777,9 @@ static Suite *set_suite(void)
     tcase_add_test(tc, test_idle_member);
     tcase_add_test(tc, test_wake_by_each);
     tcase_add_test(tc, test_wake_by_each_poll);
+    tcase_add_test(tc, test_waitv_refused);
+    tcase_add_loop_test(tc, test_wake_at_sleep, 0, 2);
+    tcase_add_test(tc, test_close_one_while_asleep);
     tcase_add_test(tc, test_close);
     tcase_add_test(tc, test_membership);
     tcase_add_test(tc, test_busy);
