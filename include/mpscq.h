@@ -396,9 +396,10 @@ MPSCQ_API int mpscq_set_fairness(mpscq_set_t *s, unsigned k);
 /* mpscq_set_dequeue_wait: take one message from the first member with one
  * ready, in priority order (round robin among equal priorities); *from
  * (when from is not NULL) says which queue.  When none is ready, wait as
- * mpscq_dequeue_wait does (spin briefly, then sleep in one futex_waitv
- * over the members: a producer of any member wakes it and pays nothing
- * while the consumer is awake) until a message comes, every member is
+ * mpscq_dequeue_wait does (spin briefly, nap with the members' shortest
+ * nap_ns, then sleep in one futex_waitv over the members: a producer of
+ * any member wakes it and pays nothing while the consumer is awake or
+ * napping) until a message comes, every member is
  * closed and drained, or timeout_ns passes (< 0: forever; 0: do not wait).
  * Ordering: each producer's messages in its order within a queue; across
  * queues, priority (and mpscq_set_fairness).

@@ -69,6 +69,7 @@ struct mpscq_set {
     unsigned n, nlevels;
     unsigned fair_k;            /* 0: strict priority */
     unsigned spin_ns;           /* adaptive spin budget, as a queue's */
+    uint64_t nap_over;          /* naps' recent overrun, smoothed (wait.c) */
     struct set_member m[MPSCQ_SET_MAX];
     struct set_level lv[MPSCQ_SET_MAX];
 };
@@ -383,7 +384,7 @@ static int set_polls(void)
 #endif
 }
 
-static void poll_member(struct mpscq_set *s, uint64_t until)
+static int poll_member(struct mpscq_set *s, int val, uint64_t until)
 {
     unsigned i = 0;
     while (i < s->n - 1 && s->m[i].drained)
@@ -393,14 +394,15 @@ static void poll_member(struct mpscq_set *s, uint64_t until)
     if (left > MPSCQ_SET_POLL_NS)
         left = MPSCQ_SET_POLL_NS;
     struct timespec rel = { 0, (long)left };
-    mpscq_futex_wait(&s->m[i].q->parked, 1, &rel);
+    return mpscq_futex_wait(&s->m[i].q->parked, val, &rel);
 }
 
-/* Sleep until a live member's parked word is not 1 (a producer's wake-up,
- * a close) or CLOCK_MONOTONIC passes `until` (UINT64_MAX: no timeout);
- * without futex_waitv, for at most MPSCQ_SET_POLL_NS.  Spurious returns
- * are fine: the caller looks again. */
-static void sleep_members(struct mpscq_set *s, uint64_t until)
+/* Sleep until a live member's parked word is not val (1, asleep: a
+ * producer's wake-up or a close; 0, a nap: only a close) or
+ * CLOCK_MONOTONIC passes `until` (UINT64_MAX: no timeout); without
+ * futex_waitv, for at most MPSCQ_SET_POLL_NS.  Spurious returns are fine:
+ * the caller looks again.  1 when it timed out. */
+static int sleep_members(struct mpscq_set *s, int val, uint64_t until)
 {
 #ifdef MPSCQ_HAVE_WAITV
     if (!set_polls()) {
@@ -409,7 +411,7 @@ static void sleep_members(struct mpscq_set *s, uint64_t until)
         for (unsigned i = 0; i < s->n; i++) {
             if (s->m[i].drained)
                 continue;
-            w[nw].val = 1;
+            w[nw].val = (uint64_t)val;
             w[nw].uaddr = (uint64_t)(uintptr_t)&s->m[i].q->parked;
             /* Private, as the producers' FUTEX_WAKE_PRIVATE (wait.c). */
             w[nw].flags = FUTEX_32 | FUTEX_PRIVATE_FLAG;
@@ -417,7 +419,7 @@ static void sleep_members(struct mpscq_set *s, uint64_t until)
             nw++;
         }
         if (nw == 0)
-            return;
+            return 0;
         /* The kernel's 64-bit timespec, whatever the C library's is. */
         struct __kernel_timespec abs, *absp = NULL;
         if (until != UINT64_MAX) {
@@ -435,13 +437,73 @@ static void sleep_members(struct mpscq_set *s, uint64_t until)
 #endif
         /* Returns at once (EAGAIN) when a word is not 1 any more. */
         r = syscall(SYS_futex_waitv, w, nw, 0, absp, CLOCK_MONOTONIC);
-        if (r >= 0 || errno == EAGAIN || errno == ETIMEDOUT || errno == EINTR)
-            return;
+        if (r >= 0 || errno == EAGAIN || errno == EINTR)
+            return 0;
+        if (errno == ETIMEDOUT)
+            return 1;
         /* Relaxed: a hint, as in set_polls. */
         atomic_store_explicit(&waitv_missing, 1, memory_order_relaxed);
     }
 #endif
-    poll_member(s, until);
+    return poll_member(s, val, until);
+}
+
+/* The naps of mpscq_dequeue_wait (wait.c, design.md s. 7), over the set:
+ * sleeps of the members' shortest nap_ns on every live parked word == 0,
+ * which no producer ends (parked stays 0, so a producer's wake check
+ * stays one load), a look after each, until a message (OK), every member
+ * closed and drained (CLOSED), the deadline (TIMEOUT), or the members'
+ * longest nap_idle_ns with nothing (EMPTY: the caller then sleeps until
+ * woken).  mpscq_close of a member sets its parked word and wakes it. */
+static int set_naps(struct mpscq_set *s, mpscq_t **fp, void **msg, uint64_t deadline)
+{
+    uint64_t nap = UINT64_MAX, idle = 0;
+    for (unsigned i = 0; i < s->n; i++) {
+        if (s->m[i].drained)
+            continue;
+        nap = s->m[i].q->nap_ns < nap ? s->m[i].q->nap_ns : nap;
+        idle = s->m[i].q->nap_idle_ns > idle ? s->m[i].q->nap_idle_ns : idle;
+    }
+    mpscq_lower_timer_slack();
+    uint64_t start = mpscq_mono_ns();
+    for (;;) {
+        uint64_t now = mpscq_mono_ns();
+        if (now >= deadline) {
+            int rc = take(s, fp, msg);
+            return rc == MPSCQ_EMPTY ? MPSCQ_TIMEOUT : rc;
+        }
+        if (now - start >= idle)
+            return MPSCQ_EMPTY;
+        for (unsigned i = 0; i < s->n; i++)
+            /* Relaxed: after a close (MPSCQ_PARKED_CLOSE) with a ticket
+             * still unwritten, a nap would end at once; sleep until woken
+             * instead (as wait.c). */
+            if (!s->m[i].drained && atomic_load_explicit(&s->m[i].q->parked, memory_order_relaxed))
+                return MPSCQ_EMPTY;
+        /* As wait.c: 90 % of the nap less what naps overran lately (the
+         * kernel's wake-up, timer slack), never beyond the deadline. */
+        uint64_t aim = nap - nap / 10;
+        uint64_t left = aim > s->nap_over + 1000 ? aim - s->nap_over : 1000;
+        if (deadline - now < left)
+            left = deadline - now;
+        for (unsigned i = 0; i < s->n; i++)
+            if (!s->m[i].drained)
+                MPSCQ_STAT_ADD(s->m[i].q, st_naps, 1);
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_NAP, s->m[0].q, left);
+        int timed_out = sleep_members(s, 0, now + left);
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_NAPPED, s->m[0].q, (uint64_t)timed_out);
+        if (timed_out) {
+            /* The overrun, smoothed, capped at the nap (as wait.c). */
+            uint64_t took = mpscq_mono_ns() - now;
+            uint64_t over = took > left ? took - left : 0;
+            if (over > nap)
+                over = nap;
+            s->nap_over = (3 * s->nap_over + over) / 4;
+        }
+        int rc = take(s, fp, msg);
+        if (rc != MPSCQ_EMPTY)
+            return rc;
+    }
 }
 
 static int set_wait(struct mpscq_set *s, mpscq_t **fp, void **msg, long long timeout_ns);
@@ -479,6 +541,9 @@ static __attribute__((noinline)) int set_wait(struct mpscq_set *s, mpscq_t **fp,
         }
     }
     s->spin_ns = budget / 2 < MPSCQ_WAIT_SPIN_MIN_NS ? MPSCQ_WAIT_SPIN_MIN_NS : budget / 2;
+    rc = set_naps(s, fp, msg, deadline);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
     /* Then sleep as mpscq_dequeue_wait sleeps (wait.c): the first round
      * light (no barrier, at most MPSCQ_LIGHT_PARK_NS: the bound on a
      * wake-up it can miss), the later ones exact. */
@@ -506,7 +571,7 @@ static __attribute__((noinline)) int set_wait(struct mpscq_set *s, mpscq_t **fp,
             if (!s->m[i].drained)
                 MPSCQ_STAT_ADD(s->m[i].q, st_parks, 1);
         MPSCQ_TEST_HOOK(MPSCQ_HOOK_PARK, s->m[0].q, (uint64_t)light);
-        sleep_members(s, until);
+        sleep_members(s, 1, until);
         if (light) {
             /* As wait.c: a light sleep that a producer ended finds its
              * message now and the next round stays light; one that found

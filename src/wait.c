@@ -136,7 +136,7 @@ void mpscq_wake_consumer_close(struct mpscq *q)
  * timed sleep: a 10 us nap took 86 us on this project's VM, 30 us with a
  * slack of 1 us.  The first nap of a thread lowers its slack to 1 us, once
  * (mpscq_dequeue_wait(3) says so). */
-static void lower_timer_slack(void)
+void mpscq_lower_timer_slack(void)
 {
 #if defined(__linux__) && defined(PR_SET_TIMERSLACK)
     static _Thread_local int done;
@@ -159,7 +159,7 @@ static void lower_timer_slack(void)
  * nap. */
 static int naps(struct mpscq *q, void **msg, uint64_t deadline)
 {
-    lower_timer_slack();
+    mpscq_lower_timer_slack();
     uint64_t start = mono_ns();
     for (;;) {
         uint64_t now = mono_ns();

@@ -22,6 +22,8 @@ MPSCQ_HIDDEN void mpscq_wait_barrier(const struct mpscq *q);
 MPSCQ_HIDDEN int mpscq_futex_wait(_Atomic int *addr, int val, const struct timespec *rel);
 MPSCQ_HIDDEN void mpscq_futex_wake(_Atomic int *addr);
 MPSCQ_HIDDEN void mpscq_futex_wake_all(_Atomic int *addr);
+/* A thread's first nap lowers its timer slack to 1 us, once (wait.c). */
+MPSCQ_HIDDEN void mpscq_lower_timer_slack(void);
 /* CLOCK_MONOTONIC in nanoseconds. */
 MPSCQ_HIDDEN uint64_t mpscq_mono_ns(void);
 /* The deadline of a call's timeout_ns from now: UINT64_MAX for < 0 (and

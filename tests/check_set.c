@@ -654,6 +654,95 @@ START_TEST(test_wake_at_sleep)
 }
 END_TEST
 
+/* Naps (a set's wait before it sleeps until woken): a producer that
+ * enqueues during one pays no wake-up (the nap runs out by itself), and
+ * mpscq_close of a member ends one at once.  The action runs in another
+ * thread while the set's thread stands at its first nap. */
+static mpscq_t *nap_q;
+static int nap_close;
+static _Atomic int nap_go, nap_done, nap_fired, nap_timed_out;
+
+static void *nap_actor(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&nap_go))
+        sched_yield();
+    if (nap_close)
+        mpscq_close(nap_q);
+    else
+        ck_assert_int_eq(mpscq_enqueue(nap_q, (void *)66), MPSCQ_OK);
+    atomic_store(&nap_done, 1);
+    return NULL;
+}
+
+static void nap_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    if (where == MPSCQ_HOOK_NAP && !atomic_load(&nap_fired)) {
+        atomic_store(&nap_fired, 1);
+        atomic_store(&nap_go, 1);
+        while (!atomic_load(&nap_done))
+            sched_yield();
+    } else if (where == MPSCQ_HOOK_NAPPED && atomic_load(&nap_fired) == 1) {
+        atomic_store(&nap_fired, 2);
+        atomic_store(&nap_timed_out, (int)t);
+    }
+}
+
+static int nap_run(int close_it, mpscq_t **from, void **m)
+{
+    mpscq_set_t *s = new_set();
+    mpscq_config cfg;
+    mpscq_config_init(&cfg);
+    /* 1 s naps when closing: a nap the close did not end would time out. */
+    cfg.nap_ns = close_it ? MPSCQ_NAP_MAX_NS : 0;
+    mpscq_t *hi, *lo;
+    ck_assert_int_eq(mpscq_create(&hi, &cfg), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_create(&lo, &cfg), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_set_add(s, hi, 0), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_set_add(s, lo, 1), MPSCQ_OK);
+    if (close_it)
+        mpscq_close(hi);
+    nap_q = lo;
+    nap_close = close_it;
+    atomic_store(&nap_go, 0);
+    atomic_store(&nap_done, 0);
+    atomic_store(&nap_fired, 0);
+    atomic_store(&nap_timed_out, -1);
+    pthread_t th;
+    mpscq_test_hook = nap_hook; /* before the actor starts: it reads it */
+    ck_assert_int_eq(pthread_create(&th, NULL, nap_actor, NULL), 0);
+    int rc = mpscq_set_dequeue_wait(s, from, m, -1);
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(atomic_load(&nap_fired), 2);
+    mpscq_set_destroy(s);
+    mpscq_destroy(hi, NULL, NULL);
+    mpscq_destroy(lo, NULL, NULL);
+    return rc;
+}
+
+START_TEST(test_nap_producer_pays_no_wake)
+{
+    unsigned long wakes = atomic_load(&mpscq_test_producer_wakes);
+    mpscq_t *from;
+    void *m;
+    ck_assert_int_eq(nap_run(0, &from, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)66);
+    ck_assert_int_eq(atomic_load(&nap_timed_out), 1); /* it ran out by itself */
+    ck_assert_uint_eq(atomic_load(&mpscq_test_producer_wakes), wakes);
+}
+END_TEST
+
+START_TEST(test_close_ends_nap)
+{
+    mpscq_t *from;
+    void *m;
+    ck_assert_int_eq(nap_run(1, &from, &m), MPSCQ_CLOSED);
+    ck_assert_int_eq(atomic_load(&nap_timed_out), 0); /* ended, not run out */
+}
+END_TEST
+
 /* Closing one member while the set sleeps over several: the set wakes,
  * finds it drained, and sleeps again over the others (not spinning on
  * the closed member's word); then a message and the last close end it. */
@@ -780,6 +869,8 @@ static Suite *set_suite(void)
     tcase_add_test(tc, test_waitv_refused);
     tcase_add_loop_test(tc, test_wake_at_sleep, 0, 2);
     tcase_add_test(tc, test_close_one_while_asleep);
+    tcase_add_test(tc, test_nap_producer_pays_no_wake);
+    tcase_add_test(tc, test_close_ends_nap);
     tcase_add_test(tc, test_close);
     tcase_add_test(tc, test_membership);
     tcase_add_test(tc, test_busy);
