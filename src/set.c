@@ -69,6 +69,7 @@ struct mpscq_set {
     unsigned n, nlevels;
     unsigned fair_k;            /* 0: strict priority */
     unsigned spin_ns;           /* adaptive spin budget, as a queue's */
+    mpscq_t **spin_fp;          /* the waiting call's `from`, for take_spin */
     uint64_t nap_over;          /* naps' recent overrun, smoothed (wait.c) */
     struct set_member m[MPSCQ_SET_MAX];
     struct set_level lv[MPSCQ_SET_MAX];
@@ -220,29 +221,37 @@ static inline __attribute__((always_inline)) int take_member(struct set_member *
     return rc;
 }
 
+/* Folds one answer (a member's or a level's) into a scan: MPSCQ_OK (a
+ * message), MPSCQ_EMPTY (go on; *open = 1 unless it was CLOSED), or a
+ * BUSY or NOMEM to return. */
+static inline __attribute__((always_inline)) int fold(int rc, int *open)
+{
+    if (rc == MPSCQ_EMPTY)
+        *open = 1;
+    return rc == MPSCQ_CLOSED ? MPSCQ_EMPTY : rc;
+}
+
 /* One message from level l: OK, EMPTY, CLOSED (every member drained), or
- * a member's BUSY or NOMEM.  *closed is cleared unless CLOSED. */
+ * a member's BUSY or NOMEM. */
 static inline __attribute__((always_inline)) int take_level(struct mpscq_set *s, unsigned l,
                                                             mpscq_t **from, void **msg)
 {
     struct set_level *lv = &s->lv[l];
     struct set_member *first = &s->m[lv->first];
     unsigned k = lv->rr;
-    int closed = 1;
+    int open = 0;
     for (unsigned j = 0; j < lv->count; j++) {
-        int rc = take_member(&first[k], msg);
+        unsigned next = k + 1 == lv->count ? 0 : k + 1;
+        int rc = fold(take_member(&first[k], msg), &open);
         if (rc == MPSCQ_OK) {
-            lv->rr = k + 1 == lv->count ? 0 : k + 1;
+            lv->rr = next;
             *from = first[k].q;
-            return MPSCQ_OK;
         }
-        if (rc == MPSCQ_EMPTY)
-            closed = 0;
-        else if (MPSCQ_UNLIKELY(rc != MPSCQ_CLOSED))
+        if (rc != MPSCQ_EMPTY)
             return rc;
-        k = k + 1 == lv->count ? 0 : k + 1;
+        k = next;
     }
-    return closed ? MPSCQ_CLOSED : MPSCQ_EMPTY;
+    return open ? MPSCQ_EMPTY : MPSCQ_CLOSED;
 }
 
 /* The scan in priority order: OK, EMPTY, CLOSED (every member drained),
@@ -250,35 +259,25 @@ static inline __attribute__((always_inline)) int take_level(struct mpscq_set *s,
 static inline __attribute__((always_inline)) int scan_levels(struct mpscq_set *s, mpscq_t **from,
                                                              void **msg, unsigned *served_at)
 {
-    int closed = 1;
+    int open = 0, rc;
+    unsigned l = 0;
     if (s->nlevels == s->n) {
         /* One queue per priority (lanes): no round robin to keep. */
-        for (unsigned l = 0; l < s->n; l++) {
-            int rc = take_member(&s->m[l], msg);
-            if (rc == MPSCQ_OK) {
-                *from = s->m[l].q;
-                *served_at = l;
-                return rc;
+        for (; l < s->n; l++)
+            if ((rc = fold(take_member(&s->m[l], msg), &open)) != MPSCQ_EMPTY) {
+                if (rc == MPSCQ_OK)
+                    *from = s->m[l].q;
+                goto out;
             }
-            if (rc == MPSCQ_EMPTY)
-                closed = 0;
-            else if (MPSCQ_UNLIKELY(rc != MPSCQ_CLOSED))
-                return rc;
-        }
-        return closed ? MPSCQ_CLOSED : MPSCQ_EMPTY;
+    } else {
+        for (; l < s->nlevels; l++)
+            if ((rc = fold(take_level(s, l, from, msg), &open)) != MPSCQ_EMPTY)
+                goto out;
     }
-    for (unsigned l = 0; l < s->nlevels; l++) {
-        int rc = take_level(s, l, from, msg);
-        if (rc == MPSCQ_OK) {
-            *served_at = l;
-            return rc;
-        }
-        if (rc == MPSCQ_EMPTY)
-            closed = 0;
-        else if (MPSCQ_UNLIKELY(rc != MPSCQ_CLOSED))
-            return rc;
-    }
-    return closed ? MPSCQ_CLOSED : MPSCQ_EMPTY;
+    return open ? MPSCQ_EMPTY : MPSCQ_CLOSED;
+out:
+    *served_at = l;
+    return rc;
 }
 
 /* A message was taken from level l: the lower levels waited once more. */
@@ -519,28 +518,23 @@ int mpscq_set_dequeue_wait(mpscq_set_t *s, mpscq_t **from, void **msg, long long
     return set_wait(s, fp, msg, timeout_ns);
 }
 
+/* take() for mpscq_wait_spin. */
+static int take_spin(void *s, void **msg)
+{
+    return take(s, ((struct mpscq_set *)s)->spin_fp, msg);
+}
+
 /* Nothing was ready and the caller waits: spin, then sleep. */
 static __attribute__((noinline)) int set_wait(struct mpscq_set *s, mpscq_t **fp, void **msg,
                                               long long timeout_ns)
 {
     int rc;
     uint64_t deadline = mpscq_deadline(timeout_ns);
-    /* Spin first, with the budget a queue's wait adapts (wait.c): it
-     * doubles when spinning found a message and halves when not. */
-    unsigned budget = s->spin_ns, spent = 0;
-    unsigned cap = timeout_ns > 0 && (unsigned long long)timeout_ns < budget ? (unsigned)timeout_ns
-                                                                             : budget;
-    for (unsigned ns = 16; spent + ns <= cap; ns <<= 1) {
-        mpscq_spin_ns(ns);
-        spent += ns;
-        rc = take(s, fp, msg);
-        if (rc != MPSCQ_EMPTY) {
-            s->spin_ns = budget * 2 > MPSCQ_WAIT_SPIN_MAX_NS ? MPSCQ_WAIT_SPIN_MAX_NS
-                                                              : budget * 2;
-            return rc;
-        }
-    }
-    s->spin_ns = budget / 2 < MPSCQ_WAIT_SPIN_MIN_NS ? MPSCQ_WAIT_SPIN_MIN_NS : budget / 2;
+    /* Spin first, with the budget a queue's wait adapts (wait.c). */
+    s->spin_fp = fp;
+    rc = mpscq_wait_spin(&s->spin_ns, timeout_ns, take_spin, s, msg);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
     rc = set_naps(s, fp, msg, deadline);
     if (rc != MPSCQ_EMPTY)
         return rc;

@@ -217,6 +217,35 @@ uint64_t mpscq_deadline(long long timeout_ns)
 
 static int dequeue_wait_in(struct mpscq *q, void **msg, long long timeout_ns);
 
+int mpscq_wait_spin(unsigned *budget_ns, long long timeout_ns, int (*take)(void *, void **),
+                    void *ctx, void **msg)
+{
+    /* Spin first: a message is often only a write away.  The budget
+     * (consumer-private) doubles when spinning found a message and halves
+     * when it did not, down to a floor from which it can recover: when
+     * messages come further apart than a sleep costs, the consumer stops
+     * burning CPU on a spin that never pays.  Never beyond the timeout. */
+    unsigned budget = *budget_ns, spent = 0;
+    unsigned cap = timeout_ns > 0 && (unsigned long long)timeout_ns < budget ? (unsigned)timeout_ns
+                                                                             : budget;
+    for (unsigned ns = 16; spent + ns <= cap; ns <<= 1) {
+        mpscq_spin_ns(ns);
+        spent += ns;
+        int rc = take(ctx, msg);
+        if (rc != MPSCQ_EMPTY) {
+            *budget_ns = budget * 2 > MPSCQ_WAIT_SPIN_MAX_NS ? MPSCQ_WAIT_SPIN_MAX_NS : budget * 2;
+            return rc;
+        }
+    }
+    *budget_ns = budget / 2 < MPSCQ_WAIT_SPIN_MIN_NS ? MPSCQ_WAIT_SPIN_MIN_NS : budget / 2;
+    return MPSCQ_EMPTY;
+}
+
+static int take_one(void *q, void **msg)
+{
+    return mpscq_dequeue_in((struct mpscq *)q, msg);
+}
+
 int mpscq_dequeue_batch_wait(mpscq_t *q, void **msgs, size_t max, size_t *n,
                              long long timeout_ns)
 {
@@ -259,25 +288,9 @@ static int dequeue_wait_in(struct mpscq *q, void **msg, long long timeout_ns)
         return MPSCQ_TIMEOUT;
     uint64_t now;
     uint64_t deadline = mpscq_deadline(timeout_ns);
-    /* Spin first: a message is often only a write away.  The budget
-     * (consumer-private) doubles when spinning found a message and halves
-     * when it did not, down to a floor from which it can recover: when
-     * messages come further apart than a sleep costs, the consumer stops
-     * burning CPU on a spin that never pays.  Never beyond the timeout. */
-    unsigned budget = q->wait_spin_ns, spent = 0;
-    unsigned cap = timeout_ns > 0 && (unsigned long long)timeout_ns < budget ? (unsigned)timeout_ns
-                                                                             : budget;
-    for (unsigned ns = 16; spent + ns <= cap; ns <<= 1) {
-        mpscq_spin_ns(ns);
-        spent += ns;
-        rc = mpscq_dequeue_in(q, msg);
-        if (rc != MPSCQ_EMPTY) {
-            q->wait_spin_ns = budget * 2 > MPSCQ_WAIT_SPIN_MAX_NS ? MPSCQ_WAIT_SPIN_MAX_NS
-                                                                   : budget * 2;
-            return rc;
-        }
-    }
-    q->wait_spin_ns = budget / 2 < MPSCQ_WAIT_SPIN_MIN_NS ? MPSCQ_WAIT_SPIN_MIN_NS : budget / 2;
+    rc = mpscq_wait_spin(&q->wait_spin_ns, timeout_ns, take_one, q, msg);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
     rc = naps(q, msg, deadline);
     if (rc != MPSCQ_EMPTY)
         return rc;

@@ -22,6 +22,12 @@ MPSCQ_HIDDEN void mpscq_wait_barrier(const struct mpscq *q);
 MPSCQ_HIDDEN int mpscq_futex_wait(_Atomic int *addr, int val, const struct timespec *rel);
 MPSCQ_HIDDEN void mpscq_futex_wake(_Atomic int *addr);
 MPSCQ_HIDDEN void mpscq_futex_wake_all(_Atomic int *addr);
+/* The adaptive spin of a waiting consumer (design.md s. 7): spins of
+ * 16, 32, ... ns within *budget_ns and the timeout, take(ctx, msg) after
+ * each; the budget doubles when one found a message and halves when none
+ * did.  The first status that is not MPSCQ_EMPTY, or MPSCQ_EMPTY. */
+MPSCQ_HIDDEN int mpscq_wait_spin(unsigned *budget_ns, long long timeout_ns,
+                                 int (*take)(void *ctx, void **msg), void *ctx, void **msg);
 /* A thread's first nap lowers its timer slack to 1 us, once (wait.c). */
 MPSCQ_HIDDEN void mpscq_lower_timer_slack(void);
 /* CLOCK_MONOTONIC in nanoseconds. */

@@ -38,6 +38,16 @@ static mpscq_set_t *new_set(void)
     return s;
 }
 
+/* One message that must be there, from queue `want`. */
+static void *take_from(mpscq_set_t *s, mpscq_t *want)
+{
+    mpscq_t *from = NULL;
+    void *m = NULL;
+    ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
+    ck_assert_ptr_eq(from, want);
+    return m;
+}
+
 static unsigned long long parks(mpscq_t *q)
 {
     struct mpscq_stats st;
@@ -123,8 +133,7 @@ START_TEST(test_empty_and_timeout)
     ck_assert_ptr_eq(m, (void *)1);
     /* The sleep left no member marked asleep: a producer pays no wake-up. */
     ck_assert_int_eq(mpscq_enqueue(b, (void *)2), MPSCQ_OK);
-    ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-    ck_assert_ptr_eq(from, b);
+    m = take_from(s, b);
     mpscq_set_destroy(s);
     mpscq_destroy(a, NULL, NULL);
     mpscq_destroy(b, NULL, NULL);
@@ -148,16 +157,13 @@ START_TEST(test_priority_order)
     mpscq_t *want_q[] = { high, high, high, mid, mid, mid, low, low, low };
     uintptr_t want_m[] = { 101, 102, 103, 201, 202, 203, 301, 302, 303 };
     for (int i = 0; i < 9; i++) {
-        mpscq_t *from;
         void *m;
-        ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-        ck_assert_ptr_eq(from, want_q[i]);
+        m = take_from(s, want_q[i]);
         ck_assert_uint_eq((uintptr_t)m, want_m[i]);
         /* A high-priority message that comes now goes before the rest. */
         if (i == 4) {
             ck_assert_int_eq(mpscq_enqueue(high, (void *)104), MPSCQ_OK);
-            ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-            ck_assert_ptr_eq(from, high);
+            m = take_from(s, high);
             ck_assert_uint_eq((uintptr_t)m, 104);
         }
     }
@@ -219,11 +225,8 @@ START_TEST(test_strict)
     ck_assert_int_eq(mpscq_set_add(s, lo, 1), MPSCQ_OK);
     ck_assert_int_eq(mpscq_enqueue(lo, (void *)1), MPSCQ_OK);
     for (uintptr_t i = 0; i < 1000; i++) {
-        mpscq_t *from;
-        void *m;
         ck_assert_int_eq(mpscq_enqueue(hi, (void *)i), MPSCQ_OK);
-        ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-        ck_assert_ptr_eq(from, hi);
+        ck_assert_ptr_eq(take_from(s, hi), (void *)i);
     }
     mpscq_set_destroy(s);
     mpscq_destroy(hi, NULL, NULL);
@@ -247,12 +250,8 @@ START_TEST(test_fairness)
     }
     /* Two levels busy: H H H M, again and again. */
     for (int r = 0; r < 5; r++) {
-        for (int i = 0; i < 4; i++) {
-            mpscq_t *from;
-            void *m;
-            ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-            ck_assert_ptr_eq(from, i < 3 ? hi : mid);
-        }
+        for (int i = 0; i < 4; i++)
+            take_from(s, i < 3 ? hi : mid);
     }
     /* The lowest level gets a message too: its count grew all along, so it
      * is served at once, then the pattern repeats without starving it. */
@@ -278,12 +277,8 @@ START_TEST(test_fairness)
     ck_assert_int_le(max_gap, 5);
     /* Back to strict: only hi while it has messages. */
     ck_assert_int_eq(mpscq_set_fairness(s, 0), MPSCQ_OK);
-    for (int i = 0; i < 10; i++) {
-        mpscq_t *from;
-        void *m;
-        ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-        ck_assert_ptr_eq(from, hi);
-    }
+    for (int i = 0; i < 10; i++)
+        take_from(s, hi);
     mpscq_set_destroy(s);
     mpscq_destroy(hi, NULL, NULL);
     mpscq_destroy(mid, NULL, NULL);
@@ -310,8 +305,7 @@ START_TEST(test_fairness_empty_lower)
     for (int round = 0; round < 5; round++) {
         /* lo empty: hi in order, however many turns lo had. */
         for (int i = 0; i < 3 + round; i++) {
-            ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-            ck_assert_ptr_eq(from, hi);
+            m = take_from(s, hi);
             ck_assert_uint_eq((uintptr_t)m, next++);
         }
         ck_assert_int_eq(mpscq_enqueue(lo, (void *)(uintptr_t)(100 + round)), MPSCQ_OK);
@@ -355,8 +349,7 @@ START_TEST(test_idle_member)
             ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_EMPTY);
         /* ... then each member gets one message, seen by the next look. */
         ck_assert_int_eq(mpscq_enqueue(round & 1 ? hi : b, (void *)round), MPSCQ_OK);
-        ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-        ck_assert_ptr_eq(from, round & 1 ? hi : b);
+        m = take_from(s, round & 1 ? hi : b);
         ck_assert_ptr_eq(m, (void *)round);
         /* The bounded member filled and drained: all 8 places back. */
         for (uintptr_t i = 0; i < 8; i++)
@@ -463,8 +456,7 @@ START_TEST(test_close)
     mpscq_close(a);
     mpscq_t *from;
     void *m;
-    ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-    ck_assert_ptr_eq(from, a);
+    m = take_from(s, a);
     /* a is closed and drained, b open and empty. */
     ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_EMPTY);
     ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 1000000), MPSCQ_TIMEOUT);
@@ -559,8 +551,7 @@ START_TEST(test_busy)
     ck_assert_int_eq(w.rc, MPSCQ_OK);
     ck_assert_ptr_eq(w.m, (void *)4);
     /* b's message was left where it was. */
-    ck_assert_int_eq(mpscq_set_dequeue_wait(s, &from, &m, 0), MPSCQ_OK);
-    ck_assert_ptr_eq(from, b);
+    m = take_from(s, b);
     ck_assert_ptr_eq(m, (void *)5);
     mpscq_set_destroy(s);
     mpscq_destroy(a, NULL, NULL);
