@@ -7,7 +7,10 @@
  * byte, with its argument in the next byte where it needs one.  The model
  * is a plain array FIFO with a capacity, a closed flag and the set of
  * states of the places owed to producers; every status,
- * every message and the size are compared after every operation.  An
+ * every message and the size are compared after every operation.  The
+ * queue is also the lower-priority member of a queue set whose other
+ * member stays open and empty; some dequeues go through the set (its
+ * idle-member shortcut against the queue's own state).  An
  * input stops when the model's array (4096 messages) is nearly full.
  */
 #include <stdint.h>
@@ -136,8 +139,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     mpscq_config_init(&c);
     c.segment_slots = (size_t)2 << (data[0] % 7);
     c.capacity = data[1] % 4 == 0 ? 0 : data[1] % 19;
-    mpscq_t *q;
+    mpscq_t *q, *idle;
     CHECK(mpscq_create(&q, &c) == MPSCQ_OK);
+    CHECK(mpscq_create(&idle, NULL) == MPSCQ_OK);
+    mpscq_set_t *set;
+    CHECK(mpscq_set_create(&set) == MPSCQ_OK);
+    CHECK(mpscq_set_add(set, idle, 0) == MPSCQ_OK);
+    CHECK(mpscq_set_add(set, q, 1) == MPSCQ_OK);
     static struct model m;
     memset(&m, 0, sizeof m);
     m.cap = c.capacity;
@@ -179,15 +187,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             i++;
             break;
         }
-        case 4: case 5: { /* dequeue */
+        case 4: case 5: { /* dequeue, or (5) through the set */
             void *v = (void *)0x1;
-            int rc = mpscq_dequeue(q, &v);
+            mpscq_t *from = NULL;
+            int rc = op == 4 ? mpscq_dequeue(q, &v) : mpscq_set_dequeue_wait(set, &from, &v, 0);
             if (msize(&m)) {
                 CHECK(rc == MPSCQ_OK);
                 CHECK((uintptr_t)v == m.v[m.head++]);
+                CHECK(op == 4 || from == q);
                 mtook(&m);
             } else {
-                CHECK(rc == (m.closed ? MPSCQ_CLOSED : MPSCQ_EMPTY));
+                /* The set's other member is open: EMPTY, not CLOSED. */
+                CHECK(rc == (m.closed && op == 4 ? MPSCQ_CLOSED : MPSCQ_EMPTY));
                 CHECK(v == (void *)0x1);
                 mempty(&m);
             }
@@ -308,6 +319,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         }
         CHECK(mpscq_size(q) == msize(&m));
     }
+    mpscq_set_destroy(set);
     mpscq_destroy(q, NULL, NULL);
+    mpscq_destroy(idle, NULL, NULL);
     return 0;
 }
