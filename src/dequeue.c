@@ -521,11 +521,9 @@ empty:
  * EMPTY linearized at the caller's load of tail. */
 int mpscq_dequeue_idle(struct mpscq *q, uint64_t t)
 {
-    return t == q->head && q->gate == 0 && q->release_debt == 0 &&
-           !(q->oldest->id < (q->head >> q->shift) && q->oldest != q->scan_seg) &&
+    return t == q->head && q->gate == 0 && q->release_debt == 0 && !mpscq_seg_reclaimable(q) &&
            /* Relaxed: a hint; over the bound, the dequeue trims. */
-           atomic_load_explicit(&q->pool_count, memory_order_relaxed) <=
-               atomic_load_explicit(&q->pool_keep, memory_order_relaxed);
+           atomic_load_explicit(&q->pool_count, memory_order_relaxed) <= mpscq_pool_keep(q);
 }
 
 /* The fast path's continuation after it took the last slot of a segment. */

@@ -93,7 +93,8 @@ enum {
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
-/* Non-zero: queue sets poll as without futex_waitv (set.c). */
+/* Queue sets (set.c): 1, poll as without futex_waitv; 2, futex_waitv
+ * fails with EPERM (as under a seccomp filter). */
 extern _Atomic int mpscq_test_set_poll;
 /* Calls of mpscq_wake_consumer (a producer found the consumer asleep). */
 extern _Atomic unsigned long mpscq_test_producer_wakes;
@@ -293,7 +294,8 @@ MPSCQ_HIDDEN void mpscq_free(const struct mpscq *q, void *p, size_t size);
  * dequeued, its place freed (bounded). */
 MPSCQ_HIDDEN void mpscq_count_dequeue(struct mpscq *q);
 
-/* set.c: 1 once futex_waitv said ENOSYS (sets poll from then on). */
+/* set.c: 1 once futex_waitv failed other than by a wake-up, a timeout or
+ * a signal (ENOSYS, EPERM, ...): sets poll from then on. */
 extern _Atomic int mpscq_set_waitv_missing MPSCQ_HIDDEN;
 /* set.c: mpscq_destroy's: a queue still in a set leaves it. */
 MPSCQ_HIDDEN void mpscq_set_leave(struct mpscq *q);

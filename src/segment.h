@@ -86,9 +86,16 @@ MPSCQ_HIDDEN void mpscq_seg_pool_drain(struct mpscq *q);
  * pool.  Consumer only. */
 MPSCQ_HIDDEN void mpscq_seg_reclaim(struct mpscq *q);
 
+/* 1 when the oldest list segment is drained (all its tickets below
+ * head) and not the one the consumer scans: mpscq_seg_reclaim has work. */
+static inline int mpscq_seg_reclaimable(const struct mpscq *q)
+{
+    return q->oldest->id < (q->head >> q->shift) && q->oldest != q->scan_seg;
+}
+
 static inline void mpscq_seg_maybe_reclaim(struct mpscq *q)
 {
-    if (q->oldest->id < (q->head >> q->shift) && q->oldest != q->scan_seg)
+    if (mpscq_seg_reclaimable(q))
         mpscq_seg_reclaim(q);
 }
 

@@ -69,7 +69,6 @@ struct mpscq_set {
     unsigned n, nlevels;
     unsigned fair_k;            /* 0: strict priority */
     unsigned spin_ns;           /* adaptive spin budget, as a queue's */
-    mpscq_t **spin_fp;          /* the waiting call's `from`, for take_spin */
     uint64_t nap_over;          /* naps' recent overrun, smoothed (wait.c) */
     struct set_member m[MPSCQ_SET_MAX];
     struct set_level lv[MPSCQ_SET_MAX];
@@ -519,9 +518,15 @@ int mpscq_set_dequeue_wait(mpscq_set_t *s, mpscq_t **from, void **msg, long long
 }
 
 /* take() for mpscq_wait_spin. */
-static int take_spin(void *s, void **msg)
+struct spin_ctx {
+    struct mpscq_set *s;
+    mpscq_t **fp;
+};
+
+static int take_spin(void *ctx, void **msg)
 {
-    return take(s, ((struct mpscq_set *)s)->spin_fp, msg);
+    struct spin_ctx *c = ctx;
+    return take(c->s, c->fp, msg);
 }
 
 /* Nothing was ready and the caller waits: spin, then sleep. */
@@ -531,8 +536,8 @@ static __attribute__((noinline)) int set_wait(struct mpscq_set *s, mpscq_t **fp,
     int rc;
     uint64_t deadline = mpscq_deadline(timeout_ns);
     /* Spin first, with the budget a queue's wait adapts (wait.c). */
-    s->spin_fp = fp;
-    rc = mpscq_wait_spin(&s->spin_ns, timeout_ns, take_spin, s, msg);
+    struct spin_ctx ctx = { s, fp };
+    rc = mpscq_wait_spin(&s->spin_ns, timeout_ns, take_spin, &ctx, msg);
     if (rc != MPSCQ_EMPTY)
         return rc;
     rc = set_naps(s, fp, msg, deadline);

@@ -573,6 +573,48 @@ START_TEST(test_waitv_refused)
 }
 END_TEST
 
+/* Polling, every round is light: an idle set pays no membarrier per
+ * 200 us poll (a first version paid one each time: some 3 500 a second,
+ * each interrupting the producers' CPUs). */
+static _Atomic int barriers;
+
+static void barrier_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_BARRIER)
+        atomic_fetch_add(&barriers, 1);
+}
+
+START_TEST(test_poll_pays_no_barrier)
+{
+    atomic_store(&mpscq_test_set_poll, 1);
+    mpscq_set_t *s = new_set();
+    mpscq_t *a = new_queue(), *b = new_queue();
+    ck_assert_int_eq(mpscq_set_add(s, a, 0), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_set_add(s, b, 1), MPSCQ_OK);
+    atomic_store(&barriers, 0);
+    mpscq_test_hook = barrier_hook; /* before the sleeper starts */
+    struct sleeper w;
+    pthread_t th;
+    start_sleeper(&w, &th, s, b);
+    /* Several polls go by. */
+    unsigned long long p0 = parks(b);
+    while (parks(b) < p0 + 5)
+        sched_yield();
+    ck_assert_int_eq(mpscq_enqueue(b, (void *)3), MPSCQ_OK);
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    ck_assert_ptr_eq(w.msg, (void *)3);
+    ck_assert_int_eq(atomic_load(&barriers), 0);
+    atomic_store(&mpscq_test_set_poll, 0);
+    mpscq_set_destroy(s);
+    mpscq_destroy(a, NULL, NULL);
+    mpscq_destroy(b, NULL, NULL);
+}
+END_TEST
+
 /* The race the sleep protocol exists for: a producer of an idle,
  * lower-priority member enqueues after the set's last look and before it
  * sleeps (at MPSCQ_HOOK_PARK of an exact round).  The producer must see
@@ -858,6 +900,7 @@ static Suite *set_suite(void)
     tcase_add_test(tc, test_wake_by_each);
     tcase_add_test(tc, test_wake_by_each_poll);
     tcase_add_test(tc, test_waitv_refused);
+    tcase_add_test(tc, test_poll_pays_no_barrier);
     tcase_add_loop_test(tc, test_wake_at_sleep, 0, 2);
     tcase_add_test(tc, test_close_one_while_asleep);
     tcase_add_test(tc, test_nap_producer_pays_no_wake);
