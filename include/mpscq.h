@@ -33,9 +33,9 @@
  * may be newer (never older in a correct installation).  The ABI policy
  * is in README ("Versions and ABI"). */
 #define MPSCQ_VERSION_MAJOR 0
-#define MPSCQ_VERSION_MINOR 3
+#define MPSCQ_VERSION_MINOR 4
 #define MPSCQ_VERSION_PATCH 0
-#define MPSCQ_VERSION_STRING "0.3.0"
+#define MPSCQ_VERSION_STRING "0.4.0"
 /* One number for #if tests: 0xMMmmpp. */
 #define MPSCQ_VERSION_NUMBER \
     ((MPSCQ_VERSION_MAJOR << 16) | (MPSCQ_VERSION_MINOR << 8) | MPSCQ_VERSION_PATCH)
@@ -116,7 +116,17 @@ typedef struct mpscq_config {
                             * enqueue through a handle and no dequeue then
                             * calls alloc_fn (doc/design.md s. 5).  The
                             * queue's memory then stays at that size. */
+    unsigned consumers;    /* 0 or 1: one consumer thread at a time (another
+                            * thread's consumer call meanwhile is
+                            * MPSCQ_BUSY); MPSCQ_CONSUMERS_MANY: any number
+                            * of threads may dequeue at once, each message
+                            * going to exactly one of them (mpscq_peek and
+                            * mpscq_set_add then say MPSCQ_INVAL;
+                            * mpscq_create(3)).  Other values: INVAL. */
 } mpscq_config;
+
+/* mpscq_config.consumers: several consumer threads on one queue. */
+#define MPSCQ_CONSUMERS_MANY 0xffffffffu
 
 /* The default nap of mpscq_dequeue_wait (mpscq_config.nap_ns = 0). */
 #define MPSCQ_NAP_DEFAULT_NS 45000ull

@@ -8,10 +8,12 @@
 #include <string.h>
 
 #include "consumer.h"
+#include "consumers.h"
 #include "wait.h"
 
 struct mpscq_consumer_mark mpscq_mark_none;
 struct mpscq_consumer_mark mpscq_mark_nested;
+struct mpscq_consumer_mark mpscq_mark_many;
 
 /* One mark per thread slot, for the life of the process: a slot's next
  * owner inherits it, and a taker may read the mark of a thread that has
@@ -25,6 +27,7 @@ static void __attribute__((constructor)) consumer_init(void)
     MPSCQ_HG_ATOMIC(marks0, sizeof marks0);
     MPSCQ_HG_ATOMIC(&mpscq_mark_none, sizeof mpscq_mark_none);
     MPSCQ_HG_ATOMIC(&mpscq_mark_nested, sizeof mpscq_mark_nested);
+    MPSCQ_HG_ATOMIC(&mpscq_mark_many, sizeof mpscq_mark_many);
     MPSCQ_HG_ATOMIC(mark_leaf, sizeof mark_leaf);
 }
 
@@ -68,6 +71,14 @@ static struct mpscq_consumer_mark *untag(struct mpscq_consumer_mark *c)
 int mpscq_consumer_enter_slow(struct mpscq *q)
 {
     struct mpscq_consumer_mark *self = mpscq_tls.mark;
+    if (MPSCQ_UNLIKELY(q->many)) {
+        /* A single-consumer call on a many-consumer queue (mpscq_peek, a
+         * set member): it names no consumer, and none may be named. */
+        if (self != &mpscq_mark_none && self != &mpscq_mark_nested)
+            /* Release: as mpscq_consumer_exit. */
+            atomic_store_explicit(&self->in, NULL, memory_order_release);
+        return MPSCQ_INVAL;
+    }
     if (self == &mpscq_mark_nested) {
         /* A callback's consumer call, inside a consumer call. */
         MPSCQ_STAT_ADD(q, st_busy, 1);

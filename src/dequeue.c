@@ -12,6 +12,7 @@
 #include "arch.h"
 #include "capacity.h"
 #include "consumer.h"
+#include "consumers.h"
 #include "segment.h"
 
 static inline unsigned slot_state(const struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
@@ -554,6 +555,11 @@ int mpscq_dequeue_crossed_out(struct mpscq *q)
  * whole dequeue. */
 int mpscq_dequeue_enter(struct mpscq *q, void **msg)
 {
+    if (q->many) {
+        /* Many consumers (consumers.c): the entry's mark says nothing. */
+        mpscq_consumer_exit();
+        return mpscq_many_dequeue(q, msg);
+    }
     int rc = mpscq_consumer_enter_slow(q);
     if (rc != MPSCQ_OK)
         return rc;
@@ -644,6 +650,8 @@ size_t mpscq_dequeue_batch(mpscq_t *q, void **msgs, size_t max)
 {
     if (!q || !msgs || !max)
         return 0;
+    if (q->many)
+        return mpscq_many_dequeue_batch(q, msgs, max);
     /* BUSY or NOMEM: nothing taken (mpscq_dequeue_batch_wait says which). */
     if (mpscq_consumer_enter(q) != MPSCQ_OK)
         return 0;

@@ -69,9 +69,16 @@ void mpscq_space_wake(struct mpscq *q)
     /* Every freed place now, not at the next batch: the woken producer
      * gets in at once.  Release, as mpscq_release_flush (the consumer is
      * the caller). */
-    atomic_store_explicit(&q->released, atomic_load_explicit(&q->dequeued, memory_order_relaxed),
-                          memory_order_release);
-    q->release_debt = 0;
+    if (q->many) {
+        /* Many consumers: raised, never stored (capacity.h's rule with
+         * several writers; consumers.c). */
+        space_take(q);
+    } else {
+        atomic_store_explicit(&q->released,
+                              atomic_load_explicit(&q->dequeued, memory_order_relaxed),
+                              memory_order_release);
+        q->release_debt = 0;
+    }
     /* seq_cst RMW, after the stores above: a waiter whose futex compare
      * sees the new value (or who is queued when the wake runs) retries and
      * sees the places. */

@@ -202,11 +202,13 @@ static struct mpscq_hp_rec *new_record(struct mpscq *q, int kind)
     }
     memset(r, 0, sizeof *r);
     atomic_init(&r->hp, NULL);
+    atomic_init(&r->hpc, NULL);
     atomic_init(&r->next, MPSCQ_HP_LINKING);
     atomic_init(&r->kind, kind);
     MPSCQ_HG_ATOMIC_VAR(r->hp);
     MPSCQ_HG_ATOMIC_VAR(r->next);
     MPSCQ_HG_ATOMIC_VAR(r->kind);
+    MPSCQ_HG_ATOMIC_VAR(r->hpc);
     /* acq_rel XCHG: release publishes r's initialized fields to the
      * consumer's acquire load of q->records (and to a later handle's walk
      * of the list); acquire makes the old head's contents visible before
@@ -336,6 +338,13 @@ int mpscq_hp_protected(const struct mpscq *q, const void *seg, int all_counts)
         void *v = atomic_load_explicit(&r->hp, memory_order_seq_cst);
         MPSCQ_HB_AFTER(&r->hp);
         if (v == seg || (all_counts && v == MPSCQ_HP_ALL))
+            return 1;
+        /* A consumer's (many-consumer mode), under the same argument: its
+         * seq_cst store is seen here, or its re-read of cseg sees the
+         * unlink (consumers.c, protect). */
+        v = atomic_load_explicit(&r->hpc, memory_order_seq_cst);
+        MPSCQ_HB_AFTER(&r->hpc);
+        if (v == seg)
             return 1;
     }
     return 0;

@@ -43,6 +43,10 @@ struct mpscq_hp_rec {
      * else a producer handle's: MPSCQ_REC_HANDLE_BUSY while a handle
      * holds it, MPSCQ_REC_HANDLE_FREE for the next mpscq_producer_create. */
     _Atomic int kind;
+    /* Many-consumer mode: the segment this thread's dequeue reads from
+     * (and every later one), or NULL; read by the recycler's scan
+     * (consumers.c). */
+    _Atomic(void *) hpc;
 } __attribute__((aligned(MPSCQ_CACHELINE)));
 
 enum { MPSCQ_REC_SLOT, MPSCQ_REC_HANDLE_BUSY, MPSCQ_REC_HANDLE_FREE };

@@ -88,8 +88,12 @@ enum {
                                 * (ticket = 1: timed out) */
     MPSCQ_HOOK_CONSUMER_ENTER, /* consumer call (C): mark stored, the queue's
                                 * name of its consumer not read yet */
-    MPSCQ_HOOK_CONSUMER_TAKE   /* taker: its name stored, the old consumer's
+    MPSCQ_HOOK_CONSUMER_TAKE,  /* taker: its name stored, the old consumer's
                                 * mark not read yet */
+    MPSCQ_HOOK_MANY_SCANNED,   /* many consumers: a slot not takeable passed
+                                * (ticket), the next slot not read yet */
+    MPSCQ_HOOK_MANY_CLAIMED    /* many consumers: ticket claimed, its message
+                                * not returned yet */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
@@ -195,6 +199,8 @@ struct mpscq {
     size_t capacity;          /* 0 = unbounded */
     int preallocated;         /* mpscq_config.preallocate (queue.c, producer.c) */
     uint64_t release_batch;   /* bounded: dequeues the consumer publishes at once */
+    int many;                 /* mpscq_config.consumers == MPSCQ_CONSUMERS_MANY:
+                               * consumer calls go to consumers.c */
 
     void (*log_fn)(int, const char *, void *);
     void *log_arg;
@@ -265,6 +271,16 @@ struct mpscq {
     uint64_t nap_ns;                  /* dequeue_wait's nap (set at create) */
     uint64_t nap_idle_ns;             /* naps with nothing before it sleeps until woken */
     uint64_t nap_over;                /* naps' recent overrun, smoothed (wait.c) */
+
+    /* ---- many-consumer mode (consumers.c, design.md s. 16): written by
+     * consumers only.  Every ticket below chead is taken or refused;
+     * cseg holds a ticket at or below chead and is the consumers' entry
+     * point to the list (only the holder of `reclaiming` moves it). ---- */
+    MPSCQ_ALIGNED _Atomic uint64_t chead;
+    _Atomic(struct mpscq_segment *) cseg;
+    _Atomic int reclaiming;   /* 1 while a consumer recycles (oldest, the pool trim) */
+    _Atomic int csleepers;    /* consumers inside the futex sleep of mpscq_dequeue_wait */
+    _Atomic uint64_t cidle;   /* the limit at the last EMPTY (the pool's idle bound) */
 
     /* ---- pool of recycled segments ---- */
     MPSCQ_ALIGNED struct mpscq_pool_head pool;

@@ -19,6 +19,9 @@ int mpscq_peek(mpscq_t *q, void **msg)
 {
     if (!q || !msg)
         return MPSCQ_INVAL;
+    /* Many consumers: a message peeked by one would belong to it. */
+    if (q->many)
+        return MPSCQ_INVAL;
     int rc = mpscq_consumer_enter(q);
     if (rc != MPSCQ_OK)
         return rc;

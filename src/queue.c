@@ -21,6 +21,7 @@
 
 #include "arch.h"
 #include "consumer.h"
+#include "consumers.h"
 #include "hazard.h"
 #include "segment.h"
 #include "wait.h"
@@ -100,6 +101,8 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
         return MPSCQ_INVAL;
     if (cfg->preallocate && !cfg->capacity)
         return MPSCQ_INVAL; /* an unbounded queue has no size to allocate */
+    if (cfg->consumers > 1 && cfg->consumers != MPSCQ_CONSUMERS_MANY)
+        return MPSCQ_INVAL;
     if (!cpu_ok()) {
         mpscq_log(NULL, MPSCQ_LOG_ERROR, "this CPU lacks CMPXCHG16B");
         return MPSCQ_INVAL;
@@ -155,7 +158,14 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     atomic_init(&q->space_armed, 0);
     atomic_init(&q->space_seq, 0);
     atomic_init(&q->dequeued, 0);
-    atomic_init(&q->consumer, NULL); /* no consumer call yet */
+    q->many = cfg->consumers == MPSCQ_CONSUMERS_MANY;
+    /* No consumer call yet; a many-consumer queue names a mark no thread
+     * has, so every consumer call goes to consumers.c. */
+    atomic_init(&q->consumer, q->many ? &mpscq_mark_many : NULL);
+    atomic_init(&q->chead, 0);
+    atomic_init(&q->reclaiming, 0);
+    atomic_init(&q->csleepers, 0);
+    atomic_init(&q->cidle, UINT64_MAX);
     atomic_init(&q->taking, 0);
     atomic_init(&q->pool.ptr, NULL);
     atomic_init(&q->pool.tag, 0);
@@ -177,6 +187,11 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     MPSCQ_HG_ATOMIC_VAR(q->dequeued);
     MPSCQ_HG_ATOMIC_VAR(q->consumer);
     MPSCQ_HG_ATOMIC_VAR(q->taking);
+    MPSCQ_HG_ATOMIC_VAR(q->chead);
+    MPSCQ_HG_ATOMIC_VAR(q->cseg);
+    MPSCQ_HG_ATOMIC_VAR(q->reclaiming);
+    MPSCQ_HG_ATOMIC_VAR(q->csleepers);
+    MPSCQ_HG_ATOMIC_VAR(q->cidle);
     MPSCQ_HG_ATOMIC_VAR(q->pool);
     MPSCQ_HG_ATOMIC_VAR(q->pool_count);
     MPSCQ_HG_ATOMIC_VAR(q->pool_keep);
@@ -196,6 +211,7 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     s->id = 0;
     s->base = 0;
     atomic_init(&q->hint, s);
+    atomic_init(&q->cseg, s);
     q->scan_seg = q->oldest = s;
     if (cfg->preallocate) {
         /* The segments the queue needs (design.md s. 5): the capacity's
@@ -266,9 +282,12 @@ void mpscq_destroy(mpscq_t *q, void (*drop)(void *msg, void *arg), void *arg)
     mpscq_hp_unregister_queue(q);
     void *m;
     /* Hand every message still queued to drop, in queue order. */
-    while (mpscq_dequeue_in(q, &m) == MPSCQ_OK)
-        if (drop)
-            drop(m, arg);
+    if (q->many)
+        mpscq_many_drain(q, drop, arg);
+    else
+        while (mpscq_dequeue_in(q, &m) == MPSCQ_OK)
+            if (drop)
+                drop(m, arg);
     struct mpscq_segment *s = q->oldest;
     while (s) {
         /* Relaxed: destroy runs alone (its contract). */

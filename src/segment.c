@@ -350,33 +350,45 @@ void mpscq_seg_pool_drain(struct mpscq *q)
     atomic_store_explicit(&q->pool_count, 0, memory_order_relaxed);
 }
 
+/* Recycle the oldest list segment, whose tickets are all handled and
+ * whose successor is linked (the caller checked both): unlink it from
+ * the producers' entry point, then a hazard scan (doc/design.md,
+ * "Reclamation").  0 when a hazard names it (nothing changed). */
+int mpscq_seg_recycle_oldest(struct mpscq *q)
+{
+    struct mpscq_segment *o = q->oldest;
+    /* Non-NULL (the caller's check).  Acquire: the linker's id. */
+    struct mpscq_segment *next = atomic_load_explicit(&o->next, memory_order_acquire);
+    /* 1. Unlink o from the only shared entry point, the hint. */
+    struct mpscq_segment *h = atomic_load_explicit(&q->hint, memory_order_acquire);
+    if (h == o) {
+        MPSCQ_RMW(1);
+        MPSCQ_HB_BEFORE(&q->hint);
+        /* seq_cst; on failure a producer moved the hint further. */
+        if (!atomic_compare_exchange_strong_explicit(&q->hint, &h, next,
+                                                     memory_order_seq_cst,
+                                                     memory_order_relaxed))
+            MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+    }
+    /* 2. StoreLoad: the unlink precedes the hazard scan. */
+    atomic_thread_fence(memory_order_seq_cst);
+    if (mpscq_hp_protected(q, o, 1))
+        return 0;
+    q->oldest = next;
+    mpscq_seg_put(q, o);
+    return 1;
+}
+
 /* Recycle drained segments, oldest first, stopping at the first one a
- * hazard pointer names (doc/design.md, "Reclamation"). */
+ * hazard pointer names. */
 void mpscq_seg_reclaim(struct mpscq *q)
 {
     uint64_t head_id = q->head >> q->shift;
-    while (q->oldest->id < head_id && q->oldest != q->scan_seg) {
-        struct mpscq_segment *o = q->oldest;
-        /* Non-NULL: scan_seg was reached from o through next. */
-        struct mpscq_segment *next = atomic_load_explicit(&o->next, memory_order_acquire);
-        /* 1. Unlink o from the only shared entry point, the hint. */
-        struct mpscq_segment *h = atomic_load_explicit(&q->hint, memory_order_acquire);
-        if (h == o) {
-            MPSCQ_RMW(1);
-            MPSCQ_HB_BEFORE(&q->hint);
-            /* seq_cst; on failure a producer moved the hint further. */
-            if (!atomic_compare_exchange_strong_explicit(&q->hint, &h, next,
-                                                         memory_order_seq_cst,
-                                                         memory_order_relaxed))
-                MPSCQ_STAT_ADD(q, st_cas_fail, 1);
-        }
-        /* 2. StoreLoad: the unlink precedes the hazard scan. */
-        atomic_thread_fence(memory_order_seq_cst);
-        if (mpscq_hp_protected(q, o, 1))
+    /* scan_seg was reached from oldest through next: every segment
+     * before it has a successor. */
+    while (q->oldest->id < head_id && q->oldest != q->scan_seg)
+        if (!mpscq_seg_recycle_oldest(q))
             break;
-        q->oldest = next;
-        mpscq_seg_put(q, o);
-    }
     /* Spares that exiting threads pushed beyond the pool's bound. */
     mpscq_seg_pool_trim(q, mpscq_pool_high(q));
 }

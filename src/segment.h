@@ -85,6 +85,11 @@ MPSCQ_HIDDEN void mpscq_seg_pool_drain(struct mpscq *q);
  * the first one a hazard pointer names (design.md s. 4), then trims the
  * pool.  Consumer only. */
 MPSCQ_HIDDEN void mpscq_seg_reclaim(struct mpscq *q);
+/* One step of it: recycle q->oldest, which the caller knows is drained
+ * and linked to a successor, unless a hazard names it (0).  Whoever
+ * recycles (the consumer, or in many-consumer mode the holder of
+ * q->reclaiming) only. */
+MPSCQ_HIDDEN int mpscq_seg_recycle_oldest(struct mpscq *q);
 
 /* 1 when the oldest list segment is drained (all its tickets below
  * head) and not the one the consumer scans: mpscq_seg_reclaim has work. */

@@ -102,6 +102,9 @@ int mpscq_set_add(mpscq_set_t *s, mpscq_t *q, unsigned priority)
 {
     if (!s || !q || s->n == MPSCQ_SET_MAX)
         return MPSCQ_INVAL;
+    /* The set's thread is a member's single consumer. */
+    if (q->many)
+        return MPSCQ_INVAL;
     struct mpscq_set *none = NULL;
     /* Acquire on success: pairs with the release that cleared the field
      * (mpscq_set_remove, mpscq_set_destroy), so a set that takes the

@@ -18,6 +18,7 @@
 
 #include "arch.h"
 #include "consumer.h"
+#include "consumers.h"
 #include "wait.h"
 
 static int have_membarrier;
@@ -126,7 +127,10 @@ void mpscq_wake_consumer_close(struct mpscq *q)
      * ends one it is in; a sleeping one is woken as by a producer. */
     MPSCQ_RMW(1);
     atomic_exchange_explicit(&q->parked, MPSCQ_PARKED_CLOSE, memory_order_seq_cst);
-    mpscq_futex_wake(&q->parked);
+    if (q->many)
+        mpscq_futex_wake_all(&q->parked); /* every sleeping consumer */
+    else
+        mpscq_futex_wake(&q->parked);
 }
 
 /* ------------------------------------------------------------------ */
@@ -253,6 +257,8 @@ int mpscq_dequeue_batch_wait(mpscq_t *q, void **msgs, size_t max, size_t *n,
         *n = 0;
     if (!q || !msgs || !n || max == 0)
         return MPSCQ_INVAL;
+    if (q->many)
+        return mpscq_many_dequeue_batch_wait(q, msgs, max, n, timeout_ns);
     int rc = mpscq_consumer_enter(q);
     if (rc != MPSCQ_OK)
         return rc;
@@ -269,6 +275,8 @@ int mpscq_dequeue_wait(mpscq_t *q, void **msg, long long timeout_ns)
 {
     if (!q || !msg)
         return MPSCQ_INVAL;
+    if (q->many)
+        return mpscq_many_dequeue_wait(q, msg, timeout_ns);
     /* Inside from the first look to the last, asleep too: another
      * thread's consumer call meanwhile is MPSCQ_BUSY. */
     int rc = mpscq_consumer_enter(q);

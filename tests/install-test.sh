@@ -97,9 +97,9 @@ if command -v cmake >/dev/null 2>&1; then
     fi
     "$dest/cmake-build/prog_static" || fail "CMake mpscq::mpscq_static"
     needs_so "$dest/cmake-build/prog_static" && fail "mpscq::mpscq_static loads libmpscq.so"
-    # The version file: 0.3 and the exact version are accepted, 0.1, 0.2 and
+    # The version file: 0.4 and the exact version are accepted, 0.1 to 0.3 and
     # 1.0 refused (README's ABI policy).
-    for v in 0.1 0.2 1.0; do
+    for v in 0.1 0.2 0.3 1.0; do
         mkdir -p "$dest/cmake-v$v"
         printf 'cmake_minimum_required(VERSION 3.13)\nproject(v C)\nfind_package(mpscq %s CONFIG QUIET)\nif(mpscq_FOUND)\n  message(FATAL_ERROR "accepted %s")\nendif()\n' "$v" "$v" \
             > "$dest/cmake-v$v/CMakeLists.txt"

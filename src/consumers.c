@@ -1,0 +1,519 @@
+/*
+ * consumers.c - the many-consumer mode (mpscq_config.consumers =
+ * MPSCQ_CONSUMERS_MANY): any number of threads dequeue at once, and each
+ * message goes to exactly one of them, by a compare-and-swap claim of its
+ * slot's state byte.  Producers are unchanged.
+ *
+ * doc/design.md s. 16 gives the argument; comments here give the local
+ * reason for each memory order.  In short:
+ *
+ *  - chead: every ticket below it is taken or refused.  A dequeue reads
+ *    the states from chead up to the issued tickets, passes the ones
+ *    taken or refused and the ones not written yet (a producer between
+ *    its ticket and its write: nobody waits for it), and claims the first
+ *    takeable one: CAS of its state from the value read to value|TAKEN.
+ *    A lost CAS means another consumer took that message: back off and
+ *    scan again (lock-free).
+ *  - Per-producer order, per consumer: each scan reads tail (acquire)
+ *    first and looks only below it.  A producer writes a message before
+ *    it takes its next ticket, so when the candidate's producer has an
+ *    earlier message in the scanned range, its write happens before our
+ *    load of tail and the scan reads it as written: the candidate is
+ *    never taken past an earlier message of its own producer.  A batch's
+ *    interior is takeable only once its predecessor is taken.
+ *  - A claim is final: nothing is put back, so a consumer stopped between
+ *    its claim and its return holds its own message and nothing else.
+ *  - Reclamation: each dequeue names the consumers' entry segment (cseg)
+ *    in its record's hpc; one consumer at a time (the `reclaiming` flag)
+ *    recycles the segments below chead, after the hazard scan that also
+ *    covers producers (hazard.c).
+ */
+#include "config.h"
+
+#include <limits.h>
+#include <time.h>
+
+#include "arch.h"
+#include "capacity.h"
+#include "consumer.h"
+#include "consumers.h"
+#include "hazard.h"
+#include "segment.h"
+#include "wait.h"
+
+/* Inside a many-consumer call: a log_fn or alloc_fn that calls back into
+ * one is MPSCQ_BUSY (the record's hpc has one owner call at a time). */
+static _Thread_local int in_many;
+
+/* What a dequeue can do with a ticket. */
+enum { T_DONE, T_TAKE, T_WAIT };
+
+static inline unsigned load_state(const struct mpscq *q, struct mpscq_segment *s, uint64_t t)
+{
+    /* Acquire: pairs with the producer's release store of the state (a
+     * message's value), and with a claimer's acq_rel CAS (TAKEN: what it
+     * had acquired, a batch's interior among it). */
+    return atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[t & q->mask],
+                                memory_order_acquire);
+}
+
+/* A refused ticket (SKIP) and a taken one are done.  A batch interior
+ * (FOLLOWS) is takeable once its predecessor is taken (pred_done): its
+ * batch head was written, after the interior, and someone acquired it. */
+static inline int classify(unsigned st, int pred_done)
+{
+    if (st & (MPSCQ_SLOT_TAKEN | MPSCQ_SLOT_SKIP))
+        return T_DONE;
+    if (!(st & MPSCQ_SLOT_READY))
+        return T_WAIT;
+    if ((st & MPSCQ_SLOT_FOLLOWS) && !pred_done)
+        return T_WAIT;
+    return T_TAKE;
+}
+
+/* Name the consumers' entry segment in r->hpc, validated: that segment
+ * and every later one stay allocated until hpc changes. */
+static struct mpscq_segment *protect(struct mpscq *q, struct mpscq_hp_rec *r)
+{
+    /* Relaxed: the seq_cst re-read below is the one used. */
+    struct mpscq_segment *s = atomic_load_explicit(&q->cseg, memory_order_relaxed);
+    for (;;) {
+        /* seq_cst: the store of the Dekker pair with the recycler (its
+         * store of cseg, fence, scan of hpc).  Either the scan sees s, or
+         * this re-read sees the recycler's new cseg.  A retry means a
+         * recycler made progress (lock-free). */
+        atomic_store_explicit(&r->hpc, s, memory_order_seq_cst);
+        /* seq_cst: see above; it also acquires the segment's id and base,
+         * written before the segment was linked. */
+        struct mpscq_segment *n = atomic_load_explicit(&q->cseg, memory_order_seq_cst);
+        if (n == s) {
+            MPSCQ_HB_AFTER(&q->cseg);
+            return s;
+        }
+        s = n;
+    }
+}
+
+static inline void unprotect(struct mpscq_hp_rec *r)
+{
+    MPSCQ_HB_BEFORE(&r->hpc);
+    /* Release: our reads of the segment happen before a recycler that
+     * sees NULL reuses it. */
+    atomic_store_explicit(&r->hpc, NULL, memory_order_release);
+}
+
+/* Tickets below the value returned are issued; *final when it is the
+ * close ticket (no ticket at or past it will ever be written). */
+static uint64_t load_limit(struct mpscq *q, int *final)
+{
+    /* Acquire, before any slot of the scan: an enqueue that returned
+     * before some ticket below the limit was taken has its slot written
+     * in this scan (linearizability, design.md s. 8 and 16). */
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+    *final = 0;
+    if (!(t & MPSCQ_TAIL_CLOSED))
+        return t;
+    /* seq_cst: pairs with mpscq_close's store (design.md s. 7). */
+    uint64_t ct = atomic_load_explicit(&q->close_ticket, memory_order_seq_cst);
+    if (ct != MPSCQ_TICKET_UNSET) {
+        *final = 1;
+        return ct;
+    }
+    /* mpscq_close is between its two steps: the tickets past the close
+     * ticket are never written, so they read as not written (EMPTY). */
+    return t & ~MPSCQ_TAIL_CLOSED;
+}
+
+/* Every ticket in [from, to) is taken or refused: chead may pass them.
+ * Never backwards. */
+static void advance_chead(struct mpscq *q, uint64_t from, uint64_t to)
+{
+    uint64_t cur = from;
+    MPSCQ_HB_BEFORE(&q->chead);
+    /* Release on success: a consumer that acquires chead then reads the
+     * states below it as done (a batch interior at chead is takeable), and
+     * the recycler may recycle what lies below.  Relaxed on failure: cur
+     * is only compared. */
+    while (cur < to && !atomic_compare_exchange_weak_explicit(&q->chead, &cur, to,
+                                                              memory_order_release,
+                                                              memory_order_relaxed))
+        ;
+}
+
+/* Raise `released` to d (bounded mode), never lowering it: the same rule
+ * as a waiting producer's pull (enqueue_wait.c), so released is always
+ * a value `dequeued` had (capacity.h). */
+static void raise_released(struct mpscq *q, uint64_t d)
+{
+    /* Relaxed: the CAS checks it. */
+    uint64_t r = atomic_load_explicit(&q->released, memory_order_relaxed);
+    /* Release: the dequeues counted in d (our acq_rel increment read them
+     * all) happen before a producer's acquire in mpscq_admit. */
+    while (r < d && !atomic_compare_exchange_weak_explicit(&q->released, &r, d,
+                                                           memory_order_release,
+                                                           memory_order_relaxed))
+        MPSCQ_RMW(1);
+}
+
+static void count_take(struct mpscq *q)
+{
+    /* acq_rel RMW: one total count of every consumer's takes, each
+     * increment acquiring the earlier ones (raise_released publishes
+     * them); release for a waiting producer's acquire load. */
+    uint64_t d = atomic_fetch_add_explicit(&q->dequeued, 1, memory_order_acq_rel) + 1;
+    MPSCQ_RMW(1);
+    if (q->capacity) {
+        /* Published once per release_batch takes of all consumers, and
+         * whenever one finds nothing (many_take): FULL may be seen with
+         * up to release_batch - 1 places free, plus one per consumer
+         * between its increment and this test (design.md s. 16). */
+        if (d % q->release_batch == 0)
+            raise_released(q, d);
+        mpscq_space_check(q);
+    }
+}
+
+/* One consumer at a time recycles: move cseg up to chead's segment, then
+ * recycle the segments before it that no hazard names.  A consumer that
+ * finds the flag taken skips (recycling is optional work, so the dequeue
+ * stays lock-free); one stopped holding it delays recycling only.
+ * idle: the pool goes back to its idle bound too. */
+static void try_reclaim(struct mpscq *q, int idle)
+{
+    int z = 0;
+    /* Relaxed pre-check, then acquire on the flag: the previous holder's
+     * oldest, cseg and pool work (its release store). */
+    if (atomic_load_explicit(&q->reclaiming, memory_order_relaxed) ||
+        !atomic_compare_exchange_strong_explicit(&q->reclaiming, &z, 1, memory_order_acquire,
+                                                 memory_order_relaxed))
+        return;
+    MPSCQ_RMW(1);
+    MPSCQ_HB_AFTER(&q->reclaiming);
+    /* Acquire: the advancers' release CAS (their reads of the states). */
+    uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
+    MPSCQ_HB_AFTER(&q->chead);
+    /* Relaxed: only the flag's holder stores it. */
+    struct mpscq_segment *old = atomic_load_explicit(&q->cseg, memory_order_relaxed);
+    struct mpscq_segment *s = old;
+    while (s->id < (c >> q->shift)) {
+        /* Acquire: the linker's id and cleared states. */
+        struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+        if (!n)
+            break;
+        MPSCQ_HB_AFTER(&s->next);
+        s = n;
+    }
+    if (s != old) {
+        MPSCQ_HB_BEFORE(&q->cseg);
+        /* seq_cst: the unlink of the segments before s from the
+         * consumers' entry point precedes the hazard scan (protect). */
+        atomic_store_explicit(&q->cseg, s, memory_order_seq_cst);
+    }
+    /* Every ticket of a segment before s is below chead: drained.  s was
+     * reached from oldest through next, so each has a successor. */
+    while (q->oldest != s)
+        if (!mpscq_seg_recycle_oldest(q))
+            break;
+    mpscq_seg_pool_trim(q, idle ? mpscq_pool_keep(q) : mpscq_pool_high(q));
+    MPSCQ_HB_BEFORE(&q->reclaiming);
+    /* Release: our work before the next holder's acquire. */
+    atomic_store_explicit(&q->reclaiming, 0, memory_order_release);
+}
+
+/* One dequeue: MPSCQ_OK, MPSCQ_EMPTY or MPSCQ_CLOSED. */
+static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
+{
+    struct mpscq_backoff bo;
+    mpscq_backoff_init(&bo);
+    for (;;) {
+        struct mpscq_segment *s = protect(q, r);
+        /* Acquire: pairs with advance_chead's release (the states below
+         * it are done, a batch interior at it is written).  Read after
+         * cseg, so cseg's segment holds a ticket at or below it. */
+        uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
+        MPSCQ_HB_AFTER(&q->chead);
+        int final;
+        uint64_t lim = load_limit(q, &final);
+        uint64_t t = c, hole = UINT64_MAX, cand = UINT64_MAX;
+        unsigned cst = 0;
+        int pred_done = 1; /* the ticket before chead is done */
+        while (t < lim) {
+            if (t - s->base >= q->nslots) {
+                /* Acquire: the linker's id and cleared states. */
+                struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+                if (!n)
+                    break; /* not linked yet: nothing in it is written */
+                MPSCQ_HB_AFTER(&s->next);
+                s = n;
+                continue;
+            }
+            unsigned st = load_state(q, s, t);
+            int k = classify(st, pred_done);
+            if (k == T_TAKE) {
+                cand = t;
+                cst = st;
+                break;
+            }
+            if (k == T_WAIT) {
+                /* Not written yet (or an interior whose head is not
+                 * taken): passed, nobody waits for its producer. */
+                if (hole == UINT64_MAX)
+                    hole = t;
+                MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_SCANNED, q, t);
+            }
+            pred_done = k == T_DONE;
+            t++;
+        }
+        if (cand == UINT64_MAX) {
+            /* Nothing takeable below the limit: EMPTY, linearized at the
+             * load of tail (every ticket below it was done or not yet
+             * written, design.md s. 16). */
+            uint64_t done = hole != UINT64_MAX ? hole : t;
+            if (done > c)
+                advance_chead(q, c, done);
+            unprotect(r);
+            int drained = hole == UINT64_MAX && t >= lim;
+            if (drained) {
+                /* Idle when no ticket was issued since the last EMPTY
+                 * (relaxed: a hint for the pool's bound). */
+                int idle = atomic_exchange_explicit(&q->cidle, lim, memory_order_relaxed) == lim;
+                try_reclaim(q, idle);
+            }
+            if (q->capacity)
+                /* Acquire: every take counted so far (raise_released). */
+                raise_released(q, atomic_load_explicit(&q->dequeued, memory_order_acquire));
+            return final && drained ? MPSCQ_CLOSED : MPSCQ_EMPTY;
+        }
+        _Atomic unsigned char *sv = &mpscq_seg_state(s, q->nslots)[cand & q->mask];
+        unsigned char expect = (unsigned char)cst;
+        MPSCQ_HB_BEFORE(sv);
+        /* acq_rel: acquire, the producer's value (as the load above);
+         * release, for a consumer that reads TAKEN and takes the batch
+         * interior that follows.  Relaxed on failure: we scan again. */
+        if (!MPSCQ_TEST_FORCE_CAS_FAIL() &&
+            atomic_compare_exchange_strong_explicit(sv, &expect,
+                                                    (unsigned char)(cst | MPSCQ_SLOT_TAKEN),
+                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            MPSCQ_RMW(1);
+            MPSCQ_HB_AFTER(sv);
+            *msg = mpscq_seg_vals(s)[cand & q->mask];
+            MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_CLAIMED, q, cand);
+            uint64_t done = hole == UINT64_MAX ? cand + 1 : hole;
+            if (done > c)
+                advance_chead(q, c, done);
+            unprotect(r);
+            count_take(q);
+            if ((cand & q->mask) == q->mask)
+                try_reclaim(q, 0); /* a segment's last ticket */
+            return MPSCQ_OK;
+        }
+        /* Another consumer took it (the only writer of a written slot's
+         * state besides us): back off, scan again. */
+        MPSCQ_RMW(1);
+        MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+        mpscq_backoff_wait(&bo);
+        if (bo.fails == 1000)
+            mpscq_warn_contention(q, 1);
+    }
+}
+
+/* Enter a many-consumer call: the record, and no nesting. */
+static int many_enter(struct mpscq *q, struct mpscq_hp_rec **r)
+{
+    if (in_many)
+        return MPSCQ_BUSY;
+    in_many = 1;
+    *r = mpscq_hp_acquire(q);
+    if (!*r) {
+        in_many = 0;
+        MPSCQ_STAT_ADD(q, st_nomem, 1);
+        return MPSCQ_NOMEM;
+    }
+    return MPSCQ_OK;
+}
+
+int mpscq_many_dequeue(struct mpscq *q, void **msg)
+{
+    struct mpscq_hp_rec *r;
+    int rc = many_enter(q, &r);
+    if (rc != MPSCQ_OK)
+        return rc;
+    rc = many_take(q, r, msg);
+    in_many = 0;
+    return rc;
+}
+
+size_t mpscq_many_dequeue_batch(struct mpscq *q, void **msgs, size_t max)
+{
+    struct mpscq_hp_rec *r;
+    if (many_enter(q, &r) != MPSCQ_OK)
+        return 0;
+    size_t n = 0;
+    while (n < max && many_take(q, r, &msgs[n]) == MPSCQ_OK)
+        n++;
+    in_many = 0;
+    return n;
+}
+
+/* ------------------------------------------------------------------ */
+/* Sleeping consumers (design.md s. 16)                                 */
+
+/* After a consumer that slept took a message: if others still sleep and
+ * the queue is not empty, wake one (the producers woke only one of them,
+ * and a producer that came meanwhile may have seen nobody to wake).  After
+ * the close, wake them all: they will see CLOSED once drained. */
+static void pass_baton(struct mpscq *q)
+{
+    /* seq_cst: ordered after our take and sleepers' counts. */
+    if (atomic_load_explicit(&q->csleepers, memory_order_seq_cst) == 0)
+        return;
+    /* Acquire: a load of tail, as in load_limit. */
+    uint64_t t = atomic_load_explicit(&q->tail, memory_order_acquire);
+    if (t & MPSCQ_TAIL_CLOSED) {
+        mpscq_futex_wake_all(&q->parked);
+        return;
+    }
+    /* Re-arm: the producers' wake check reads parked.  seq_cst CAS 0 ->
+     * 1, the store of the Dekker pair; the barrier orders it before our
+     * look at the queue: a producer whose write we do not see sees the
+     * 1 and wakes a sleeper itself. */
+    int z = 0;
+    atomic_compare_exchange_strong_explicit(&q->parked, &z, 1, memory_order_seq_cst,
+                                            memory_order_relaxed);
+    mpscq_wait_barrier(q);
+    t = atomic_load_explicit(&q->tail, memory_order_acquire) & ~MPSCQ_TAIL_CLOSED;
+    /* Acquire: as in many_take.  A ticket issued past chead may be taken
+     * already (chead lags): then the woken one finds nothing and sleeps
+     * again, one spurious wake-up, never a lost one. */
+    if (t > atomic_load_explicit(&q->chead, memory_order_acquire))
+        mpscq_wake_consumer(q);
+}
+
+struct spin_ctx {
+    struct mpscq *q;
+    struct mpscq_hp_rec *r;
+};
+
+static int spin_take(void *ctx, void **msg)
+{
+    struct spin_ctx *c = ctx;
+    return many_take(c->q, c->r, msg);
+}
+
+static int many_wait(struct mpscq *q, struct mpscq_hp_rec *r, void **msg, long long timeout_ns)
+{
+    int rc = many_take(q, r, msg);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
+    if (timeout_ns == 0)
+        return MPSCQ_TIMEOUT;
+    uint64_t deadline = mpscq_deadline(timeout_ns);
+    /* Spin first (the budget is per call here: consumers share the
+     * queue, and a thread's budget is its own). */
+    unsigned budget = MPSCQ_WAIT_SPIN_MAX_NS;
+    struct spin_ctx sc = { q, r };
+    rc = mpscq_wait_spin(&budget, timeout_ns, spin_take, &sc, msg);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
+    for (;;) {
+        /* parked: non-zero while someone may sleep; a producer that reads
+         * it non-zero XCHGs it to 0 and wakes one sleeper (wait.c).  CAS
+         * 0 -> 1, seq_cst: the Dekker store (a close's MPSCQ_PARKED_CLOSE
+         * stays). */
+        int v = 0;
+        if (atomic_compare_exchange_strong_explicit(&q->parked, &v, 1, memory_order_seq_cst,
+                                                    memory_order_relaxed))
+            v = 1;
+        /* seq_cst RMW: counted before the look, so that a consumer
+         * passing the baton (above) after our look sees us. */
+        atomic_fetch_add_explicit(&q->csleepers, 1, memory_order_seq_cst);
+        MPSCQ_RMW(2);
+        uint64_t now = mpscq_mono_ns();
+        if (now < deadline) {
+            MPSCQ_TEST_HOOK(MPSCQ_HOOK_BARRIER, q, 0);
+            mpscq_wait_barrier(q);
+        }
+        rc = many_take(q, r, msg);
+        if (rc != MPSCQ_EMPTY || now >= deadline) {
+            /* seq_cst RMW, as the increment. */
+            atomic_fetch_sub_explicit(&q->csleepers, 1, memory_order_seq_cst);
+            if (rc == MPSCQ_CLOSED)
+                mpscq_futex_wake_all(&q->parked);
+            return rc == MPSCQ_EMPTY ? MPSCQ_TIMEOUT : rc;
+        }
+        struct timespec rel, *relp = NULL;
+        if (deadline != UINT64_MAX) {
+            uint64_t left = deadline - now;
+            rel.tv_sec = (time_t)(left / 1000000000u);
+            rel.tv_nsec = (long)(left % 1000000000u);
+            relp = &rel;
+        }
+        MPSCQ_STAT_ADD(q, st_parks, 1);
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_PARK, q, 0);
+        /* Ends at a producer's or the close's wake-up, a signal (we go on
+         * waiting: the loop), or the timeout; at once when parked is no
+         * longer v. */
+        mpscq_futex_wait(&q->parked, v, relp);
+        atomic_fetch_sub_explicit(&q->csleepers, 1, memory_order_seq_cst);
+        rc = many_take(q, r, msg);
+        if (rc == MPSCQ_OK) {
+            pass_baton(q);
+            return rc;
+        }
+        if (rc == MPSCQ_CLOSED) {
+            mpscq_futex_wake_all(&q->parked);
+            return rc;
+        }
+    }
+}
+
+int mpscq_many_dequeue_wait(struct mpscq *q, void **msg, long long timeout_ns)
+{
+    struct mpscq_hp_rec *r;
+    int rc = many_enter(q, &r);
+    if (rc != MPSCQ_OK)
+        return rc;
+    rc = many_wait(q, r, msg, timeout_ns);
+    in_many = 0;
+    return rc;
+}
+
+int mpscq_many_dequeue_batch_wait(struct mpscq *q, void **msgs, size_t max, size_t *n,
+                                  long long timeout_ns)
+{
+    struct mpscq_hp_rec *r;
+    int rc = many_enter(q, &r);
+    if (rc != MPSCQ_OK)
+        return rc;
+    rc = many_wait(q, r, &msgs[0], timeout_ns);
+    if (rc == MPSCQ_OK) {
+        size_t k = 1;
+        while (k < max && many_take(q, r, &msgs[k]) == MPSCQ_OK)
+            k++;
+        *n = k;
+    }
+    in_many = 0;
+    return rc;
+}
+
+/* mpscq_destroy's (it runs alone): every message still queued to drop,
+ * in ticket order. */
+void mpscq_many_drain(struct mpscq *q, void (*drop)(void *, void *), void *arg)
+{
+    /* Relaxed throughout: destroy runs alone (its contract). */
+    uint64_t t = atomic_load_explicit(&q->chead, memory_order_relaxed);
+    uint64_t lim = atomic_load_explicit(&q->tail, memory_order_relaxed) & ~MPSCQ_TAIL_CLOSED;
+    struct mpscq_segment *s = atomic_load_explicit(&q->cseg, memory_order_relaxed);
+    for (; t < lim; t++) {
+        if (t - s->base >= q->nslots) {
+            s = atomic_load_explicit(&s->next, memory_order_relaxed);
+            if (!s)
+                return;
+        }
+        unsigned st = atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[t & q->mask],
+                                           memory_order_relaxed);
+        if ((st & (MPSCQ_SLOT_READY | MPSCQ_SLOT_TAKEN | MPSCQ_SLOT_SKIP)) == MPSCQ_SLOT_READY &&
+            drop)
+            drop(mpscq_seg_vals(s)[t & q->mask], arg);
+    }
+}

@@ -1,0 +1,948 @@
+/* check_consumers.c - the many-consumer mode (mpscq_config.consumers =
+ * MPSCQ_CONSUMERS_MANY): the contract, exact delivery and per-consumer
+ * order under load, a producer and a consumer stopped mid-operation, the
+ * contention warning, sleeping consumers (wake one, close wakes all, no
+ * lost wake-up, signals), bounded mode, memory back after a drain. */
+#include "config.h"
+
+#include <check.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <stdio.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "testutil.h"
+#include "internal.h"
+
+static mpscq_t *new_many(size_t capacity, size_t slots)
+{
+    mpscq_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.consumers = MPSCQ_CONSUMERS_MANY;
+    cfg.capacity = capacity;
+    cfg.segment_slots = slots;
+    mpscq_t *q = NULL;
+    ck_assert_int_eq(mpscq_create(&q, &cfg), MPSCQ_OK);
+    return q;
+}
+
+static void pause_ms(unsigned ms)
+{
+    struct timespec ts = { 0, (long)ms * 1000000L };
+    nanosleep(&ts, NULL);
+}
+
+START_TEST(test_contract)
+{
+    mpscq_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    mpscq_t *q = NULL;
+    cfg.consumers = 2;
+    ck_assert_int_eq(mpscq_create(&q, &cfg), MPSCQ_INVAL);
+    cfg.consumers = 1;
+    ck_assert_int_eq(mpscq_create(&q, &cfg), MPSCQ_OK);
+    mpscq_destroy(q, NULL, NULL);
+
+    q = new_many(0, 4);
+    void *m = NULL;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue_wait(q, &m, 0), MPSCQ_TIMEOUT);
+    ck_assert_int_eq(mpscq_dequeue_wait(q, &m, 1000000), MPSCQ_TIMEOUT);
+    for (uintptr_t i = 1; i <= 10; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    /* Peek is refused: a peeked message would belong to one consumer. */
+    ck_assert_int_eq(mpscq_peek(q, &m), MPSCQ_INVAL);
+    mpscq_set_t *s = NULL;
+    ck_assert_int_eq(mpscq_set_create(&s), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_set_add(s, q, 0), MPSCQ_INVAL);
+    mpscq_set_destroy(s);
+    /* One thread alone sees FIFO, across segments of 4 slots. */
+    for (uintptr_t i = 1; i <= 4; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, (void *)i);
+    }
+    void *b[8];
+    ck_assert_uint_eq(mpscq_dequeue_batch(q, b, 3), 3);
+    for (uintptr_t i = 0; i < 3; i++)
+        ck_assert_ptr_eq(b[i], (void *)(5 + i));
+    size_t n = 0;
+    ck_assert_int_eq(mpscq_dequeue_batch_wait(q, b, 8, &n, 0), MPSCQ_OK);
+    ck_assert_uint_eq(n, 3);
+    for (uintptr_t i = 0; i < 3; i++)
+        ck_assert_ptr_eq(b[i], (void *)(8 + i));
+    /* A batch enqueue comes out in order too. */
+    void *in[6] = { (void *)11, (void *)12, (void *)13, (void *)14, (void *)15, (void *)16 };
+    ck_assert_int_eq(mpscq_enqueue_batch(q, in, 6), MPSCQ_OK);
+    for (uintptr_t i = 11; i <= 16; i++) {
+        ck_assert_int_eq(mpscq_dequeue_wait(q, &m, -1), MPSCQ_OK);
+        ck_assert_ptr_eq(m, (void *)i);
+    }
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)17), MPSCQ_OK);
+    mpscq_close(q);
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)18), MPSCQ_CLOSED);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)17);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_CLOSED);
+    ck_assert_int_eq(mpscq_dequeue_wait(q, &m, -1), MPSCQ_CLOSED);
+    struct mpscq_stats st;
+    mpscq_stats(q, &st);
+    ck_assert_uint_eq(st.dequeued, 17);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* Destroy hands what is left to drop, in order. */
+static uintptr_t dropped[8];
+static unsigned ndropped;
+static void drop_rec(void *m, void *arg)
+{
+    (void)arg;
+    dropped[ndropped++] = (uintptr_t)m;
+}
+
+START_TEST(test_destroy_drops)
+{
+    mpscq_t *q = new_many(0, 2);
+    for (uintptr_t i = 1; i <= 5; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)1);
+    ndropped = 0;
+    mpscq_destroy(q, drop_rec, NULL);
+    ck_assert_uint_eq(ndropped, 4);
+    for (unsigned i = 0; i < 4; i++)
+        ck_assert_uint_eq(dropped[i], i + 2);
+}
+END_TEST
+
+/* ---- many producers, many consumers ---- */
+
+struct load {
+    mpscq_t *q;
+    unsigned producers;
+    uint64_t per;
+    _Atomic unsigned char *seen;   /* [producer * per + seq] */
+    _Atomic uint64_t received;
+    _Atomic int producers_done;
+    struct tu_barrier start;
+};
+
+struct prod {
+    struct load *l;
+    unsigned id;
+};
+
+static void *load_producer(void *p)
+{
+    struct prod *pr = p;
+    struct load *l = pr->l;
+    tu_barrier_wait(&l->start);
+    uint64_t i = 0;
+    while (i < l->per) {
+        if (pr->id % 3 == 2 && l->per - i >= 3) {
+            /* Batches too: their interiors are taken only after their
+             * predecessor. */
+            void *b[3] = { tu_msg(pr->id, i), tu_msg(pr->id, i + 1), tu_msg(pr->id, i + 2) };
+            int rc = mpscq_enqueue_batch(l->q, b, 3);
+            if (rc == MPSCQ_OK)
+                i += 3;
+            else {
+                ck_assert_int_eq(rc, MPSCQ_FULL);
+                sched_yield();
+            }
+            continue;
+        }
+        int rc = mpscq_enqueue(l->q, tu_msg(pr->id, i));
+        if (rc == MPSCQ_OK)
+            i++;
+        else {
+            ck_assert_int_eq(rc, MPSCQ_FULL);
+            sched_yield();
+        }
+    }
+    atomic_fetch_add(&l->producers_done, 1);
+    return NULL;
+}
+
+struct cons {
+    struct load *l;
+    unsigned id;
+    uint64_t got;
+    int64_t last[64];   /* last sequence seen per producer */
+    int bad_order;
+    int dup;
+};
+
+static void cons_note(struct cons *c, void *m)
+{
+    struct load *l = c->l;
+    unsigned p = tu_producer(m);
+    uint64_t seq = tu_seq(m);
+    if (p >= l->producers || seq >= l->per) {
+        c->dup = 1;
+        return;
+    }
+    if ((int64_t)seq <= c->last[p])
+        c->bad_order = 1;
+    c->last[p] = (int64_t)seq;
+    if (atomic_exchange(&l->seen[p * l->per + seq], 1))
+        c->dup = 1;
+    c->got++;
+    atomic_fetch_add(&l->received, 1);
+}
+
+static void *load_consumer(void *p)
+{
+    struct cons *c = p;
+    struct load *l = c->l;
+    for (unsigned i = 0; i < 64; i++)
+        c->last[i] = -1;
+    tu_barrier_wait(&l->start);
+    uint64_t total = l->per * l->producers;
+    unsigned round = 0;
+    while (atomic_load(&l->received) < total) {
+        void *b[5];
+        round++;
+        if (c->id % 2 == 0 && round % 4 == 0) {
+            size_t n = mpscq_dequeue_batch(l->q, b, 5);
+            for (size_t i = 0; i < n; i++)
+                cons_note(c, b[i]);
+            if (!n)
+                sched_yield();
+        } else if (c->id % 2 == 1 && round % 3 == 0) {
+            void *m;
+            int rc = mpscq_dequeue_wait(l->q, &m, 200000);
+            if (rc == MPSCQ_OK)
+                cons_note(c, m);
+            else
+                ck_assert_int_eq(rc, MPSCQ_TIMEOUT);
+        } else {
+            void *m;
+            int rc = mpscq_dequeue(l->q, &m);
+            if (rc == MPSCQ_OK)
+                cons_note(c, m);
+            else {
+                ck_assert_int_eq(rc, MPSCQ_EMPTY);
+                sched_yield();
+            }
+        }
+    }
+    return NULL;
+}
+
+static void run_load(size_t capacity, size_t slots, unsigned producers, unsigned consumers,
+                     uint64_t per)
+{
+    struct load l;
+    memset(&l, 0, sizeof l);
+    l.q = new_many(capacity, slots);
+    l.producers = producers;
+    l.per = per;
+    l.seen = calloc(producers * per, 1);
+    ck_assert_ptr_nonnull(l.seen);
+    tu_barrier_init(&l.start, (int)(producers + consumers));
+    pthread_t pt[64], ct[16];
+    struct prod pr[64];
+    struct cons *cs = calloc(consumers, sizeof *cs);
+    for (unsigned i = 0; i < producers; i++) {
+        pr[i].l = &l;
+        pr[i].id = i;
+        ck_assert_int_eq(pthread_create(&pt[i], NULL, load_producer, &pr[i]), 0);
+    }
+    for (unsigned i = 0; i < consumers; i++) {
+        cs[i].l = &l;
+        cs[i].id = i;
+        ck_assert_int_eq(pthread_create(&ct[i], NULL, load_consumer, &cs[i]), 0);
+    }
+    for (unsigned i = 0; i < producers; i++)
+        pthread_join(pt[i], NULL);
+    for (unsigned i = 0; i < consumers; i++)
+        pthread_join(ct[i], NULL);
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < consumers; i++) {
+        ck_assert_msg(!cs[i].dup, "consumer %u got a duplicate or a foreign message", i);
+        ck_assert_msg(!cs[i].bad_order, "consumer %u saw a producer out of order", i);
+        sum += cs[i].got;
+    }
+    ck_assert_uint_eq(sum, per * producers);
+    for (uint64_t i = 0; i < per * producers; i++)
+        ck_assert_msg(atomic_load(&l.seen[i]), "message %llu never delivered",
+                      (unsigned long long)i);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(l.q, &m), MPSCQ_EMPTY);
+    struct mpscq_stats st;
+    mpscq_stats(l.q, &st);
+    ck_assert_uint_eq(st.dequeued, per * producers);
+    mpscq_destroy(l.q, NULL, NULL);
+    free((void *)l.seen);
+    free(cs);
+}
+
+START_TEST(test_exact_16p4c)
+{
+    run_load(0, 4, 16, 4, tu_scaled(6000, 300));
+}
+END_TEST
+
+START_TEST(test_exact_16p4c_bounded)
+{
+    run_load(64, 4, 16, 4, tu_scaled(4000, 300));
+}
+END_TEST
+
+START_TEST(test_exact_2p8c_tiny)
+{
+    run_load(0, 2, 2, 8, tu_scaled(20000, 500));
+}
+END_TEST
+
+/* ---- stopping a thread at a hook ---- */
+
+static _Atomic int stop_where = -1;
+static _Atomic uint64_t stop_ticket;
+static _Atomic int stopped, resume;
+static pthread_t stop_thread;
+static _Atomic int stop_thread_set;
+static void (*in_stop)(void); /* run by the stopped thread, while stopped */
+
+static void stop_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    if (where != atomic_load(&stop_where) || t != atomic_load(&stop_ticket))
+        return;
+    if (atomic_load(&stop_thread_set) && !pthread_equal(pthread_self(), stop_thread))
+        return;
+    atomic_store(&stop_where, -1); /* once */
+    if (in_stop)
+        in_stop();
+    atomic_store(&stopped, 1);
+    while (!atomic_load(&resume))
+        sched_yield();
+}
+
+static void stop_arm(int where, uint64_t t)
+{
+    /* Shared with the stopped thread (atomics, or written while it cannot
+     * read them): not for Helgrind. */
+    MPSCQ_HG_ATOMIC(&in_stop, sizeof in_stop);
+    MPSCQ_HG_ATOMIC(&stop_thread, sizeof stop_thread);
+    atomic_store(&stopped, 0);
+    atomic_store(&resume, 0);
+    atomic_store(&stop_thread_set, 0);
+    in_stop = NULL;
+    atomic_store(&stop_ticket, t);
+    atomic_store(&stop_where, where);
+    mpscq_test_hook = stop_hook;
+}
+
+static void stop_wait(void)
+{
+    while (!atomic_load(&stopped))
+        sched_yield();
+}
+
+static void stop_release(void)
+{
+    atomic_store(&resume, 1);
+}
+
+struct one {
+    mpscq_t *q;
+    void *msg;
+    _Atomic long tid;   /* the thread's, once it runs */
+    _Atomic int rc;     /* stored after msg (seq_cst): read it first */
+    long long timeout;
+};
+
+/* Start fn(o) in a thread.  o's fields are read by this thread while
+ * the other runs (atomics, which Helgrind does not model): exempt. */
+static int start_one(pthread_t *th, void *(*fn)(void *), struct one *o)
+{
+    MPSCQ_HG_ATOMIC(o, sizeof *o);
+    return pthread_create(th, NULL, fn, o);
+}
+
+static void *enqueue_one(void *p)
+{
+    struct one *o = p;
+    o->rc = mpscq_enqueue(o->q, o->msg);
+    return NULL;
+}
+
+static void *dequeue_one(void *p)
+{
+    struct one *o = p;
+    o->rc = mpscq_dequeue(o->q, &o->msg);
+    return NULL;
+}
+
+static void *wait_one(void *p)
+{
+    struct one *o = p;
+    atomic_store(&o->tid, (long)syscall(SYS_gettid));
+    o->rc = mpscq_dequeue_wait(o->q, &o->msg, o->timeout);
+    return NULL;
+}
+
+/* A producer stopped between its ticket and its write: every consumer
+ * delivers everything else, and its message once it writes it. */
+START_TEST(test_stalled_producer)
+{
+    mpscq_t *q = new_many(0, 4);
+    stop_arm(MPSCQ_HOOK_AFTER_TICKET, 0);
+    struct one a = { .q = q, .msg = tu_msg(1, 0), .rc = -1, .timeout = 0 };
+    pthread_t th;
+    ck_assert_int_eq(start_one(&th, enqueue_one, &a), 0);
+    stop_wait();
+    for (uint64_t i = 0; i < 100; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(2, i)), MPSCQ_OK);
+    /* Two consumer threads (this one and another) take all 100 while the
+     * first ticket stays unwritten. */
+    uint64_t next = 0;
+    for (int i = 0; i < 100; i++) {
+        void *m;
+        if (i % 2) {
+            struct one d = { .q = q, .msg = NULL, .rc = -1, .timeout = 0 };
+            pthread_t dt;
+            ck_assert_int_eq(start_one(&dt, dequeue_one, &d), 0);
+            pthread_join(dt, NULL);
+            ck_assert_int_eq(d.rc, MPSCQ_OK);
+            m = d.msg;
+        } else
+            ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(2, next));
+        next++;
+    }
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    stop_release();
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(a.rc, MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(1, 0));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* A consumer stopped after its claim, before it returns: the others take
+ * everything else (nothing waits for it, and nothing after its message is
+ * held back), and it returns its own message when it resumes. */
+START_TEST(test_stalled_consumer)
+{
+    mpscq_t *q = new_many(0, 4);
+    for (uint64_t i = 0; i < 50; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    stop_arm(MPSCQ_HOOK_MANY_CLAIMED, 0);
+    struct one c = { .q = q, .msg = NULL, .rc = -1, .timeout = 0 };
+    pthread_t th;
+    ck_assert_int_eq(start_one(&th, dequeue_one, &c), 0);
+    stop_wait();
+    for (uint64_t i = 1; i < 50; i++) {
+        void *m;
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(0, i));
+    }
+    /* More come and go past it, across segments. */
+    for (uint64_t i = 50; i < 90; i++) {
+        void *m;
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(0, i));
+    }
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    stop_release();
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(c.rc, MPSCQ_OK);
+    ck_assert_ptr_eq(c.msg, tu_msg(0, 0));
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* Per-producer order when a consumer passed a producer's first slot: P
+ * stops after its first ticket; a consumer's scan reads that slot as not
+ * written and stops there (hook); P writes it and enqueues its second
+ * message meanwhile.  The consumer must not return the second first. */
+static _Atomic int order_p_done;
+static void order_in_stop(void)
+{
+    /* In the consumer, which just passed ticket 0: let P finish message
+     * 0 and send message 1. */
+    stop_release();
+    /* Until P's second enqueue has returned. */
+    while (!atomic_load(&order_p_done))
+        sched_yield();
+}
+
+static void *order_producer(void *p)
+{
+    mpscq_t *q = p;
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(3, 0)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(3, 1)), MPSCQ_OK);
+    atomic_store(&order_p_done, 1);
+    return NULL;
+}
+
+START_TEST(test_order_after_pass)
+{
+    mpscq_t *q = new_many(0, 4);
+    atomic_store(&order_p_done, 0);
+    /* P stops after taking ticket 0. */
+    stop_arm(MPSCQ_HOOK_AFTER_TICKET, 0);
+    pthread_t pt;
+    ck_assert_int_eq(pthread_create(&pt, NULL, order_producer, q), 0);
+    stop_wait();
+    /* The consumer (this thread) stops where it passes ticket 0; there it
+     * lets P go and waits for P's second message. */
+    atomic_store(&stopped, 0);
+    atomic_store(&resume, 0);
+    atomic_store(&stop_ticket, 0);
+    stop_thread = pthread_self();
+    atomic_store(&stop_thread_set, 1);
+    in_stop = order_in_stop;
+    atomic_store(&stop_where, MPSCQ_HOOK_MANY_SCANNED);
+    void *m = NULL;
+    int rc = mpscq_dequeue(q, &m);
+    while (!atomic_load(&order_p_done))
+        sched_yield();
+    pthread_join(pt, NULL);
+    mpscq_test_hook = NULL;
+    void *got[2];
+    unsigned n = 0;
+    if (rc == MPSCQ_OK)
+        got[n++] = m;
+    else
+        ck_assert_int_eq(rc, MPSCQ_EMPTY);
+    while (n < 2) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        got[n++] = m;
+    }
+    ck_assert_ptr_eq(got[0], tu_msg(3, 0));
+    ck_assert_ptr_eq(got[1], tu_msg(3, 1));
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* 1000 failed claims in a row: one warning with the exact text, and the
+ * dequeue still succeeds; no second warning. */
+START_TEST(test_contention_warning)
+{
+    struct tu_log log;
+    mpscq_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.consumers = MPSCQ_CONSUMERS_MANY;
+    tu_config_log(&cfg, &log);
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &cfg), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)1), MPSCQ_OK);
+    atomic_store(&mpscq_test_cas_failures, 999);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)1);
+    ck_assert_int_eq(atomic_load(&log.count), 0); /* 999: not yet */
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)2), MPSCQ_OK);
+    atomic_store(&mpscq_test_cas_failures, 1000);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)2);
+    ck_assert_int_eq(atomic_load(&log.count), 1);
+    ck_assert_int_eq(log.last_level, MPSCQ_LOG_WARN);
+    ck_assert_str_eq(log.last, "Dequeue experiencing high contention (1000 CAS failures)");
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)3), MPSCQ_OK);
+    atomic_store(&mpscq_test_cas_failures, 1500);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)3);
+    ck_assert_int_eq(atomic_load(&log.count), 1);
+    struct mpscq_stats st;
+    mpscq_stats(q, &st);
+    ck_assert_uint_ge(st.cas_failures, 3499);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* ---- sleeping consumers ---- */
+
+static _Atomic int park_count;
+static void count_parks(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_PARK)
+        atomic_fetch_add(&park_count, 1);
+}
+
+static void wait_parks(int n)
+{
+    while (atomic_load(&park_count) < n)
+        sched_yield();
+}
+
+/* Until thread tid sleeps in the kernel's futex wait (its wchan says so),
+ * not merely between the park hook and the system call.  Where wchan is
+ * not shown, 200 ms. */
+static void wait_in_futex(long tid)
+{
+    char path[64], buf[128];
+    snprintf(path, sizeof path, "/proc/self/task/%ld/wchan", tid);
+    for (;;) {
+        FILE *f = fopen(path, "r");
+        size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+        if (f)
+            fclose(f);
+        buf[n] = 0;
+        if (strstr(buf, "futex"))
+            return;
+        if (n == 0 || strcmp(buf, "0") == 0) {
+            pause_ms(200);
+            return;
+        }
+        sched_yield();
+    }
+}
+
+/* Four consumers asleep; one message wakes one of them only (the others
+ * do not even wake to look: no new sleep); close wakes the rest. */
+START_TEST(test_wake_one_close_all)
+{
+    mpscq_t *q = new_many(0, 4);
+    atomic_store(&park_count, 0);
+    mpscq_test_hook = count_parks;
+    struct one w[4];
+    pthread_t th[4];
+    for (int i = 0; i < 4; i++) {
+        w[i] = (struct one){ .q = q, .rc = -1, .timeout = -1 };
+        ck_assert_int_eq(start_one(&th[i], wait_one, &w[i]), 0);
+    }
+    wait_parks(4);
+    /* A park is counted just before the futex wait: wait until all four
+     * are in it (a late one would see parked changed and look again). */
+    for (int i = 0; i < 4; i++) {
+        while (!atomic_load(&w[i].tid))
+            sched_yield();
+        wait_in_futex(atomic_load(&w[i].tid));
+    }
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)7), MPSCQ_OK);
+    /* Exactly one returns with it. */
+    int done = -1;
+    while (done < 0) {
+        for (int i = 0; i < 4; i++)
+            if (atomic_load(&w[i].rc) != -1)
+                done = i;
+        sched_yield();
+    }
+    pause_ms(100);
+    ck_assert_int_eq(atomic_load(&park_count), 4); /* nobody else woke */
+    int returned = 0;
+    for (int i = 0; i < 4; i++)
+        returned += atomic_load(&w[i].rc) != -1;
+    ck_assert_int_eq(returned, 1);
+    mpscq_close(q);
+    for (int i = 0; i < 4; i++)
+        pthread_join(th[i], NULL);
+    mpscq_test_hook = NULL;
+    for (int i = 0; i < 4; i++) {
+        if (i == done) {
+            ck_assert_int_eq(w[i].rc, MPSCQ_OK);
+            ck_assert_ptr_eq(w[i].msg, (void *)7);
+        } else
+            ck_assert_int_eq(w[i].rc, MPSCQ_CLOSED);
+    }
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* Two messages in a row to two sleepers: the second producer may find
+ * parked already cleared by the first; the consumer woken first passes
+ * the baton, so both messages are taken by the two sleepers. */
+START_TEST(test_baton)
+{
+    for (int round = 0; round < 20; round++) {
+        mpscq_t *q = new_many(0, 4);
+        atomic_store(&park_count, 0);
+        mpscq_test_hook = count_parks;
+        struct one w[2];
+        pthread_t th[2];
+        for (int i = 0; i < 2; i++) {
+            w[i] = (struct one){ .q = q, .rc = -1, .timeout = -1 };
+            ck_assert_int_eq(start_one(&th[i], wait_one, &w[i]), 0);
+        }
+        wait_parks(2);
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)1), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)2), MPSCQ_OK);
+        for (int i = 0; i < 2; i++)
+            pthread_join(th[i], NULL);
+        mpscq_test_hook = NULL;
+        ck_assert_int_eq(w[0].rc, MPSCQ_OK);
+        ck_assert_int_eq(w[1].rc, MPSCQ_OK);
+        ck_assert((w[0].msg == (void *)1 && w[1].msg == (void *)2) ||
+                  (w[0].msg == (void *)2 && w[1].msg == (void *)1));
+        mpscq_destroy(q, NULL, NULL);
+    }
+}
+END_TEST
+
+/* The message comes at the worst moment: after the sleeper's last look,
+ * just before its futex wait.  The producer must see it asleep and wake
+ * it (a lost wake-up would leave it waiting out its 5 s). */
+static mpscq_t *late_q;
+static _Atomic int late_fired;
+static void *late_producer(void *p)
+{
+    (void)p;
+    ck_assert_int_eq(mpscq_enqueue(late_q, (void *)9), MPSCQ_OK);
+    return NULL;
+}
+static void late_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where != MPSCQ_HOOK_PARK || atomic_exchange(&late_fired, 1))
+        return;
+    /* From another thread, as a real producer: it writes, then reads
+     * parked. */
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, late_producer, NULL), 0);
+    pthread_join(th, NULL);
+}
+
+START_TEST(test_no_lost_wakeup)
+{
+    late_q = new_many(0, 4);
+    atomic_store(&late_fired, 0);
+    mpscq_test_hook = late_hook;
+    void *m = NULL;
+    ck_assert_int_eq(mpscq_dequeue_wait(late_q, &m, 5000000000LL), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)9);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(atomic_load(&late_fired), 1);
+    mpscq_destroy(late_q, NULL, NULL);
+}
+END_TEST
+
+/* A signal during the sleep: the wait goes on (no error, no early
+ * return), and the message that comes later is delivered. */
+static _Atomic int signals;
+static void on_usr1(int sig)
+{
+    (void)sig;
+    atomic_fetch_add(&signals, 1);
+}
+
+START_TEST(test_signal_keeps_waiting)
+{
+    mpscq_t *q = new_many(0, 4);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+    atomic_store(&signals, 0);
+    atomic_store(&park_count, 0);
+    mpscq_test_hook = count_parks;
+    struct one w = { .q = q, .msg = NULL, .rc = -1, .timeout = -1 };
+    pthread_t th;
+    ck_assert_int_eq(start_one(&th, wait_one, &w), 0);
+    wait_parks(1);
+    pause_ms(20);
+    pthread_kill(th, SIGUSR1);
+    while (atomic_load(&signals) == 0)
+        sched_yield();
+    pause_ms(20);
+    ck_assert_int_eq(atomic_load(&w.rc), -1);
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)5), MPSCQ_OK);
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    ck_assert_ptr_eq(w.msg, (void *)5);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* ---- bounded mode ---- */
+
+START_TEST(test_bounded_strict)
+{
+    mpscq_t *q = new_many(8, 4);
+    for (uintptr_t i = 0; i < 8; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)(i + 1)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)99), MPSCQ_FULL);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, (void *)1);
+    /* capacity 8: release_batch is 1, the place is back at once. */
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)9), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)99), MPSCQ_FULL);
+    for (uintptr_t i = 2; i <= 9; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, (void *)i); /* the refused tickets are passed */
+    }
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* Producers blocked in mpscq_enqueue_wait on a full queue are let in by
+ * consumers in mpscq_dequeue_wait, until close and drain. */
+struct bp {
+    mpscq_t *q;
+    unsigned id;
+    uint64_t per;
+    uint64_t got;
+    int bad;
+};
+
+static void *bp_producer(void *p)
+{
+    struct bp *b = p;
+    for (uint64_t i = 0; i < b->per; i++)
+        if (mpscq_enqueue_wait(b->q, tu_msg(b->id, i), -1) != MPSCQ_OK)
+            b->bad = 1;
+    return NULL;
+}
+
+static void *bp_consumer(void *p)
+{
+    struct bp *b = p;
+    int64_t last[8] = { -1, -1, -1, -1, -1, -1, -1, -1 };
+    for (;;) {
+        void *m;
+        int rc = mpscq_dequeue_wait(b->q, &m, -1);
+        if (rc == MPSCQ_CLOSED)
+            break;
+        if (rc != MPSCQ_OK || tu_producer(m) >= 8 || (int64_t)tu_seq(m) <= last[tu_producer(m)]) {
+            b->bad = 1;
+            break;
+        }
+        last[tu_producer(m)] = (int64_t)tu_seq(m);
+        b->got++;
+    }
+    return NULL;
+}
+
+START_TEST(test_backpressure_close_drain)
+{
+    mpscq_t *q = new_many(16, 4);
+    uint64_t per = tu_scaled(5000, 300);
+    struct bp pr[4], cs[3];
+    pthread_t pt[4], ct[3];
+    for (unsigned i = 0; i < 3; i++) {
+        cs[i] = (struct bp){ q, i, 0, 0, 0 };
+        ck_assert_int_eq(pthread_create(&ct[i], NULL, bp_consumer, &cs[i]), 0);
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        pr[i] = (struct bp){ q, i, per, 0, 0 };
+        ck_assert_int_eq(pthread_create(&pt[i], NULL, bp_producer, &pr[i]), 0);
+    }
+    for (unsigned i = 0; i < 4; i++) {
+        pthread_join(pt[i], NULL);
+        ck_assert(!pr[i].bad);
+    }
+    mpscq_close(q);
+    uint64_t sum = 0;
+    for (unsigned i = 0; i < 3; i++) {
+        pthread_join(ct[i], NULL);
+        ck_assert(!cs[i].bad);
+        sum += cs[i].got;
+    }
+    ck_assert_uint_eq(sum, 4 * per);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* ---- memory ---- */
+
+static void *drain_some(void *p)
+{
+    struct bp *b = p;
+    while (b->got < b->per) {
+        void *m;
+        if (mpscq_dequeue(b->q, &m) == MPSCQ_OK)
+            b->got++;
+        else
+            sched_yield();
+    }
+    return NULL;
+}
+
+/* A burst through four consumers, then idle: the queue's memory is back
+ * to what it was before the burst (the pool's idle bound). */
+START_TEST(test_memory_back)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.consumers = MPSCQ_CONSUMERS_MANY;
+    cfg.segment_slots = 64;
+    tu_config_alloc(&cfg, &a);
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &cfg), MPSCQ_OK);
+    void *m;
+    /* The records of this thread, and the pool filled to its idle bound. */
+    for (int i = 0; i < 5 * 64; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, NULL), MPSCQ_OK);
+    for (int i = 0; i < 5 * 64; i++)
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    long long base = atomic_load(&a.outstanding);
+    uint64_t burst = 64 * 400;
+    for (uint64_t i = 0; i < burst; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, NULL), MPSCQ_OK);
+    ck_assert_int_gt(atomic_load(&a.outstanding), base + 300 * 64 * 8);
+    struct bp cs[4];
+    pthread_t ct[4];
+    for (unsigned i = 0; i < 4; i++) {
+        cs[i] = (struct bp){ q, i, burst / 4, 0, 0 };
+        ck_assert_int_eq(pthread_create(&ct[i], NULL, drain_some, &cs[i]), 0);
+    }
+    for (unsigned i = 0; i < 4; i++)
+        pthread_join(ct[i], NULL);
+    /* Idle: two empty dequeues with nothing issued between. */
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    /* The consumer threads' records stay (a record per thread slot), one
+     * cache line each; every segment beyond the idle pool went back. */
+    long long seg = (long long)((struct mpscq *)q)->seg_bytes;
+    ck_assert_int_le(atomic_load(&a.outstanding), base + 4 * 64 + seg);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+static Suite *consumers_suite(void)
+{
+    Suite *s = suite_create("consumers");
+    TCase *tc = tcase_create("core");
+    tcase_set_timeout(tc, 240);
+    tcase_add_test(tc, test_contract);
+    tcase_add_test(tc, test_destroy_drops);
+    tcase_add_test(tc, test_exact_16p4c);
+    tcase_add_test(tc, test_exact_16p4c_bounded);
+    tcase_add_test(tc, test_exact_2p8c_tiny);
+    tcase_add_test(tc, test_stalled_producer);
+    tcase_add_test(tc, test_stalled_consumer);
+    tcase_add_test(tc, test_order_after_pass);
+    tcase_add_test(tc, test_contention_warning);
+    tcase_add_test(tc, test_wake_one_close_all);
+    tcase_add_test(tc, test_baton);
+    tcase_add_test(tc, test_no_lost_wakeup);
+    tcase_add_test(tc, test_signal_keeps_waiting);
+    tcase_add_test(tc, test_bounded_strict);
+    tcase_add_test(tc, test_backpressure_close_drain);
+    tcase_add_test(tc, test_memory_back);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run("consumers", consumers_suite());
+}
