@@ -114,7 +114,9 @@ typedef struct mpscq_config {
                             * a spare per producer handle at
                             * mpscq_producer_create, and keep them: no
                             * enqueue through a handle and no dequeue then
-                            * calls alloc_fn (doc/design.md s. 5).  The
+                            * calls alloc_fn (doc/design.md s. 5; with
+                            * many consumers, a consumer thread's first
+                            * call still allocates its record).  The
                             * queue's memory then stays at that size. */
     unsigned consumers;    /* 0 or 1: one consumer thread at a time (another
                             * thread's consumer call meanwhile is

@@ -45,6 +45,9 @@
  * one is MPSCQ_BUSY (the record's hpc has one owner call at a time). */
 static _Thread_local int in_many;
 
+/* A take moves chead once it is this far behind (many_take). */
+#define MPSCQ_CHEAD_STEP 16u
+
 /* What a dequeue can do with a ticket. */
 enum { T_DONE, T_TAKE, T_WAIT };
 
@@ -53,8 +56,12 @@ static inline unsigned load_state(const struct mpscq *q, struct mpscq_segment *s
     /* Acquire: pairs with the producer's release store of the state (a
      * message's value), and with a claimer's acq_rel CAS (TAKEN: what it
      * had acquired, a batch's interior among it). */
-    return atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[t & q->mask],
-                                memory_order_acquire);
+    _Atomic unsigned char *a = &mpscq_seg_state(s, q->nslots)[t & q->mask];
+    unsigned st = atomic_load_explicit(a, memory_order_acquire);
+    /* Helgrind: the edge from whoever stored it (a producer's release, a
+     * claimer's CAS), which a batch interior's take and chead rely on. */
+    MPSCQ_HB_AFTER(a);
+    return st;
 }
 
 /* A refused ticket (SKIP) and a taken one are done.  A batch interior
@@ -155,22 +162,29 @@ static void raise_released(struct mpscq *q, uint64_t d)
         MPSCQ_RMW(1);
 }
 
-static void count_take(struct mpscq *q)
+static void count_take(struct mpscq *q, struct mpscq_hp_rec *r)
 {
-    /* acq_rel RMW: one total count of every consumer's takes, each
-     * increment acquiring the earlier ones (raise_released publishes
+    if (!q->capacity) {
+        /* Unbounded: only mpscq_stats and mpscq_size read the count, so
+         * each thread keeps its own in its record (no shared line written
+         * per message).  Relaxed load and store: the owner is the only
+         * writer; readers sum them (mpscq_hp_sum_dequeued). */
+        atomic_store_explicit(&r->cdeq, atomic_load_explicit(&r->cdeq, memory_order_relaxed) + 1,
+                              memory_order_relaxed);
+        return;
+    }
+    /* Bounded: acq_rel RMW, one total count of every consumer's takes,
+     * each increment acquiring the earlier ones (raise_released publishes
      * them); release for a waiting producer's acquire load. */
     uint64_t d = atomic_fetch_add_explicit(&q->dequeued, 1, memory_order_acq_rel) + 1;
     MPSCQ_RMW(1);
-    if (q->capacity) {
-        /* Published once per release_batch takes of all consumers, and
-         * whenever one finds nothing (many_take): FULL may be seen with
-         * up to release_batch - 1 places free, plus one per consumer
-         * between its increment and this test (design.md s. 16). */
-        if (d % q->release_batch == 0)
-            raise_released(q, d);
-        mpscq_space_check(q);
-    }
+    /* Published once per release_batch takes of all consumers, and
+     * whenever one finds nothing (many_take): FULL may be seen with up
+     * to release_batch - 1 places free, plus one per consumer between its
+     * increment and this test (design.md s. 16). */
+    if (d % q->release_batch == 0)
+        raise_released(q, d);
+    mpscq_space_check(q);
 }
 
 /* One consumer at a time recycles: move cseg up to chead's segment, then
@@ -214,10 +228,27 @@ static void try_reclaim(struct mpscq *q, int idle)
     while (q->oldest != s)
         if (!mpscq_seg_recycle_oldest(q))
             break;
+    /* Relaxed: a hint for reclaim_due. */
+    atomic_store_explicit(&q->reclaim_left, q->oldest != s, memory_order_relaxed);
     mpscq_seg_pool_trim(q, idle ? mpscq_pool_keep(q) : mpscq_pool_high(q));
     MPSCQ_HB_BEFORE(&q->reclaiming);
     /* Release: our work before the next holder's acquire. */
     atomic_store_explicit(&q->reclaiming, 0, memory_order_release);
+}
+
+/* An EMPTY dequeue's test, before it takes the recycler's flag: chead
+ * is past cseg's segment, the last recycling left some, or (idle) the
+ * pool is over its idle bound.  Relaxed loads but cseg's: hints; the
+ * flag's holder decides.  The caller's hazard protects cseg (it is at or
+ * after hpc). */
+static int reclaim_due(struct mpscq *q, uint64_t c, int idle)
+{
+    /* Acquire: the segment's id, written by its linker before the
+     * recycler reached it (pairs with the recycler's store). */
+    struct mpscq_segment *cs = atomic_load_explicit(&q->cseg, memory_order_acquire);
+    return (c >> q->shift) > cs->id ||
+           atomic_load_explicit(&q->reclaim_left, memory_order_relaxed) ||
+           (idle && atomic_load_explicit(&q->pool_count, memory_order_relaxed) > mpscq_pool_keep(q));
 }
 
 /* One dequeue: MPSCQ_OK, MPSCQ_EMPTY or MPSCQ_CLOSED. */
@@ -225,96 +256,149 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
 {
     struct mpscq_backoff bo;
     mpscq_backoff_init(&bo);
+    struct mpscq_segment *s = protect(q, r);
+    /* Acquire: pairs with advance_chead's release (the states below it
+     * are done, a batch interior at it is written).  Read after cseg, so
+     * cseg's segment holds a ticket at or below it. */
+    uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
+    MPSCQ_HB_AFTER(&q->chead);
+    /* The limit: this thread's last load of tail, refreshed when the scan
+     * reaches it, and always before an EMPTY.  Any load of tail serves
+     * the order argument (design.md s. 16): it read the fetch-and-add of
+     * every ticket below it, so the slot writes that preceded those are
+     * visible to this later scan. */
+    uint64_t lim = r->climit & ~MPSCQ_TAIL_CLOSED;
+    int final = (r->climit & MPSCQ_TAIL_CLOSED) != 0, fresh = 0;
+    uint64_t t = c, hole = UINT64_MAX;
+    struct mpscq_segment *hseg = NULL; /* holds the first passed ticket */
+    int pred_done = 1; /* the ticket before chead is done */
     for (;;) {
-        struct mpscq_segment *s = protect(q, r);
-        /* Acquire: pairs with advance_chead's release (the states below
-         * it are done, a batch interior at it is written).  Read after
-         * cseg, so cseg's segment holds a ticket at or below it. */
-        uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
-        MPSCQ_HB_AFTER(&q->chead);
-        int final;
-        uint64_t lim = load_limit(q, &final);
-        uint64_t t = c, hole = UINT64_MAX, cand = UINT64_MAX;
-        unsigned cst = 0;
-        int pred_done = 1; /* the ticket before chead is done */
-        while (t < lim) {
-            if (t - s->base >= q->nslots) {
-                /* Acquire: the linker's id and cleared states. */
-                struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
-                if (!n)
-                    break; /* not linked yet: nothing in it is written */
-                MPSCQ_HB_AFTER(&s->next);
-                s = n;
-                continue;
-            }
-            unsigned st = load_state(q, s, t);
-            int k = classify(st, pred_done);
-            if (k == T_TAKE) {
-                cand = t;
-                cst = st;
+        if (t >= lim) {
+            if (fresh)
                 break;
+            lim = load_limit(q, &final);
+            r->climit = lim | (final ? MPSCQ_TAIL_CLOSED : 0);
+            fresh = 1;
+            if (hole != UINT64_MAX) {
+                /* The tickets passed so far were read before this load:
+                 * read them again after it, or a message written before
+                 * a later ticket of its producer could be passed while
+                 * that later one is taken (per-producer order, design.md
+                 * s. 16).  Every ticket before the first passed one is
+                 * done. */
+                t = hole;
+                s = hseg;
+                hole = UINT64_MAX;
+                pred_done = 1;
             }
-            if (k == T_WAIT) {
-                /* Not written yet (or an interior whose head is not
-                 * taken): passed, nobody waits for its producer. */
+            continue;
+        }
+        if (t - s->base >= q->nslots) {
+            /* Acquire: the linker's id and cleared states. */
+            struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+            if (!n) {
+                /* Not linked yet: nothing in it is written. */
                 if (hole == UINT64_MAX)
                     hole = t;
-                MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_SCANNED, q, t);
+                break;
             }
-            pred_done = k == T_DONE;
-            t++;
+            MPSCQ_HB_AFTER(&s->next);
+            s = n;
+            continue;
         }
-        if (cand == UINT64_MAX) {
-            /* Nothing takeable below the limit: EMPTY, linearized at the
-             * load of tail (every ticket below it was done or not yet
-             * written, design.md s. 16). */
-            uint64_t done = hole != UINT64_MAX ? hole : t;
-            if (done > c)
-                advance_chead(q, c, done);
-            unprotect(r);
-            int drained = hole == UINT64_MAX && t >= lim;
-            if (drained) {
-                /* Idle when no ticket was issued since the last EMPTY
-                 * (relaxed: a hint for the pool's bound). */
-                int idle = atomic_exchange_explicit(&q->cidle, lim, memory_order_relaxed) == lim;
-                try_reclaim(q, idle);
+        unsigned st = load_state(q, s, t);
+        int k = classify(st, pred_done);
+        if (k == T_TAKE) {
+            _Atomic unsigned char *sv = &mpscq_seg_state(s, q->nslots)[t & q->mask];
+            unsigned char expect = (unsigned char)st;
+            MPSCQ_HB_BEFORE(sv);
+            /* acq_rel: acquire, the producer's value (as the load above);
+             * release, for a consumer that reads TAKEN and takes the batch
+             * interior that follows.  Relaxed on failure: the value seen
+             * is only classified. */
+            if (!MPSCQ_TEST_FORCE_CAS_FAIL() &&
+                atomic_compare_exchange_strong_explicit(sv, &expect,
+                                                        (unsigned char)(st | MPSCQ_SLOT_TAKEN),
+                                                        memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                MPSCQ_RMW(1);
+                MPSCQ_HB_AFTER(sv);
+                *msg = mpscq_seg_vals(s)[t & q->mask];
+                MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_CLAIMED, q, t);
+                /* chead moves in steps of MPSCQ_CHEAD_STEP and at a
+                 * segment's end, not at every take: one CAS on the
+                 * consumers' shared line per step, and a scan reads at
+                 * most that many done states more. */
+                uint64_t done = hole == UINT64_MAX ? t + 1 : hole;
+                int crossed = (done >> q->shift) != (c >> q->shift);
+                if (done >= c + MPSCQ_CHEAD_STEP || crossed)
+                    advance_chead(q, c, done);
+                unprotect(r);
+                count_take(q, r);
+                if (crossed)
+                    try_reclaim(q, 0); /* chead left a segment */
+                return MPSCQ_OK;
             }
-            if (q->capacity)
-                /* Acquire: every take counted so far (raise_released). */
-                raise_released(q, atomic_load_explicit(&q->dequeued, memory_order_acquire));
-            return final && drained ? MPSCQ_CLOSED : MPSCQ_EMPTY;
-        }
-        _Atomic unsigned char *sv = &mpscq_seg_state(s, q->nslots)[cand & q->mask];
-        unsigned char expect = (unsigned char)cst;
-        MPSCQ_HB_BEFORE(sv);
-        /* acq_rel: acquire, the producer's value (as the load above);
-         * release, for a consumer that reads TAKEN and takes the batch
-         * interior that follows.  Relaxed on failure: we scan again. */
-        if (!MPSCQ_TEST_FORCE_CAS_FAIL() &&
-            atomic_compare_exchange_strong_explicit(sv, &expect,
-                                                    (unsigned char)(cst | MPSCQ_SLOT_TAKEN),
-                                                    memory_order_acq_rel, memory_order_relaxed)) {
+            /* Lost: another consumer took it (only consumers write a
+             * written slot's state, and only to set TAKEN).  Back off,
+             * then go on from the next ticket: this one is done, and the
+             * limit is still one this scan may use.  (A forced failure
+             * of the test library leaves it takeable: tried again.) */
             MPSCQ_RMW(1);
-            MPSCQ_HB_AFTER(sv);
-            *msg = mpscq_seg_vals(s)[cand & q->mask];
-            MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_CLAIMED, q, cand);
-            uint64_t done = hole == UINT64_MAX ? cand + 1 : hole;
-            if (done > c)
-                advance_chead(q, c, done);
-            unprotect(r);
-            count_take(q);
-            if ((cand & q->mask) == q->mask)
-                try_reclaim(q, 0); /* a segment's last ticket */
-            return MPSCQ_OK;
+            MPSCQ_STAT_ADD(q, st_cas_fail, 1);
+            mpscq_backoff_wait(&bo);
+            if (bo.fails == 1000)
+                mpscq_warn_contention(q, 1);
+            if (expect == (unsigned char)st)
+                continue;
+            pred_done = 1;
+            t++;
+            continue;
         }
-        /* Another consumer took it (the only writer of a written slot's
-         * state besides us): back off, scan again. */
-        MPSCQ_RMW(1);
-        MPSCQ_STAT_ADD(q, st_cas_fail, 1);
-        mpscq_backoff_wait(&bo);
-        if (bo.fails == 1000)
-            mpscq_warn_contention(q, 1);
+        if (k == T_WAIT) {
+            /* Not written yet (or an interior whose head is not taken):
+             * passed, nobody waits for its producer. */
+            if (hole == UINT64_MAX) {
+                hole = t;
+                hseg = s;
+            }
+            MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_SCANNED, q, t);
+        }
+        pred_done = k == T_DONE;
+        t++;
     }
+    /* Nothing takeable below a fresh limit: EMPTY, linearized at that
+     * load of tail (every ticket below it was done or not yet written,
+     * design.md s. 16). */
+    uint64_t done = hole != UINT64_MAX ? hole : t;
+    if (done > c)
+        advance_chead(q, c, done);
+    int drained = hole == UINT64_MAX && t >= lim;
+    if (drained) {
+        /* Idle when no ticket was issued since the last EMPTY.  Relaxed:
+         * a hint for the pool's bound; written only when it changes, so
+         * consumers polling an empty queue write no shared line. */
+        int idle = atomic_load_explicit(&q->cidle, memory_order_relaxed) == lim;
+        if (!idle)
+            atomic_store_explicit(&q->cidle, lim, memory_order_relaxed);
+        if (reclaim_due(q, done, idle)) {
+            unprotect(r);
+            try_reclaim(q, idle);
+        }
+    }
+    unprotect(r);
+    if (q->capacity)
+        /* Acquire: every take counted so far (raise_released). */
+        raise_released(q, atomic_load_explicit(&q->dequeued, memory_order_acquire));
+    if (final && drained) {
+        /* Closed and drained: every sleeping consumer must learn it (a
+         * producer's wake-up after the close wakes only one).  seq_cst,
+         * as the sleepers' count. */
+        if (atomic_load_explicit(&q->csleepers, memory_order_seq_cst))
+            mpscq_futex_wake_all(&q->parked);
+        return MPSCQ_CLOSED;
+    }
+    return MPSCQ_EMPTY;
 }
 
 /* Enter a many-consumer call: the record, and no nesting. */
@@ -358,11 +442,42 @@ size_t mpscq_many_dequeue_batch(struct mpscq *q, void **msgs, size_t max)
 /* ------------------------------------------------------------------ */
 /* Sleeping consumers (design.md s. 16)                                 */
 
+/* 1 when some ticket from chead up to a fresh load of tail can be taken
+ * now (read only: no claim).  For the baton, below. */
+static int any_takeable(struct mpscq *q, struct mpscq_hp_rec *r)
+{
+    struct mpscq_segment *s = protect(q, r);
+    /* Acquire, both: as in many_take. */
+    uint64_t t = atomic_load_explicit(&q->chead, memory_order_acquire);
+    int final, found = 0, pred_done = 1;
+    uint64_t lim = load_limit(q, &final);
+    while (t < lim) {
+        if (t - s->base >= q->nslots) {
+            /* Acquire: the linker's id and cleared states. */
+            struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+            if (!n)
+                break;
+            MPSCQ_HB_AFTER(&s->next);
+            s = n;
+            continue;
+        }
+        int k = classify(load_state(q, s, t), pred_done);
+        if (k == T_TAKE) {
+            found = 1;
+            break;
+        }
+        pred_done = k == T_DONE;
+        t++;
+    }
+    unprotect(r);
+    return found;
+}
+
 /* After a consumer that slept took a message: if others still sleep and
- * the queue is not empty, wake one (the producers woke only one of them,
+ * a message is waiting, wake one (the producers woke only one of them,
  * and a producer that came meanwhile may have seen nobody to wake).  After
  * the close, wake them all: they will see CLOSED once drained. */
-static void pass_baton(struct mpscq *q)
+static void pass_baton(struct mpscq *q, struct mpscq_hp_rec *r)
 {
     /* seq_cst: ordered after our take and sleepers' counts. */
     if (atomic_load_explicit(&q->csleepers, memory_order_seq_cst) == 0)
@@ -381,11 +496,9 @@ static void pass_baton(struct mpscq *q)
     atomic_compare_exchange_strong_explicit(&q->parked, &z, 1, memory_order_seq_cst,
                                             memory_order_relaxed);
     mpscq_wait_barrier(q);
-    t = atomic_load_explicit(&q->tail, memory_order_acquire) & ~MPSCQ_TAIL_CLOSED;
-    /* Acquire: as in many_take.  A ticket issued past chead may be taken
-     * already (chead lags): then the woken one finds nothing and sleeps
-     * again, one spurious wake-up, never a lost one. */
-    if (t > atomic_load_explicit(&q->chead, memory_order_acquire))
+    /* A message another consumer takes before the woken one costs it one
+     * more sleep: a spurious wake-up, never a lost one. */
+    if (any_takeable(q, r))
         mpscq_wake_consumer(q);
 }
 
@@ -398,6 +511,18 @@ static int spin_take(void *ctx, void **msg)
 {
     struct spin_ctx *c = ctx;
     return many_take(c->q, c->r, msg);
+}
+
+/* Leaving mpscq_dequeue_wait with rc after it armed (armed): a consumer
+ * that was woken may hold the duty to wake the next sleeper, whichever
+ * way it leaves (a message taken in its look, or a timeout), so every
+ * such exit passes the baton (design.md s. 16).  CLOSED woke the others
+ * in many_take. */
+static int wait_exit(struct mpscq *q, struct mpscq_hp_rec *r, int rc, int armed)
+{
+    if (armed && rc != MPSCQ_CLOSED)
+        pass_baton(q, r);
+    return rc;
 }
 
 static int many_wait(struct mpscq *q, struct mpscq_hp_rec *r, void **msg, long long timeout_ns)
@@ -415,7 +540,15 @@ static int many_wait(struct mpscq *q, struct mpscq_hp_rec *r, void **msg, long l
     rc = mpscq_wait_spin(&budget, timeout_ns, spin_take, &sc, msg);
     if (rc != MPSCQ_EMPTY)
         return rc;
-    for (;;) {
+    for (unsigned round = 0;; round++) {
+        uint64_t now = mpscq_mono_ns();
+        if (now >= deadline) {
+            /* Over: one more look, and no arming (a producer would pay a
+             * wake-up for nobody). */
+            rc = many_take(q, r, msg);
+            return wait_exit(q, r, rc == MPSCQ_EMPTY ? MPSCQ_TIMEOUT : rc, round > 0);
+        }
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_ARM, q, round);
         /* parked: non-zero while someone may sleep; a producer that reads
          * it non-zero XCHGs it to 0 and wakes one sleeper (wait.c).  CAS
          * 0 -> 1, seq_cst: the Dekker store (a close's MPSCQ_PARKED_CLOSE
@@ -425,21 +558,16 @@ static int many_wait(struct mpscq *q, struct mpscq_hp_rec *r, void **msg, long l
                                                     memory_order_relaxed))
             v = 1;
         /* seq_cst RMW: counted before the look, so that a consumer
-         * passing the baton (above) after our look sees us. */
+         * passing the baton after our look sees us. */
         atomic_fetch_add_explicit(&q->csleepers, 1, memory_order_seq_cst);
         MPSCQ_RMW(2);
-        uint64_t now = mpscq_mono_ns();
-        if (now < deadline) {
-            MPSCQ_TEST_HOOK(MPSCQ_HOOK_BARRIER, q, 0);
-            mpscq_wait_barrier(q);
-        }
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_BARRIER, q, 0);
+        mpscq_wait_barrier(q);
         rc = many_take(q, r, msg);
-        if (rc != MPSCQ_EMPTY || now >= deadline) {
+        if (rc != MPSCQ_EMPTY) {
             /* seq_cst RMW, as the increment. */
             atomic_fetch_sub_explicit(&q->csleepers, 1, memory_order_seq_cst);
-            if (rc == MPSCQ_CLOSED)
-                mpscq_futex_wake_all(&q->parked);
-            return rc == MPSCQ_EMPTY ? MPSCQ_TIMEOUT : rc;
+            return wait_exit(q, r, rc, 1);
         }
         struct timespec rel, *relp = NULL;
         if (deadline != UINT64_MAX) {
@@ -453,17 +581,14 @@ static int many_wait(struct mpscq *q, struct mpscq_hp_rec *r, void **msg, long l
         /* Ends at a producer's or the close's wake-up, a signal (we go on
          * waiting: the loop), or the timeout; at once when parked is no
          * longer v. */
-        mpscq_futex_wait(&q->parked, v, relp);
+        int timed_out = mpscq_futex_wait(&q->parked, v, relp);
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_WOKEN, q, (uint64_t)timed_out);
+        (void)timed_out;
+        /* seq_cst RMW, as the increment. */
         atomic_fetch_sub_explicit(&q->csleepers, 1, memory_order_seq_cst);
         rc = many_take(q, r, msg);
-        if (rc == MPSCQ_OK) {
-            pass_baton(q);
-            return rc;
-        }
-        if (rc == MPSCQ_CLOSED) {
-            mpscq_futex_wake_all(&q->parked);
-            return rc;
-        }
+        if (rc != MPSCQ_EMPTY)
+            return wait_exit(q, r, rc, 1);
     }
 }
 
@@ -505,7 +630,8 @@ void mpscq_many_drain(struct mpscq *q, void (*drop)(void *, void *), void *arg)
     uint64_t lim = atomic_load_explicit(&q->tail, memory_order_relaxed) & ~MPSCQ_TAIL_CLOSED;
     struct mpscq_segment *s = atomic_load_explicit(&q->cseg, memory_order_relaxed);
     for (; t < lim; t++) {
-        if (t - s->base >= q->nslots) {
+        while (t - s->base >= q->nslots) {
+            /* cseg may lag chead by several segments. */
             s = atomic_load_explicit(&s->next, memory_order_relaxed);
             if (!s)
                 return;

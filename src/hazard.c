@@ -203,6 +203,7 @@ static struct mpscq_hp_rec *new_record(struct mpscq *q, int kind)
     memset(r, 0, sizeof *r);
     atomic_init(&r->hp, NULL);
     atomic_init(&r->hpc, NULL);
+    atomic_init(&r->cdeq, 0);
     atomic_init(&r->next, MPSCQ_HP_LINKING);
     atomic_init(&r->kind, kind);
     MPSCQ_HG_ATOMIC_VAR(r->hp);
@@ -342,12 +343,25 @@ int mpscq_hp_protected(const struct mpscq *q, const void *seg, int all_counts)
         /* A consumer's (many-consumer mode), under the same argument: its
          * seq_cst store is seen here, or its re-read of cseg sees the
          * unlink (consumers.c, protect). */
-        v = atomic_load_explicit(&r->hpc, memory_order_seq_cst);
-        MPSCQ_HB_AFTER(&r->hpc);
-        if (v == seg)
-            return 1;
+        if (q->many) {
+            v = atomic_load_explicit(&r->hpc, memory_order_seq_cst);
+            MPSCQ_HB_AFTER(&r->hpc);
+            if (v == seg)
+                return 1;
+        }
     }
     return 0;
+}
+
+uint64_t mpscq_hp_sum_dequeued(const struct mpscq *q)
+{
+    uint64_t sum = 0;
+    /* Acquire on the head and each link, as in mpscq_hp_protected. */
+    struct mpscq_hp_rec *r = atomic_load_explicit(&q->records, memory_order_acquire);
+    for (; r && r != MPSCQ_HP_LINKING; r = atomic_load_explicit(&r->next, memory_order_acquire))
+        /* Relaxed: a count, exact when no dequeue is in flight. */
+        sum += atomic_load_explicit(&r->cdeq, memory_order_relaxed);
+    return sum;
 }
 
 void mpscq_hp_free_all(struct mpscq *q)

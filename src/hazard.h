@@ -34,7 +34,6 @@ struct mpscq_hp_rec {
      * owns the record's slot touches them (thread exit hands them to the
      * pool under the registry lock, before the slot is given back). */
     struct mpscq_segment *spare;
-    size_t nspare;
     /* Owner-private, bounded queues: tickets known to be issued (the end
      * of this record's last refused ticket range), a lower bound of tail
      * for the FULL check that takes no ticket (capacity.c). */
@@ -43,11 +42,23 @@ struct mpscq_hp_rec {
      * else a producer handle's: MPSCQ_REC_HANDLE_BUSY while a handle
      * holds it, MPSCQ_REC_HANDLE_FREE for the next mpscq_producer_create. */
     _Atomic int kind;
+    /* How many spares (owner-private, beside kind: 32 bits, so that the
+     * record stays one cache line). */
+    uint32_t nspare;
     /* Many-consumer mode: the segment this thread's dequeue reads from
      * (and every later one), or NULL; read by the recycler's scan
      * (consumers.c). */
     _Atomic(void *) hpc;
+    /* Many-consumer mode, unbounded: this thread's dequeues, written by
+     * its owner only (relaxed load and store), summed by mpscq_stats and
+     * mpscq_size (mpscq_hp_sum_dequeued). */
+    _Atomic uint64_t cdeq;
+    /* Many-consumer mode, owner-private: tickets below climit are issued
+     * (this thread's last load of tail, consumers.c); MPSCQ_TAIL_CLOSED
+     * set: it is the close ticket. */
+    uint64_t climit;
 } __attribute__((aligned(MPSCQ_CACHELINE)));
+_Static_assert(sizeof(struct mpscq_hp_rec) == MPSCQ_CACHELINE, "a record is one cache line");
 
 enum { MPSCQ_REC_SLOT, MPSCQ_REC_HANDLE_BUSY, MPSCQ_REC_HANDLE_FREE };
 
@@ -111,6 +122,9 @@ MPSCQ_HIDDEN void mpscq_hp_release_handle(struct mpscq *q, struct mpscq_hp_rec *
  * only (a pool popper names its top itself), so the pool's trim passes
  * all_counts = 0. */
 MPSCQ_HIDDEN int mpscq_hp_protected(const struct mpscq *q, const void *seg, int all_counts);
+
+/* The sum of the records' cdeq (many-consumer mode, unbounded). */
+MPSCQ_HIDDEN uint64_t mpscq_hp_sum_dequeued(const struct mpscq *q);
 
 /* Live-queue registry, so that a thread exiting after mpscq_destroy does
  * not touch the freed queue's records.  Only create, destroy and thread

@@ -92,8 +92,13 @@ enum {
                                 * mark not read yet */
     MPSCQ_HOOK_MANY_SCANNED,   /* many consumers: a slot not takeable passed
                                 * (ticket), the next slot not read yet */
-    MPSCQ_HOOK_MANY_CLAIMED    /* many consumers: ticket claimed, its message
+    MPSCQ_HOOK_MANY_CLAIMED,   /* many consumers: ticket claimed, its message
                                 * not returned yet */
+    MPSCQ_HOOK_MANY_ARM,       /* many consumers, dequeue_wait: a round
+                                * (ticket) starts, parked not set yet */
+    MPSCQ_HOOK_MANY_WOKEN      /* many consumers, dequeue_wait: the futex
+                                * wait is over, no look yet (ticket = 1: it
+                                * timed out) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
@@ -279,6 +284,7 @@ struct mpscq {
     MPSCQ_ALIGNED _Atomic uint64_t chead;
     _Atomic(struct mpscq_segment *) cseg;
     _Atomic int reclaiming;   /* 1 while a consumer recycles (oldest, the pool trim) */
+    _Atomic int reclaim_left; /* the last recycling stopped at a protected segment */
     _Atomic int csleepers;    /* consumers inside the futex sleep of mpscq_dequeue_wait */
     _Atomic uint64_t cidle;   /* the limit at the last EMPTY (the pool's idle bound) */
 

@@ -164,6 +164,7 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     atomic_init(&q->consumer, q->many ? &mpscq_mark_many : NULL);
     atomic_init(&q->chead, 0);
     atomic_init(&q->reclaiming, 0);
+    atomic_init(&q->reclaim_left, 0);
     atomic_init(&q->csleepers, 0);
     atomic_init(&q->cidle, UINT64_MAX);
     atomic_init(&q->taking, 0);
@@ -190,6 +191,7 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     MPSCQ_HG_ATOMIC_VAR(q->chead);
     MPSCQ_HG_ATOMIC_VAR(q->cseg);
     MPSCQ_HG_ATOMIC_VAR(q->reclaiming);
+    MPSCQ_HG_ATOMIC_VAR(q->reclaim_left);
     MPSCQ_HG_ATOMIC_VAR(q->csleepers);
     MPSCQ_HG_ATOMIC_VAR(q->cidle);
     MPSCQ_HG_ATOMIC_VAR(q->pool);

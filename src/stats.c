@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "hazard.h"
 
 /* Tickets issued to accepted messages (before any close): issued less
  * refused.  Relaxed loads here and in mpscq_size/mpscq_stats: they report
@@ -24,11 +25,22 @@ static uint64_t accepted(const struct mpscq *q)
     return t > rej ? t - rej : 0;
 }
 
+/* Messages dequeued: the consumers' shared count, and in the unbounded
+ * many-consumer mode each thread's own (consumers.c counts there). */
+static uint64_t mpscq_dequeued_total(const struct mpscq *q)
+{
+    /* Relaxed: a count (above). */
+    uint64_t d = atomic_load_explicit(&((struct mpscq *)q)->dequeued, memory_order_relaxed);
+    if (q->many && !q->capacity)
+        d += mpscq_hp_sum_dequeued(q);
+    return d;
+}
+
 size_t mpscq_size(const mpscq_t *q)
 {
     if (!q)
         return 0;
-    uint64_t d = atomic_load_explicit(&((struct mpscq *)q)->dequeued, memory_order_relaxed);
+    uint64_t d = mpscq_dequeued_total(q);
     uint64_t a = accepted(q);
     return a > d ? (size_t)(a - d) : 0;
 }
@@ -52,7 +64,7 @@ void mpscq_stats_sized(const mpscq_t *cq, struct mpscq_stats *user, size_t size)
     struct mpscq *q = (struct mpscq *)cq;
 #define LD(f) atomic_load_explicit(&q->f, memory_order_relaxed)
     out->enqueued = accepted(q);
-    out->dequeued = LD(dequeued);
+    out->dequeued = mpscq_dequeued_total(q);
     out->full_rejections = LD(st_full);
     out->closed_rejections = LD(st_closed);
     out->nomem_failures = LD(st_nomem);

@@ -296,6 +296,41 @@ START_TEST(test_exact_16p4c_bounded)
 }
 END_TEST
 
+/* Preemption at the worst places, many times over: every producer and
+ * consumer hook yields the CPU now and then (a pseudo-random eighth of
+ * the time), so producers stop between ticket and write, batches between
+ * interior and head, consumers between claim and return, while others
+ * run.  (This found a scan that refreshed its limit midway without
+ * reading its passed tickets again: a producer's message taken after
+ * its next one.) */
+static void yield_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    static _Thread_local unsigned seed;
+    (void)where;
+    (void)q;
+    (void)t;
+    if (!seed)
+        seed = (unsigned)(uintptr_t)&seed | 1;
+    seed = seed * 1103515245u + 12345u;
+    if (((seed >> 16) & 7) == 0)
+        sched_yield();
+}
+
+START_TEST(test_exact_preempted)
+{
+    /* Valgrind runs one thread at a time and switches on its own: the
+     * yields make no preemption there, and Helgrind reports state-byte
+     * accesses of segments reused in quick succession here that TSan,
+     * which runs it, does not (doc/design.md s. 16).  Not under it. */
+    if (tu_under_valgrind())
+        return;
+    mpscq_test_hook = yield_hook;
+    run_load(0, 2, 16, 4, tu_scaled(1000, 150));
+    run_load(64, 4, 16, 4, tu_scaled(1000, 150));
+    mpscq_test_hook = NULL;
+}
+END_TEST
+
 START_TEST(test_exact_2p8c_tiny)
 {
     run_load(0, 2, 2, 8, tu_scaled(20000, 500));
@@ -570,13 +605,14 @@ END_TEST
 
 /* ---- sleeping consumers ---- */
 
-static _Atomic int park_count;
+static _Atomic int park_count, sleep_timeouts;
 static void count_parks(int where, const struct mpscq *q, uint64_t t)
 {
     (void)q;
-    (void)t;
     if (where == MPSCQ_HOOK_PARK)
         atomic_fetch_add(&park_count, 1);
+    if (where == MPSCQ_HOOK_MANY_WOKEN && t)
+        atomic_fetch_add(&sleep_timeouts, 1); /* a sleep nobody ended */
 }
 
 static void wait_parks(int n)
@@ -765,6 +801,305 @@ START_TEST(test_signal_keeps_waiting)
 }
 END_TEST
 
+
+/* A woken consumer whose message another consumer took, while more
+ * messages came with parked cleared (their producers woke nobody): it
+ * takes one in its next look and must pass the baton, so the other
+ * sleeper gets the last one. */
+static mpscq_t *wl_q;
+static _Atomic int wl_stage;
+static void *wl_steal(void *p)
+{
+    void *m = NULL;
+    *(int *)p = mpscq_dequeue(wl_q, &m) == MPSCQ_OK && m == (void *)1;
+    return NULL;
+}
+static void *wl_send(void *p)
+{
+    (void)p;
+    ck_assert_int_eq(mpscq_enqueue(wl_q, (void *)2), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(wl_q, (void *)3), MPSCQ_OK);
+    return NULL;
+}
+static _Atomic int wl_stole;
+static void wl_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    count_parks(where, q, t);
+    int zero = 0, one = 1;
+    pthread_t th;
+    if (where == MPSCQ_HOOK_MANY_WOKEN && atomic_compare_exchange_strong(&wl_stage, &zero, 1)) {
+        /* Another consumer takes the message this one was woken for. */
+        int ok = 0;
+        ck_assert_int_eq(pthread_create(&th, NULL, wl_steal, &ok), 0);
+        pthread_join(th, NULL);
+        atomic_store(&wl_stole, ok);
+    } else if (where == MPSCQ_HOOK_MANY_ARM && t >= 1 &&
+               atomic_compare_exchange_strong(&wl_stage, &one, 2)) {
+        /* Two more, before it sets parked again: nobody is woken. */
+        ck_assert_int_eq(pthread_create(&th, NULL, wl_send, NULL), 0);
+        pthread_join(th, NULL);
+    }
+}
+
+START_TEST(test_woken_loses_its_message)
+{
+    wl_q = new_many(0, 4);
+    mpscq_t *q = wl_q;
+    atomic_store(&wl_stage, 0);
+    atomic_store(&wl_stole, 0);
+    atomic_store(&park_count, 0);
+    atomic_store(&sleep_timeouts, 0);
+    mpscq_test_hook = wl_hook;
+    struct one w[2];
+    pthread_t th[2];
+    for (int i = 0; i < 2; i++) {
+        w[i] = (struct one){ .q = q, .rc = -1, .timeout = 5000000000LL };
+        ck_assert_int_eq(start_one(&th[i], wait_one, &w[i]), 0);
+    }
+    wait_parks(2);
+    for (int i = 0; i < 2; i++) {
+        while (!atomic_load(&w[i].tid))
+            sched_yield();
+        wait_in_futex(atomic_load(&w[i].tid));
+    }
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)1), MPSCQ_OK);
+    for (int i = 0; i < 2; i++)
+        pthread_join(th[i], NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(atomic_load(&wl_stage), 2);
+    ck_assert_int_eq(atomic_load(&wl_stole), 1);
+    /* Both got one of the two, and nobody slept until its timeout (a
+     * lost baton leaves one asleep for its 5 s, then it finds m3). */
+    ck_assert_int_eq(atomic_load(&sleep_timeouts), 0);
+    ck_assert_int_eq(w[0].rc, MPSCQ_OK);
+    ck_assert_int_eq(w[1].rc, MPSCQ_OK);
+    ck_assert((w[0].msg == (void *)2 && w[1].msg == (void *)3) ||
+              (w[0].msg == (void *)3 && w[1].msg == (void *)2));
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* Close with tickets still unwritten and three consumers asleep: each
+ * late write wakes one of them only, yet every one of them must return
+ * (the messages to two, CLOSED to all once drained). */
+static _Atomic int hold_release[2];
+static void hold_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    count_parks(where, q, t);
+    if (where == MPSCQ_HOOK_AFTER_TICKET && t < 2)
+        while (!atomic_load(&hold_release[t]))
+            sched_yield();
+}
+
+struct waiter_loop {
+    mpscq_t *q;
+    _Atomic long tid;
+    int got, timeouts, bad;
+    void *msgs[2];
+};
+
+static void *waiter_loop(void *p)
+{
+    struct waiter_loop *w = p;
+    atomic_store(&w->tid, (long)syscall(SYS_gettid));
+    for (;;) {
+        void *m;
+        int rc = mpscq_dequeue_wait(w->q, &m, 5000000000LL);
+        if (rc == MPSCQ_CLOSED)
+            return NULL;
+        if (rc == MPSCQ_TIMEOUT) {
+            w->timeouts++;
+            return NULL;
+        }
+        if (rc != MPSCQ_OK || w->got == 2) {
+            w->bad = 1;
+            return NULL;
+        }
+        w->msgs[w->got++] = m;
+    }
+}
+
+START_TEST(test_close_with_holes_wakes_all)
+{
+    for (int round = 0; round < 5; round++) {
+        mpscq_t *q = new_many(0, 4);
+        atomic_store(&hold_release[0], 0);
+        atomic_store(&hold_release[1], 0);
+        atomic_store(&park_count, 0);
+        atomic_store(&sleep_timeouts, 0);
+        mpscq_test_hook = hold_hook;
+        struct one px = { .q = q, .msg = (void *)10, .rc = -1 };
+        struct one py = { .q = q, .msg = (void *)11, .rc = -1 };
+        pthread_t pxt, pyt, wt[3];
+        ck_assert_int_eq(start_one(&pxt, enqueue_one, &px), 0);
+        while (atomic_load(&q->tail) < 1)
+            sched_yield();
+        ck_assert_int_eq(start_one(&pyt, enqueue_one, &py), 0);
+        while (atomic_load(&q->tail) < 2)
+            sched_yield();
+        struct waiter_loop w[3];
+        memset(w, 0, sizeof w);
+        for (int i = 0; i < 3; i++) {
+            w[i].q = q;
+            MPSCQ_HG_ATOMIC(&w[i], sizeof w[i]);
+            ck_assert_int_eq(pthread_create(&wt[i], NULL, waiter_loop, &w[i]), 0);
+        }
+        wait_parks(3);
+        for (int i = 0; i < 3; i++) {
+            while (!atomic_load(&w[i].tid))
+                sched_yield();
+            wait_in_futex(atomic_load(&w[i].tid));
+        }
+        mpscq_close(q);
+        atomic_store(&hold_release[0], 1);
+        pthread_join(pxt, NULL);
+        atomic_store(&hold_release[1], 1);
+        pthread_join(pyt, NULL);
+        ck_assert_int_eq(px.rc, MPSCQ_OK);
+        ck_assert_int_eq(py.rc, MPSCQ_OK);
+        int got = 0;
+        for (int i = 0; i < 3; i++) {
+            pthread_join(wt[i], NULL);
+            ck_assert_int_eq(w[i].timeouts, 0);
+            ck_assert_int_eq(w[i].bad, 0);
+            got += w[i].got;
+        }
+        mpscq_test_hook = NULL;
+        ck_assert_int_eq(got, 2);
+        ck_assert_int_eq(atomic_load(&sleep_timeouts), 0);
+        mpscq_destroy(q, NULL, NULL);
+    }
+}
+END_TEST
+
+/* Closed, one ticket unwritten, two consumers asleep: its write wakes one,
+ * whose message a third consumer takes first; the woken one then finds
+ * the queue closed and drained, and must wake the other sleeper (the
+ * close's own wake-up came before they slept again). */
+static mpscq_t *cl_q;
+static _Atomic int cl_stage;
+static void *cl_steal(void *p)
+{
+    void *m = NULL;
+    *(int *)p = mpscq_dequeue(cl_q, &m) == MPSCQ_OK && m == (void *)20;
+    return NULL;
+}
+static void cl_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    count_parks(where, q, t);
+    if (where == MPSCQ_HOOK_AFTER_TICKET && t == 0)
+        while (!atomic_load(&hold_release[0]))
+            sched_yield();
+    int zero = 0;
+    if (where == MPSCQ_HOOK_MANY_WOKEN && !t && atomic_load(&hold_release[0]) &&
+        atomic_compare_exchange_strong(&cl_stage, &zero, 1)) {
+        int ok = 0;
+        pthread_t th;
+        ck_assert_int_eq(pthread_create(&th, NULL, cl_steal, &ok), 0);
+        pthread_join(th, NULL);
+        atomic_store(&cl_stage, ok ? 2 : 3);
+    }
+}
+
+START_TEST(test_closed_drained_wakes_sleepers)
+{
+    cl_q = new_many(0, 4);
+    mpscq_t *q = cl_q;
+    atomic_store(&hold_release[0], 0);
+    atomic_store(&cl_stage, 0);
+    atomic_store(&park_count, 0);
+    atomic_store(&sleep_timeouts, 0);
+    mpscq_test_hook = cl_hook;
+    struct one px = { .q = q, .msg = (void *)20, .rc = -1 };
+    pthread_t pxt, wt[2];
+    ck_assert_int_eq(start_one(&pxt, enqueue_one, &px), 0);
+    while (atomic_load(&q->tail) < 1)
+        sched_yield();
+    struct waiter_loop w[2];
+    memset(w, 0, sizeof w);
+    for (int i = 0; i < 2; i++) {
+        w[i].q = q;
+        MPSCQ_HG_ATOMIC(&w[i], sizeof w[i]);
+        ck_assert_int_eq(pthread_create(&wt[i], NULL, waiter_loop, &w[i]), 0);
+    }
+    wait_parks(2);
+    /* The close wakes both; the unwritten ticket sends them back to
+     * sleep. */
+    mpscq_close(q);
+    wait_parks(4);
+    for (int i = 0; i < 2; i++)
+        wait_in_futex(atomic_load(&w[i].tid));
+    atomic_store(&hold_release[0], 1);
+    pthread_join(pxt, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(wt[i], NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(px.rc, MPSCQ_OK);
+    ck_assert_int_eq(atomic_load(&cl_stage), 2); /* the steal happened */
+    ck_assert_int_eq(atomic_load(&sleep_timeouts), 0);
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(w[i].timeouts, 0);
+        ck_assert_int_eq(w[i].got, 0);
+    }
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* Destroy drops what is left even when the consumers' entry segment lags
+ * chead by several segments (recycling held off). */
+START_TEST(test_destroy_drops_lagging)
+{
+    mpscq_t *q = new_many(0, 2);
+    struct mpscq *m = (struct mpscq *)q;
+    atomic_store(&m->reclaiming, 1); /* as if a recycler were stopped */
+    for (uintptr_t i = 1; i <= 10; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    void *x;
+    for (uintptr_t i = 1; i <= 4; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &x), MPSCQ_OK);
+        ck_assert_ptr_eq(x, (void *)i);
+    }
+    /* Nothing recycled: cseg is still the first segment, chead two
+     * segments on (its first ticket is the next message). */
+    ck_assert_ptr_eq(atomic_load(&m->cseg), m->oldest);
+    ck_assert_uint_eq(atomic_load(&m->chead), 4);
+    ndropped = 0;
+    mpscq_destroy(q, drop_rec, NULL);
+    ck_assert_uint_eq(ndropped, 6);
+    for (unsigned i = 0; i < 6; i++)
+        ck_assert_uint_eq(dropped[i], i + 5);
+}
+END_TEST
+
+/* A consumer thread's first call needs its record: when that allocation
+ * fails it says NOMEM and takes nothing. */
+START_TEST(test_consumer_nomem)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.consumers = MPSCQ_CONSUMERS_MANY;
+    tu_config_alloc(&cfg, &a);
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &cfg), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, (void *)4), MPSCQ_OK);
+    atomic_store(&a.fail_from, atomic_load(&a.calls) + 1);
+    struct one d = { .q = q, .rc = -1 };
+    pthread_t th;
+    ck_assert_int_eq(start_one(&th, dequeue_one, &d), 0);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(d.rc, MPSCQ_NOMEM);
+    atomic_store(&a.fail_from, 0);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK); /* this thread has a record */
+    ck_assert_ptr_eq(m, (void *)4);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
 /* ---- bounded mode ---- */
 
 START_TEST(test_bounded_strict)
@@ -927,6 +1262,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_exact_16p4c);
     tcase_add_test(tc, test_exact_16p4c_bounded);
     tcase_add_test(tc, test_exact_2p8c_tiny);
+    tcase_add_test(tc, test_exact_preempted);
     tcase_add_test(tc, test_stalled_producer);
     tcase_add_test(tc, test_stalled_consumer);
     tcase_add_test(tc, test_order_after_pass);
@@ -935,6 +1271,11 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_baton);
     tcase_add_test(tc, test_no_lost_wakeup);
     tcase_add_test(tc, test_signal_keeps_waiting);
+    tcase_add_test(tc, test_woken_loses_its_message);
+    tcase_add_test(tc, test_close_with_holes_wakes_all);
+    tcase_add_test(tc, test_closed_drained_wakes_sleepers);
+    tcase_add_test(tc, test_destroy_drops_lagging);
+    tcase_add_test(tc, test_consumer_nomem);
     tcase_add_test(tc, test_bounded_strict);
     tcase_add_test(tc, test_backpressure_close_drain);
     tcase_add_test(tc, test_memory_back);
