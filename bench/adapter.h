@@ -44,6 +44,7 @@ struct bench_run_shape {
     size_t capacity;             /* 0 = unbounded */
     unsigned producers;
     uint64_t max_per_producer;   /* messages each producer may send */
+    unsigned consumers;          /* > 1: the "consumers" workload (dequeue_many) */
 };
 
 struct bench_adapter {
@@ -64,6 +65,13 @@ struct bench_adapter {
     /* Optional: sleep until a message or timeout_ns; BENCH_OK or
      * BENCH_EMPTY.  NULL = the harness polls and naps. */
     int (*dequeue_wait)(void *q, void **msg, long long timeout_ns);
+    /* Optional, the "consumers" workload: several consumer threads at
+     * once, each with its own context (made in its thread, like a
+     * producer's), each calling dequeue_many with it.  NULL: the queue has
+     * one consumer only. */
+    void *(*consumer)(void *q, unsigned id);
+    void (*consumer_done)(void *cc);
+    int (*dequeue_many)(void *cc, void **msg);
 };
 
 /* NULL-terminated list of the queues compiled in; [0] is libmpscq,

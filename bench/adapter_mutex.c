@@ -150,4 +150,7 @@ const struct bench_adapter bench_adapter_mutex = {
     .dequeue = mr_dequeue,
     .dequeue_batch = mr_dequeue_batch,
     .dequeue_wait = mr_dequeue_wait,
+    .consumer = bench_producer_is_queue,
+    .consumer_done = bench_producer_done_nothing,
+    .dequeue_many = mr_dequeue,
 };

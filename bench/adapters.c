@@ -71,6 +71,8 @@ static void *mq_create_nap(const struct bench_run_shape *shape, unsigned long lo
     mpscq_config_init(&cfg);
     cfg.capacity = shape->capacity;
     cfg.nap_ns = nap_ns;
+    /* The "consumers" workload: the many-consumer mode. */
+    cfg.consumers = shape->consumers > 1 ? MPSCQ_CONSUMERS_MANY : 0;
     mpscq_t *q;
     int rc = mpscq_create(&q, &cfg);
     if (rc != MPSCQ_OK) {
@@ -135,6 +137,9 @@ const struct bench_adapter bench_adapter_mpscq = {
     .dequeue = mq_dequeue,
     .dequeue_batch = mq_dequeue_batch,
     .dequeue_wait = mq_dequeue_wait,
+    .consumer = bench_producer_is_queue,
+    .consumer_done = bench_producer_done_nothing,
+    .dequeue_many = mq_dequeue,
 };
 
 /* The same with mpscq_config.nap_ns = 200 us: what a sleeping consumer

@@ -23,6 +23,8 @@
 #include <unistd.h>
 
 #define MAX_COLS 16
+/* The "consumers" workload's consumer threads (issue 13: 8P4C, 16P4C). */
+#define BENCH_MANY_CONSUMERS 4u
 
 struct options {
     unsigned producers[MAX_COLS], nproducers;
@@ -52,7 +54,8 @@ static void usage(FILE *f)
             "  -t, --seconds S          stop a throughput run after S seconds (default 5)\n"
             "  -r, --repeats N          runs of every configuration (default 5)\n"
             "  -q, --queues LIST        queues to run (default all; see --list)\n"
-            "  -w, --workloads LIST     throughput,bounded,batch,latency,sleeping,burst,probe\n"
+            "  -w, --workloads LIST     throughput,bounded,batch,latency,sleeping,burst,probe,\n"
+            "                           consumers\n"
             "                           (default all)\n"
             "  -c, --capacity N         bounded capacity (default 1024)\n"
             "  -b, --batch N            batch size (default 32)\n"
@@ -311,6 +314,8 @@ static int cell_skip(struct bench_table *tb, struct bench_cell *c)
         c->skip_reason = "n/a: capacity rounded up";
     else if ((f & BENCH_ONE_PRODUCER) && c->producers > 1)
         c->skip_reason = "n/a: one producer only";
+    else if (tb->consumers > 1 && !c->a->dequeue_many)
+        c->skip_reason = "n/a: one consumer only";
     c->skipped = c->skip_reason != NULL;
     return c->skipped;
 }
@@ -338,7 +343,8 @@ int main(int argc, char **argv)
         { "version", 0, 0, O_VERSION }, { 0, 0, 0, 0 }
     };
     static const char *const workload_names[] = { "throughput", "bounded", "batch", "latency",
-                                                  "sleeping", "burst", "probe", NULL };
+                                                  "sleeping", "burst", "probe", "consumers",
+                                                  NULL };
     const char *queue_names[16] = { 0 };
     for (int i = 0; bench_adapters[i] && i < 15; i++)
         queue_names[i] = bench_adapters[i]->name;
@@ -477,7 +483,7 @@ int main(int argc, char **argv)
     time_t now = time(NULL);
     strftime(rep.started, sizeof rep.started, "%Y-%m-%dT%H:%M:%SZ", gmtime(&now));
 
-    struct bench_table tables[8];
+    struct bench_table tables[12];
     rep.tables = tables;
     char title[256];
     unsigned latp[MAX_COLS];
@@ -511,6 +517,26 @@ int main(int argc, char **argv)
         add_table(&rep, "throughput-batch", title, KIND_THROUGHPUT, o.nproducers, o.producers,
                   NULL);
         tables[rep.ntables - 1].batch = o.batch;
+    }
+    if (in_list(o.workloads, "consumers")) {
+        /* A worker pool: 8 and 16 producers (or the -p counts from 8 up),
+         * 4 consumer threads. */
+        static unsigned many_p[MAX_COLS];
+        unsigned nmany = 0;
+        for (unsigned i = 0; i < o.nproducers; i++)
+            if (o.producers[i] >= 8)
+                many_p[nmany++] = o.producers[i];
+        if (!nmany) {
+            many_p[0] = 8;
+            many_p[1] = 16;
+            nmany = 2;
+        }
+        snprintf(title, sizeof title,
+                 "Throughput, unbounded, %u consumer threads (a worker pool), single "
+                 "enqueue/dequeue: million msg/s",
+                 BENCH_MANY_CONSUMERS);
+        add_table(&rep, "throughput-consumers", title, KIND_THROUGHPUT, nmany, many_p, NULL);
+        tables[rep.ntables - 1].consumers = BENCH_MANY_CONSUMERS;
     }
     if (in_list(o.workloads, "latency")) {
         snprintf(title, sizeof title,
@@ -575,7 +601,8 @@ int main(int argc, char **argv)
                     struct bench_cfg *cfg = &job.cfg;
                     *cfg = (struct bench_cfg){ .a = c->a, .producers = c->producers,
                                                .capacity = tb->capacity, .batch = tb->batch,
-                                               .messages = o.messages };
+                                               .messages = o.messages,
+                                               .consumers = tb->consumers };
                     double limit;
                     switch (tb->kind) {
                     case KIND_PROBE:

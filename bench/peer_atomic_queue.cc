@@ -88,5 +88,5 @@ extern "C" const struct bench_adapter bench_adapter_atomic_queue = {
     BENCH_BOUNDED | BENCH_PRESIZED | BENCH_ROUNDED_CAPACITY | BENCH_UNORDERED,
     aq_create, aq_destroy, bench_producer_is_queue, bench_producer_done_nothing,
     aq_enqueue, aq_enqueue_batch, aq_dequeue, aq_dequeue_batch,
-    nullptr,
+    nullptr, nullptr, nullptr, nullptr,
 };

@@ -130,4 +130,8 @@ const struct bench_adapter bench_adapter_ck = {
     .enqueue_batch = c_enqueue_batch,
     .dequeue = c_dequeue,
     .dequeue_batch = c_dequeue_batch,
+    /* ck_fifo_mpmc_dequeue is multi-consumer as it is. */
+    .consumer = bench_producer_is_queue,
+    .consumer_done = bench_producer_done_nothing,
+    .dequeue_many = c_dequeue,
 };

@@ -75,6 +75,30 @@ size_t mc_dequeue_batch(void *q, void **msgs, size_t max)
     return m->q.try_dequeue_bulk(m->ctok, msgs, max);
 }
 
+/* Several consumers: a ConsumerToken each. */
+struct mc_consumer {
+    mc_queue *mq;
+    moodycamel::ConsumerToken tok;
+    explicit mc_consumer(mc_queue *m) : mq(m), tok(m->q) {}
+};
+
+void *mc_consumer_new(void *q, unsigned id)
+{
+    (void)id;
+    return new (std::nothrow) mc_consumer(static_cast<mc_queue *>(q));
+}
+
+void mc_consumer_done(void *cc)
+{
+    delete static_cast<mc_consumer *>(cc);
+}
+
+int mc_dequeue_many(void *cc, void **msg)
+{
+    mc_consumer *c = static_cast<mc_consumer *>(cc);
+    return c->mq->q.try_dequeue(c->tok, *msg) ? BENCH_OK : BENCH_EMPTY;
+}
+
 } // namespace
 
 extern "C" const struct bench_adapter bench_adapter_moodycamel = {
@@ -84,5 +108,5 @@ extern "C" const struct bench_adapter bench_adapter_moodycamel = {
     BENCH_UNBOUNDED,
     mc_create, mc_destroy, mc_producer_new, mc_producer_done,
     mc_enqueue, mc_enqueue_batch, mc_dequeue, mc_dequeue_batch,
-    nullptr,
+    nullptr, mc_consumer_new, mc_consumer_done, mc_dequeue_many,
 };

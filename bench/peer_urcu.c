@@ -16,6 +16,7 @@
 
 #define _LGPL_SOURCE 1
 #include <urcu/wfcqueue.h>
+#include <pthread.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -36,6 +37,7 @@ struct wq {
     struct cds_wfcq_tail tail;
     char pad2[128 - sizeof(struct cds_wfcq_tail)];
     struct wprod *prod;   /* one per producer, freed in destroy */
+    pthread_mutex_t dlock; /* several consumers: wfcqueue's dequeue needs mutual exclusion */
     unsigned producers;
     uint64_t max;
 };
@@ -47,6 +49,7 @@ static void *w_create(const struct bench_run_shape *shape)
         return NULL;
     memset(q, 0, sizeof *q);
     __cds_wfcq_init(&q->head, &q->tail);
+    pthread_mutex_init(&q->dlock, NULL);
     q->producers = shape->producers;
     q->max = shape->max_per_producer;
     q->prod = calloc(shape->producers, sizeof *q->prod);
@@ -145,6 +148,18 @@ static size_t w_dequeue_batch(void *p, void **msgs, size_t max)
     return i;
 }
 
+/* Several consumers: wfcqueue's dequeue is single-consumer, so they take
+ * a lock around it (liburcu's cds_wfcq_dequeue_blocking does the same
+ * with the head's mutex). */
+static int w_dequeue_locked(void *p, void **msg)
+{
+    struct wq *q = p;
+    pthread_mutex_lock(&q->dlock);
+    int rc = w_dequeue(p, msg);
+    pthread_mutex_unlock(&q->dlock);
+    return rc;
+}
+
 const struct bench_adapter bench_adapter_wfcq = {
     .name = "wfcqueue",
     .describe = "liburcu " "cds_wfcq_enqueue, __cds_wfcq_dequeue_nonblocking; node per message "
@@ -158,4 +173,7 @@ const struct bench_adapter bench_adapter_wfcq = {
     .enqueue_batch = w_enqueue_batch,
     .dequeue = w_dequeue,
     .dequeue_batch = w_dequeue_batch,
+    .consumer = bench_producer_is_queue,
+    .consumer_done = bench_producer_done_nothing,
+    .dequeue_many = w_dequeue_locked,
 };

@@ -43,6 +43,7 @@ struct bench_table {
     enum bench_kind kind;
     size_t capacity;
     unsigned batch;
+    unsigned consumers;           /* > 1: the "consumers" workload */
     uint64_t messages;
     double seconds;
     unsigned ncols;               /* producer counts or rates */

@@ -206,6 +206,8 @@ static size_t take(const struct bench_cfg *c, void *q, void **m, size_t max)
 
 int bench_run(const struct bench_cfg *c, struct bench_result *r)
 {
+    if (c->consumers > 1)
+        return bench_run_many(c, r);
     memset(r, 0, sizeof *r);
     bench_clock_init();
     unsigned P = c->producers;
@@ -225,7 +227,7 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
     if (s.per < 1)
         s.per = 1;
     uint64_t total = s.per * P;
-    struct bench_run_shape shape = { c->capacity, P, s.per };
+    struct bench_run_shape shape = { c->capacity, P, s.per, 1 };
 
     /* Everything the measurement needs is allocated first, so that the
      * heap and RSS figures below see the queue alone. */
@@ -512,7 +514,7 @@ int bench_probe(const struct bench_adapter *a, unsigned producers, size_t capaci
     if (!(a->flags & BENCH_BOUNDED) || capacity < 1 || producers < 1)
         return -1;
     /* The filler is producer `producers`, so each thread has its own id. */
-    struct bench_run_shape shape = { capacity, producers + 1, capacity + attempts };
+    struct bench_run_shape shape = { capacity, producers + 1, capacity + attempts, 1 };
     void *q = a->create(&shape);
     if (!q)
         return -1;

@@ -25,6 +25,7 @@ struct bench_cfg {
     double rate;             /* offered msg/s in all; 0 = flat out */
     enum bench_consumer consumer;
     int latency;             /* time every operation */
+    unsigned consumers;      /* > 1: bench_run_many (consumers.c) */
 };
 
 struct bench_result {
@@ -46,6 +47,9 @@ struct bench_result {
 
 /* 0 if the run happened (see r->verified), -1 if it could not start. */
 int bench_run(const struct bench_cfg *cfg, struct bench_result *r);
+/* The same with cfg->consumers consumer threads on the adapter's
+ * dequeue_many (consumers.c): throughput and CPU only. */
+int bench_run_many(const struct bench_cfg *cfg, struct bench_result *r);
 
 /* Full-enqueue and empty-dequeue latency: a bounded queue of `capacity`
  * filled, then `producers` threads each time `attempts` enqueues that
