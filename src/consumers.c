@@ -246,6 +246,7 @@ static int reclaim_due(struct mpscq *q, uint64_t c, int idle)
     /* Acquire: the segment's id, written by its linker before the
      * recycler reached it (pairs with the recycler's store). */
     struct mpscq_segment *cs = atomic_load_explicit(&q->cseg, memory_order_acquire);
+    MPSCQ_HB_AFTER(&q->cseg);
     return (c >> q->shift) > cs->id ||
            atomic_load_explicit(&q->reclaim_left, memory_order_relaxed) ||
            (idle && atomic_load_explicit(&q->pool_count, memory_order_relaxed) > mpscq_pool_keep(q));
