@@ -13,14 +13,14 @@
  *    its ticket and its write: nobody waits for it), and claims the first
  *    takeable one: CAS of its state from the value read to value|TAKEN.
  *    A lost CAS means another consumer took that message: back off and
- *    scan again (lock-free).
- *  - Per-producer order, per consumer: each scan reads tail (acquire)
- *    first and looks only below it.  A producer writes a message before
- *    it takes its next ticket, so when the candidate's producer has an
- *    earlier message in the scanned range, its write happens before our
- *    load of tail and the scan reads it as written: the candidate is
- *    never taken past an earlier message of its own producer.  A batch's
- *    interior is takeable only once its predecessor is taken.
+ *    go on with the next ticket (lock-free).
+ *  - Per-producer order, per consumer: a scan looks only below a limit
+ *    its thread loaded from tail (acquire) before it read the tickets it
+ *    passes; when it reloads the limit midway it reads them again.  A
+ *    producer writes a message before it takes its next ticket, so an
+ *    earlier message of the candidate's producer reads as written: the
+ *    candidate is never taken past it.  A batch's interior is takeable
+ *    only once its predecessor is taken.
  *  - A claim is final: nothing is put back, so a consumer stopped between
  *    its claim and its return holds its own message and nothing else.
  *  - Reclamation: each dequeue names the consumers' entry segment (cseg)
@@ -30,7 +30,6 @@
  */
 #include "config.h"
 
-#include <limits.h>
 #include <time.h>
 
 #include "arch.h"
@@ -41,8 +40,9 @@
 #include "segment.h"
 #include "wait.h"
 
-/* Inside a many-consumer call: a log_fn or alloc_fn that calls back into
- * one is MPSCQ_BUSY (the record's hpc has one owner call at a time). */
+/* Inside a many-consumer call: a log_fn, alloc_fn or free_fn that calls
+ * back into one is MPSCQ_BUSY (the record's hpc has one owner call at a
+ * time). */
 static _Thread_local int in_many;
 
 /* A take moves chead once it is this far behind (many_take). */
