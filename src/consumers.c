@@ -206,6 +206,7 @@ static void try_reclaim(struct mpscq *q, int idle)
     /* Acquire: the advancers' release CAS (their reads of the states). */
     uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
     MPSCQ_HB_AFTER(&q->chead);
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_RECLAIM, q, c);
     /* Relaxed: only the flag's holder stores it. */
     struct mpscq_segment *old = atomic_load_explicit(&q->cseg, memory_order_relaxed);
     struct mpscq_segment *s = old;
@@ -263,6 +264,7 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
      * cseg's segment holds a ticket at or below it. */
     uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
     MPSCQ_HB_AFTER(&q->chead);
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_PROTECTED, q, c);
     /* The limit: this thread's last load of tail, refreshed when the scan
      * reaches it, and always before an EMPTY.  Any load of tail serves
      * the order argument (design.md s. 16): it read the fetch-and-add of

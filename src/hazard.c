@@ -210,6 +210,7 @@ static struct mpscq_hp_rec *new_record(struct mpscq *q, int kind)
     MPSCQ_HG_ATOMIC_VAR(r->next);
     MPSCQ_HG_ATOMIC_VAR(r->kind);
     MPSCQ_HG_ATOMIC_VAR(r->hpc);
+    MPSCQ_HG_ATOMIC_VAR(r->cdeq);
     /* acq_rel XCHG: release publishes r's initialized fields to the
      * consumer's acquire load of q->records (and to a later handle's walk
      * of the list); acquire makes the old head's contents visible before

@@ -96,9 +96,13 @@ enum {
                                 * not returned yet */
     MPSCQ_HOOK_MANY_ARM,       /* many consumers, dequeue_wait: a round
                                 * (ticket) starts, parked not set yet */
-    MPSCQ_HOOK_MANY_WOKEN      /* many consumers, dequeue_wait: the futex
+    MPSCQ_HOOK_MANY_WOKEN,     /* many consumers, dequeue_wait: the futex
                                 * wait is over, no look yet (ticket = 1: it
                                 * timed out) */
+    MPSCQ_HOOK_MANY_PROTECTED, /* many consumers: hazard on cseg published,
+                                * chead read (ticket), no state read yet */
+    MPSCQ_HOOK_MANY_RECLAIM    /* many consumers: the recycler's flag held,
+                                * cseg not moved yet (ticket = chead) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;

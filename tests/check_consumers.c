@@ -18,6 +18,7 @@
 
 #include "testutil.h"
 #include "internal.h"
+#include "arch.h"
 
 static mpscq_t *new_many(size_t capacity, size_t slots)
 {
@@ -259,6 +260,17 @@ static void run_load(size_t capacity, size_t slots, unsigned producers, unsigned
         cs[i].l = &l;
         cs[i].id = i;
         ck_assert_int_eq(pthread_create(&ct[i], NULL, load_consumer, &cs[i]), 0);
+    }
+    /* Statistics read while consumers run (each thread's count in its
+     * record): never backwards, never past what was sent. */
+    unsigned long long prev = 0;
+    while (atomic_load(&l.producers_done) < (int)producers) {
+        struct mpscq_stats st;
+        mpscq_stats(l.q, &st);
+        ck_assert_uint_ge(st.dequeued, prev);
+        ck_assert_uint_le(st.dequeued, per * producers);
+        prev = st.dequeued;
+        sched_yield();
     }
     for (unsigned i = 0; i < producers; i++)
         pthread_join(pt[i], NULL);
@@ -1252,6 +1264,416 @@ START_TEST(test_memory_back)
 }
 END_TEST
 
+/* ---- review gaps: stopped recycler, scan across recycling, interior at
+ * chead, BUSY from callbacks, batch_wait's ends, bounded exactness ---- */
+
+/* Warm a queue up so that its memory is at its idle level: this thread's
+ * record, the pool filled to its idle bound. */
+static long long warm_base(mpscq_t *q, struct tu_alloc *a, size_t slots)
+{
+    void *m;
+    for (size_t i = 0; i < 5 * slots; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, NULL), MPSCQ_OK);
+    for (size_t i = 0; i < 5 * slots; i++)
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    return atomic_load(&a->outstanding);
+}
+
+static mpscq_t *new_counted(struct tu_alloc *a, size_t slots)
+{
+    tu_alloc_init(a);
+    mpscq_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.consumers = MPSCQ_CONSUMERS_MANY;
+    cfg.segment_slots = slots;
+    tu_config_alloc(&cfg, a);
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &cfg), MPSCQ_OK);
+    return q;
+}
+
+struct takes {
+    mpscq_t *q;
+    unsigned n;
+    void *msg[8];
+    int rc[8];
+};
+
+static void *take_n(void *p)
+{
+    struct takes *k = p;
+    for (unsigned i = 0; i < k->n; i++)
+        k->rc[i] = mpscq_dequeue(k->q, &k->msg[i]);
+    return NULL;
+}
+
+/* A consumer stopped while it holds the recycler's flag: the others go
+ * on taking everything (they skip recycling, they never wait for the
+ * flag); memory waits for it, and is recycled once it goes on. */
+START_TEST(test_stalled_recycler)
+{
+    struct tu_alloc a;
+    mpscq_t *q = new_counted(&a, 4);
+    long long base = warm_base(q, &a, 4);
+    uint64_t t0 = (uint64_t)5 * 4; /* tickets the warm-up used */
+    for (uint64_t i = 0; i < 8; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    /* Its fourth take ends a segment: chead moves to t0 + 4 and it
+     * recycles; it stops there, flag held. */
+    stop_arm(MPSCQ_HOOK_MANY_RECLAIM, t0 + 4);
+    struct takes k = { .q = q, .n = 4 };
+    MPSCQ_HG_ATOMIC(&k, sizeof k);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, take_n, &k), 0);
+    stop_wait();
+    void *m;
+    for (uint64_t i = 4; i < 8; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(0, i));
+    }
+    /* 100 segments more go through while it is stopped. */
+    for (uint64_t i = 8; i < 408; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    for (uint64_t i = 8; i < 408; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(0, i));
+    }
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    /* Nobody else recycled: the drained segments are all still there. */
+    long long seg = (long long)((struct mpscq *)q)->seg_bytes;
+    ck_assert_int_ge(atomic_load(&a.outstanding), base + 90 * seg);
+    stop_release();
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    for (unsigned i = 0; i < 4; i++) {
+        ck_assert_int_eq(k.rc[i], MPSCQ_OK);
+        ck_assert_ptr_eq(k.msg[i], tu_msg(0, i));
+    }
+    /* Idle: the next empty dequeues recycle all of it (one record more,
+     * the stopped thread's, one cache line). */
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_le(atomic_load(&a.outstanding), base + 64 + seg);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+/* A consumer stopped mid-dequeue, its hazard on cseg published, while
+ * the others drain many segments and recycle: its segment and every
+ * later one stay (the hazard), and when it goes on its scan walks them
+ * to the one message left. */
+START_TEST(test_scan_across_recycling)
+{
+    struct tu_alloc a;
+    mpscq_t *q = new_counted(&a, 4);
+    long long base = warm_base(q, &a, 4);
+    uint64_t t0 = (uint64_t)5 * 4;
+    for (uint64_t i = 0; i < 2; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    stop_arm(MPSCQ_HOOK_MANY_PROTECTED, t0);
+    struct takes k = { .q = q, .n = 1 };
+    MPSCQ_HG_ATOMIC(&k, sizeof k);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, take_n, &k), 0);
+    stop_wait();
+    void *m;
+    for (uint64_t i = 0; i < 402; i++) {
+        if (i >= 2)
+            ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(0, i));
+    }
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    /* The stopped scan's hazard holds every segment from its own on. */
+    long long seg = (long long)((struct mpscq *)q)->seg_bytes;
+    ck_assert_int_ge(atomic_load(&a.outstanding), base + 90 * seg);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, 0)), MPSCQ_OK);
+    stop_release();
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(k.rc[0], MPSCQ_OK);
+    ck_assert_ptr_eq(k.msg[0], tu_msg(1, 0));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_le(atomic_load(&a.outstanding), base + 64 + seg);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+/* A batch's head claimed by a consumer that stops before it returns
+ * (chead has not moved past it): another consumer takes the interiors,
+ * in order, without waiting for it. */
+START_TEST(test_interior_after_stopped_head)
+{
+    mpscq_t *q = new_many(0, 8);
+    void *in[3] = { tu_msg(0, 0), tu_msg(0, 1), tu_msg(0, 2) };
+    ck_assert_int_eq(mpscq_enqueue_batch(q, in, 3), MPSCQ_OK);
+    stop_arm(MPSCQ_HOOK_MANY_CLAIMED, 0);
+    struct takes k = { .q = q, .n = 1 };
+    MPSCQ_HG_ATOMIC(&k, sizeof k);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, take_n, &k), 0);
+    stop_wait();
+    ck_assert_uint_eq(atomic_load(&((struct mpscq *)q)->chead), 0);
+    void *m;
+    for (uint64_t i = 1; i < 3; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(0, i));
+    }
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    stop_release();
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(k.rc[0], MPSCQ_OK);
+    ck_assert_ptr_eq(k.msg[0], tu_msg(0, 0));
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* A callback (log_fn, alloc_fn) that calls back into a consumer call of
+ * the same thread gets MPSCQ_BUSY from each of the four, and the outer
+ * call completes. */
+struct reenter {
+    mpscq_t *q;
+    _Atomic int calls;
+    int rc[4];
+    size_t n;
+    struct tu_alloc a;
+};
+static struct reenter re;
+
+static void reenter_all(void)
+{
+    void *m = (void *)0x1, *b[2];
+    re.rc[0] = mpscq_dequeue(re.q, &m);
+    re.rc[1] = mpscq_dequeue_wait(re.q, &m, 0);
+    re.rc[2] = mpscq_dequeue_batch_wait(re.q, b, 2, &re.n, 0);
+    re.rc[3] = (int)mpscq_dequeue_batch(re.q, b, 2);
+    atomic_fetch_add(&re.calls, 1);
+}
+
+static void reenter_log(int level, const char *msg, void *arg)
+{
+    (void)level;
+    (void)msg;
+    (void)arg;
+    reenter_all();
+}
+
+static void *reenter_alloc(size_t size, void *arg)
+{
+    /* The record of a consumer's first call: re-enter from inside it. */
+    if (size == MPSCQ_CACHELINE && re.q && !atomic_load(&re.calls))
+        reenter_all();
+    void *p = NULL;
+    if (posix_memalign(&p, 64, size))
+        return NULL;
+    atomic_fetch_add(&((struct tu_alloc *)arg)->outstanding, (long long)size);
+    return p;
+}
+
+static void reenter_free(void *p, size_t size, void *arg)
+{
+    atomic_fetch_sub(&((struct tu_alloc *)arg)->outstanding, (long long)size);
+    free(p);
+}
+
+static void reenter_check(void)
+{
+    ck_assert_int_eq(atomic_load(&re.calls), 1);
+    ck_assert_int_eq(re.rc[0], MPSCQ_BUSY);
+    ck_assert_int_eq(re.rc[1], MPSCQ_BUSY);
+    ck_assert_int_eq(re.rc[2], MPSCQ_BUSY);
+    ck_assert_uint_eq(re.n, 0);
+    ck_assert_int_eq(re.rc[3], 0); /* the batch: nothing taken */
+}
+
+static void *first_dequeue(void *p)
+{
+    struct takes *k = p;
+    k->rc[0] = mpscq_dequeue(k->q, &k->msg[0]);
+    return NULL;
+}
+
+START_TEST(test_busy_from_callbacks)
+{
+    mpscq_config cfg;
+    memset(&cfg, 0, sizeof cfg);
+    cfg.consumers = MPSCQ_CONSUMERS_MANY;
+    cfg.log_fn = reenter_log;
+    tu_alloc_init(&re.a);
+    cfg.alloc_fn = reenter_alloc;
+    cfg.free_fn = reenter_free;
+    cfg.alloc_arg = &re.a;
+    mpscq_t *q;
+    re.q = NULL;
+    ck_assert_int_eq(mpscq_create(&q, &cfg), MPSCQ_OK);
+    void *m;
+    /* log_fn: the contention warning, from inside the claim loop. */
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 0)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK); /* records exist */
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 1)), MPSCQ_OK);
+    atomic_store(&re.calls, 0);
+    re.n = 99;
+    re.q = q;
+    atomic_store(&mpscq_test_cas_failures, 1000);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, 1));
+    reenter_check();
+    /* alloc_fn: a new thread's first dequeue allocates its record. */
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 2)), MPSCQ_OK);
+    atomic_store(&re.calls, 0);
+    re.n = 99;
+    struct takes k = { .q = q, .n = 1 };
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, first_dequeue, &k), 0);
+    pthread_join(th, NULL);
+    ck_assert_int_eq(k.rc[0], MPSCQ_OK);
+    ck_assert_ptr_eq(k.msg[0], tu_msg(0, 2));
+    reenter_check();
+    re.q = NULL;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&re.a.outstanding), 0);
+}
+END_TEST
+
+struct bwait {
+    mpscq_t *q;
+    void *b[8];
+    size_t n;
+    _Atomic int rc;
+};
+
+static void *batch_wait_forever(void *p)
+{
+    struct bwait *w = p;
+    w->rc = mpscq_dequeue_batch_wait(w->q, w->b, 8, &w->n, -1);
+    return NULL;
+}
+
+static _Atomic int parked_once;
+static void note_park(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_PARK)
+        atomic_store(&parked_once, 1);
+}
+
+/* mpscq_dequeue_batch_wait's other ends: TIMEOUT with *n = 0, what is
+ * ready up to max, CLOSED once drained, and a sleeper woken by close. */
+START_TEST(test_batch_wait_ends)
+{
+    mpscq_t *q = new_many(0, 4);
+    void *b[8];
+    size_t n = 7;
+    ck_assert_int_eq(mpscq_dequeue_batch_wait(q, b, 8, &n, 0), MPSCQ_TIMEOUT);
+    ck_assert_uint_eq(n, 0);
+    n = 7;
+    ck_assert_int_eq(mpscq_dequeue_batch_wait(q, b, 8, &n, 2000000), MPSCQ_TIMEOUT);
+    ck_assert_uint_eq(n, 0);
+    for (uint64_t i = 0; i < 10; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    mpscq_close(q);
+    ck_assert_int_eq(mpscq_dequeue_batch_wait(q, b, 8, &n, -1), MPSCQ_OK);
+    ck_assert_uint_eq(n, 8);
+    for (uint64_t i = 0; i < 8; i++)
+        ck_assert_ptr_eq(b[i], tu_msg(0, i));
+    ck_assert_int_eq(mpscq_dequeue_batch_wait(q, b, 8, &n, -1), MPSCQ_OK);
+    ck_assert_uint_eq(n, 2);
+    ck_assert_ptr_eq(b[0], tu_msg(0, 8));
+    ck_assert_ptr_eq(b[1], tu_msg(0, 9));
+    n = 7;
+    ck_assert_int_eq(mpscq_dequeue_batch_wait(q, b, 8, &n, -1), MPSCQ_CLOSED);
+    ck_assert_uint_eq(n, 0);
+    mpscq_destroy(q, NULL, NULL);
+
+    /* Asleep with no timeout: the close ends it. */
+    q = new_many(0, 4);
+    atomic_store(&parked_once, 0);
+    mpscq_test_hook = note_park;
+    struct bwait w = { .q = q, .n = 7, .rc = -1 };
+    MPSCQ_HG_ATOMIC(&w, sizeof w);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, batch_wait_forever, &w), 0);
+    while (!atomic_load(&parked_once))
+        sched_yield();
+    mpscq_close(q);
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_CLOSED);
+    ck_assert_uint_eq(w.n, 0);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* Bounded, capacity 64 (places come back in batches of 8): consumers in
+ * three threads take the messages; never more than 64 accepted and not
+ * taken, and FULL at most 7 places early. */
+START_TEST(test_bounded_exact_across_consumers)
+{
+    mpscq_t *q = new_many(64, 16);
+    ck_assert_uint_eq(((struct mpscq *)q)->release_batch, 8);
+    uint64_t next_in = 0, next_out = 0;
+    /* Totals 1, 8, 11, 16, 32, 40, 42, 48: some end exactly on a batch. */
+    static const unsigned takes[] = { 1, 7, 3, 5, 16, 8, 2, 6 };
+    for (unsigned round = 0; round < sizeof takes / sizeof takes[0]; round++) {
+        /* Fill: exactly the free places are accepted. */
+        uint64_t queued;
+        while (mpscq_enqueue(q, tu_msg(0, next_in)) == MPSCQ_OK)
+            next_in++;
+        queued = next_in - next_out;
+        ck_assert_uint_le(queued, 64);
+        ck_assert_uint_ge(queued, 64 - 7);
+        /* Take some, spread over threads taking up to three each. */
+        unsigned take = takes[round];
+        for (unsigned done = 0; done < take;) {
+            struct takes k = { .q = q, .n = take - done < 3 ? take - done : 3 };
+            pthread_t th;
+            ck_assert_int_eq(pthread_create(&th, NULL, take_n, &k), 0);
+            pthread_join(th, NULL);
+            for (unsigned i = 0; i < k.n; i++) {
+                ck_assert_int_eq(k.rc[i], MPSCQ_OK);
+                ck_assert_ptr_eq(k.msg[i], tu_msg(0, next_out));
+                next_out++;
+            }
+            done += k.n;
+        }
+    }
+    /* Drain: an EMPTY publishes every take, so all 64 places are back. */
+    void *m;
+    while (mpscq_dequeue(q, &m) == MPSCQ_OK)
+        ck_assert_ptr_eq(m, tu_msg(0, next_out++));
+    ck_assert_uint_eq(next_out, next_in);
+    for (uint64_t i = 0; i < 64; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, i)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, 64)), MPSCQ_FULL);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+#ifdef MPSCQ_HAVE_ASM
+/* The test library dispatches through mpscq_impl, which starts at the C
+ * twins: the "asm" case runs these tests through the NASM entries, whose
+ * consumer check fails on a many-consumer queue and hands over to C. */
+static void use_asm(void)
+{
+    mpscq_impl = &mpscq_impl_asm;
+}
+
+static void use_c(void)
+{
+    mpscq_impl = &mpscq_impl_base;
+}
+#endif
+
 static Suite *consumers_suite(void)
 {
     Suite *s = suite_create("consumers");
@@ -1279,7 +1701,24 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_bounded_strict);
     tcase_add_test(tc, test_backpressure_close_drain);
     tcase_add_test(tc, test_memory_back);
+    tcase_add_test(tc, test_stalled_recycler);
+    tcase_add_test(tc, test_scan_across_recycling);
+    tcase_add_test(tc, test_interior_after_stopped_head);
+    tcase_add_test(tc, test_busy_from_callbacks);
+    tcase_add_test(tc, test_batch_wait_ends);
+    tcase_add_test(tc, test_bounded_exact_across_consumers);
     suite_add_tcase(s, tc);
+#ifdef MPSCQ_HAVE_ASM
+    tc = tcase_create("asm");
+    tcase_set_timeout(tc, 240);
+    tcase_add_checked_fixture(tc, use_asm, use_c);
+    tcase_add_test(tc, test_contract);
+    tcase_add_test(tc, test_exact_16p4c);
+    tcase_add_test(tc, test_stalled_consumer);
+    tcase_add_test(tc, test_bounded_strict);
+    tcase_add_test(tc, test_busy_from_callbacks);
+    suite_add_tcase(s, tc);
+#endif
     return s;
 }
 
