@@ -219,6 +219,7 @@ static struct mpscq_hp_rec *new_record(struct mpscq *q, int kind)
     MPSCQ_HB_BEFORE(&q->records);
     struct mpscq_hp_rec *old = atomic_exchange_explicit(&q->records, r, memory_order_acq_rel);
     MPSCQ_HB_AFTER(&q->records);
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_REC_LINKING, q, 0);
     /* Release: a scan that reads the link sees the older records. */
     MPSCQ_HB_BEFORE(&r->next);
     atomic_store_explicit(&r->next, old, memory_order_release);
@@ -356,12 +357,28 @@ int mpscq_hp_protected(const struct mpscq *q, const void *seg, int all_counts)
 
 uint64_t mpscq_hp_sum_dequeued(const struct mpscq *q)
 {
+    /* The directory, not the list: a record being linked hides the older
+     * ones from a walk of the list (MPSCQ_HP_LINKING), and a sum read
+     * then went back, to 0 at worst.  Every count is in a slot's record
+     * (count_take's record comes from mpscq_hp_acquire), and a record
+     * stays in its entry until destroy, so each entry, once seen, is seen
+     * by every later read of this thread (coherence), and a count only
+     * grows: successive sums never go back.  Acquire on each leaf and
+     * entry: pairs with register_record's release stores (the record's
+     * fields are initialized when seen). */
+    struct mpscq *m = (struct mpscq *)q;
     uint64_t sum = 0;
-    /* Acquire on the head and each link, as in mpscq_hp_protected. */
-    struct mpscq_hp_rec *r = atomic_load_explicit(&q->records, memory_order_acquire);
-    for (; r && r != MPSCQ_HP_LINKING; r = atomic_load_explicit(&r->next, memory_order_acquire))
-        /* Relaxed: a count, exact when no dequeue is in flight. */
-        sum += atomic_load_explicit(&r->cdeq, memory_order_relaxed);
+    for (unsigned i = 0; i < MPSCQ_DIR_TOP; i++) {
+        struct mpscq_hp_leaf *leaf = atomic_load_explicit(&m->dir[i], memory_order_acquire);
+        if (!leaf)
+            continue;
+        for (unsigned j = 0; j < MPSCQ_DIR_LEAF; j++) {
+            struct mpscq_hp_rec *r = atomic_load_explicit(&leaf->rec[j], memory_order_acquire);
+            /* Relaxed: a count, exact when no dequeue is in flight. */
+            if (r)
+                sum += atomic_load_explicit(&r->cdeq, memory_order_relaxed);
+        }
+    }
     return sum;
 }
 

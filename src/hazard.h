@@ -123,7 +123,8 @@ MPSCQ_HIDDEN void mpscq_hp_release_handle(struct mpscq *q, struct mpscq_hp_rec *
  * all_counts = 0. */
 MPSCQ_HIDDEN int mpscq_hp_protected(const struct mpscq *q, const void *seg, int all_counts);
 
-/* The sum of the records' cdeq (many-consumer mode, unbounded). */
+/* The sum of the slot records' cdeq, read from the directory (many-consumer
+ * mode, unbounded): successive sums of one thread never go back. */
 MPSCQ_HIDDEN uint64_t mpscq_hp_sum_dequeued(const struct mpscq *q);
 
 /* Live-queue registry, so that a thread exiting after mpscq_destroy does

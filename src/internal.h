@@ -101,8 +101,11 @@ enum {
                                 * timed out) */
     MPSCQ_HOOK_MANY_PROTECTED, /* many consumers: hazard on cseg published,
                                 * chead read (ticket), no state read yet */
-    MPSCQ_HOOK_MANY_RECLAIM    /* many consumers: the recycler's flag held,
+    MPSCQ_HOOK_MANY_RECLAIM,   /* many consumers: the recycler's flag held,
                                 * cseg not moved yet (ticket = chead) */
+    MPSCQ_HOOK_REC_LINKING     /* a thread's first call: its new record is
+                                * the list's head, not linked to the older
+                                * ones yet (ticket = 0) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;

@@ -1659,6 +1659,43 @@ START_TEST(test_bounded_exact_across_consumers)
 }
 END_TEST
 
+/* mpscq_stats and mpscq_size while a thread's first call links its
+ * record (stopped between making it the list's head and linking it to
+ * the older ones): the takes counted in the older records still count.
+ * (A sum over the list stopped at the unlinked record: dequeued fell to
+ * 0 for that instant, and test_exact_16p4c's monitor saw it go back.) */
+START_TEST(test_stats_record_linking)
+{
+    mpscq_t *q = new_many(0, 4);
+    for (uintptr_t i = 0; i < 10; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, i)), MPSCQ_OK);
+    for (uintptr_t i = 0; i < 6; i++) {
+        void *m;
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(1, i));
+    }
+    stop_arm(MPSCQ_HOOK_REC_LINKING, 0);
+    struct one a = { .q = q, .msg = tu_msg(2, 0), .rc = -1, .timeout = 0 };
+    pthread_t th;
+    ck_assert_int_eq(start_one(&th, enqueue_one, &a), 0);
+    stop_wait();
+    struct mpscq_stats st;
+    mpscq_stats(q, &st);
+    ck_assert_uint_eq(st.enqueued, 10);
+    ck_assert_uint_eq(st.dequeued, 6);
+    ck_assert_uint_eq(mpscq_size(q), 4);
+    stop_release();
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(a.rc, MPSCQ_OK);
+    mpscq_stats(q, &st);
+    ck_assert_uint_eq(st.enqueued, 11);
+    ck_assert_uint_eq(st.dequeued, 6);
+    ck_assert_uint_eq(mpscq_size(q), 5);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 #ifdef MPSCQ_HAVE_ASM
 /* The test library dispatches through mpscq_impl, which starts at the C
  * twins: the "asm" case runs these tests through the NASM entries, whose
@@ -1707,6 +1744,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_busy_from_callbacks);
     tcase_add_test(tc, test_batch_wait_ends);
     tcase_add_test(tc, test_bounded_exact_across_consumers);
+    tcase_add_test(tc, test_stats_record_linking);
     suite_add_tcase(s, tc);
 #ifdef MPSCQ_HAVE_ASM
     tc = tcase_create("asm");
