@@ -253,18 +253,88 @@ static int reclaim_due(struct mpscq *q, uint64_t c, int idle)
            (idle && atomic_load_explicit(&q->pool_count, memory_order_relaxed) > mpscq_pool_keep(q));
 }
 
+/* What this thread knows of a queue's tickets, kept between its calls
+ * (design.md s. 16, "The private cursor"): every ticket in [chead, pos)
+ * is done but those in the holes, ranges of tickets it passed not done
+ * (a stopped batch is one range).  A claim or a
+ * refusal is final, so what was done stays done, and nothing at or past
+ * chead is recycled; the holes are read again in every scan.  Without it
+ * a producer stopped between ticket and write would make every dequeue
+ * read every state from chead (where it holds chead) onwards: a burst of
+ * N messages behind it cost N*N/2 state reads.  One queue at a time:
+ * another queue's call starts over from chead (always correct, only
+ * slower). */
+#define MPSCQ_CHOLES 8
+struct many_pos {
+    const struct mpscq *q;
+    uint64_t qid;                  /* with q: whose knowledge it is */
+    uint64_t pos;
+    /* A segment at or before pos's, and its first ticket: usable while
+     * chead < segbase + nslots (it was never recyclable: design.md 16). */
+    struct mpscq_segment *seg;
+    uint64_t segbase;
+    /* [hs[i], he[i]): ascending, disjoint, below pos.  Only a range's
+     * front is dropped as it is found done; a done ticket inside one is
+     * read again, as it would be without the cursor. */
+    uint64_t hs[MPSCQ_CHOLES], he[MPSCQ_CHOLES];
+    unsigned nh;
+};
+static _Thread_local struct many_pos mpos;
+
+static inline void drop_hole(struct many_pos *p, unsigned i)
+{
+    for (unsigned j = i + 1; j < p->nh; j++) {
+        p->hs[j - 1] = p->hs[j];
+        p->he[j - 1] = p->he[j];
+    }
+    p->nh--;
+}
+
+/* Ticket h of hole i was read done (front) or passed; the next ticket
+ * of the holes to read.  *i moves on when hole i is over or dropped. */
+static inline uint64_t hole_step(struct many_pos *p, unsigned *i, uint64_t h, int done)
+{
+    if (done && h == p->hs[*i])
+        p->hs[*i]++;
+    h++;
+    if (p->hs[*i] >= p->he[*i])
+        drop_hole(p, *i);
+    else if (h < p->he[*i])
+        return h;
+    else
+        ++*i;
+    return *i < p->nh ? p->hs[*i] : 0;
+}
+
 /* One dequeue: MPSCQ_OK, MPSCQ_EMPTY or MPSCQ_CLOSED. */
 static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
 {
     struct mpscq_backoff bo;
     mpscq_backoff_init(&bo);
-    struct mpscq_segment *s = protect(q, r);
+    struct many_pos *p = &mpos;
+    struct mpscq_segment *s0 = protect(q, r), *s = s0;
     /* Acquire: pairs with advance_chead's release (the states below it
      * are done, a batch interior at it is written).  Read after cseg, so
      * cseg's segment holds a ticket at or below it. */
     uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
     MPSCQ_HB_AFTER(&q->chead);
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_PROTECTED, q, c);
+    if (p->q != q || p->qid != q->qid || p->pos < c) {
+        p->q = q;
+        p->qid = q->qid;
+        p->pos = c;
+        p->seg = NULL;
+        p->nh = 0;
+    } else
+        while (p->nh && p->hs[0] < c) {
+            /* Below chead: done. */
+            p->hs[0] = c;
+            if (p->hs[0] >= p->he[0])
+                drop_hole(p, 0);
+        }
+    /* Never recycled (its end was never below chead), and now at or
+     * after cseg, which our hazard names: usable. */
+    int segok = p->seg && c < p->segbase + q->nslots;
     /* The limit: this thread's last load of tail, refreshed when the scan
      * reaches it, and always before an EMPTY.  Any load of tail serves
      * the order argument (design.md s. 16): it read the fetch-and-add of
@@ -272,45 +342,51 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
      * visible to this later scan. */
     uint64_t lim = r->climit & ~MPSCQ_TAIL_CLOSED;
     int final = (r->climit & MPSCQ_TAIL_CLOSED) != 0, fresh = 0;
-    uint64_t t = c, hole = UINT64_MAX;
-    struct mpscq_segment *hseg = NULL; /* holds the first passed ticket */
-    int pred_done = 1; /* the ticket before chead is done */
+    /* The scan: the holes (i < nh, h the ticket in hole i), then u from
+     * pos.  frozen: a ticket passed with the hole list full; pos stays
+     * at it, u goes on. */
+    unsigned i = 0;
+    uint64_t h = p->nh ? p->hs[0] : 0, u = p->pos, prev = UINT64_MAX;
+    int prev_done = 1, frozen = 0;
     for (;;) {
-        if (t >= lim) {
+        int at_hole = i < p->nh;
+        uint64_t t = at_hole ? h : u;
+        if (!at_hole && t >= lim) {
             if (fresh)
                 break;
             lim = load_limit(q, &final);
             r->climit = lim | (final ? MPSCQ_TAIL_CLOSED : 0);
             fresh = 1;
-            if (hole != UINT64_MAX) {
+            if (p->nh || frozen) {
                 /* The tickets passed so far were read before this load:
                  * read them again after it, or a message written before
                  * a later ticket of its producer could be passed while
                  * that later one is taken (per-producer order, design.md
-                 * s. 16).  Every ticket before the first passed one is
-                 * done. */
-                t = hole;
-                s = hseg;
-                hole = UINT64_MAX;
-                pred_done = 1;
+                 * s. 16). */
+                i = 0;
+                h = p->nh ? p->hs[0] : 0;
+                u = p->pos;
+                s = s0;
+                prev = UINT64_MAX;
             }
             continue;
         }
         if (t - s->base >= q->nslots) {
+            if (!at_hole && segok && p->segbase > s->base && t >= p->segbase) {
+                s = p->seg;
+                continue;
+            }
             /* Acquire: the linker's id and cleared states. */
             struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
-            if (!n) {
-                /* Not linked yet: nothing in it is written. */
-                if (hole == UINT64_MAX)
-                    hole = t;
-                break;
-            }
+            if (!n)
+                break; /* not linked yet (never a hole's): nothing in it is written */
             MPSCQ_HB_AFTER(&s->next);
             s = n;
             continue;
         }
         unsigned st = load_state(q, s, t);
-        int k = classify(st, pred_done);
+        MPSCQ_PEND_WORK(1);
+        int k = classify(st, prev == t - 1 ? prev_done : 1);
         if (k == T_TAKE) {
             _Atomic unsigned char *sv = &mpscq_seg_state(s, q->nslots)[t & q->mask];
             unsigned char expect = (unsigned char)st;
@@ -328,11 +404,18 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
                 MPSCQ_HB_AFTER(sv);
                 *msg = mpscq_seg_vals(s)[t & q->mask];
                 MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_CLAIMED, q, t);
+                if (at_hole)
+                    hole_step(p, &i, h, 1);
+                else if (!frozen) {
+                    p->pos = t + 1;
+                    p->seg = s;
+                    p->segbase = s->base;
+                }
                 /* chead moves in steps of MPSCQ_CHEAD_STEP and at a
                  * segment's end, not at every take: one CAS on the
                  * consumers' shared line per step, and a scan reads at
                  * most that many done states more. */
-                uint64_t done = hole == UINT64_MAX ? t + 1 : hole;
+                uint64_t done = p->nh ? p->hs[0] : p->pos;
                 int crossed = (done >> q->shift) != (c >> q->shift);
                 if (done >= c + MPSCQ_CHEAD_STEP || crossed)
                     advance_chead(q, c, done);
@@ -354,29 +437,46 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
                 mpscq_warn_contention(q, 1);
             if (expect == (unsigned char)st)
                 continue;
-            pred_done = 1;
-            t++;
-            continue;
+            k = T_DONE;
         }
-        if (k == T_WAIT) {
+        if (k == T_WAIT)
             /* Not written yet (or an interior whose head is not taken):
              * passed, nobody waits for its producer. */
-            if (hole == UINT64_MAX) {
-                hole = t;
-                hseg = s;
-            }
             MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_SCANNED, q, t);
+        prev = t;
+        prev_done = k == T_DONE;
+        if (at_hole) {
+            h = hole_step(p, &i, h, k == T_DONE);
+            continue;
         }
-        pred_done = k == T_DONE;
-        t++;
+        u = t + 1;
+        if (frozen)
+            continue;
+        if (k == T_WAIT) {
+            if (p->nh && p->he[p->nh - 1] == t)
+                p->he[p->nh - 1] = u; /* the next ticket of a stopped batch, say */
+            else if (p->nh == MPSCQ_CHOLES) {
+                frozen = 1; /* pos stays here: read again next time */
+                continue;
+            } else {
+                p->hs[p->nh] = t;
+                p->he[p->nh] = u;
+                i = ++p->nh;
+            }
+        }
+        p->pos = u;
+    }
+    if (!frozen && s->base <= p->pos) {
+        p->seg = s;
+        p->segbase = s->base;
     }
     /* Nothing takeable below a fresh limit: EMPTY, linearized at that
      * load of tail (every ticket below it was done or not yet written,
      * design.md s. 16). */
-    uint64_t done = hole != UINT64_MAX ? hole : t;
+    uint64_t done = p->nh ? p->hs[0] : p->pos;
     if (done > c)
         advance_chead(q, c, done);
-    int drained = hole == UINT64_MAX && t >= lim;
+    int drained = !p->nh && !frozen && u >= lim;
     if (drained) {
         /* Idle when no ticket was issued since the last EMPTY.  Relaxed:
          * a hint for the pool's bound; written only when it changes, so

@@ -395,6 +395,16 @@ static void stop_arm(int where, uint64_t t)
     mpscq_test_hook = stop_hook;
 }
 
+/* Arm the stop again while a thread stopped earlier still waits in the
+ * hook (it goes on at the next stop_release): the hook stays installed,
+ * only the atomics change. */
+static void stop_rearm(int where, uint64_t t)
+{
+    atomic_store(&stopped, 0);
+    atomic_store(&stop_ticket, t);
+    atomic_store(&stop_where, where);
+}
+
 static void stop_wait(void)
 {
     while (!atomic_load(&stopped))
@@ -546,7 +556,7 @@ static void *order_producer(void *p)
     return NULL;
 }
 
-START_TEST(test_order_after_pass)
+static void order_after_pass(int stale)
 {
     mpscq_t *q = new_many(0, 4);
     atomic_store(&order_p_done, 0);
@@ -555,6 +565,12 @@ START_TEST(test_order_after_pass)
     pthread_t pt;
     ck_assert_int_eq(pthread_create(&pt, NULL, order_producer, q), 0);
     stop_wait();
+    void *m = NULL;
+    if (stale)
+        /* A first dequeue passes ticket 0 (its cursor keeps it as a
+         * hole) and keeps its limit, 1: the next one reads the hole
+         * again, reaches that old limit and loads a new one midway. */
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
     /* The consumer (this thread) stops where it passes ticket 0; there it
      * lets P go and waits for P's second message. */
     atomic_store(&stopped, 0);
@@ -564,7 +580,6 @@ START_TEST(test_order_after_pass)
     atomic_store(&stop_thread_set, 1);
     in_stop = order_in_stop;
     atomic_store(&stop_where, MPSCQ_HOOK_MANY_SCANNED);
-    void *m = NULL;
     int rc = mpscq_dequeue(q, &m);
     while (!atomic_load(&order_p_done))
         sched_yield();
@@ -583,6 +598,17 @@ START_TEST(test_order_after_pass)
     ck_assert_ptr_eq(got[0], tu_msg(3, 0));
     ck_assert_ptr_eq(got[1], tu_msg(3, 1));
     mpscq_destroy(q, NULL, NULL);
+}
+
+START_TEST(test_order_after_pass)
+{
+    order_after_pass(0);
+}
+END_TEST
+
+START_TEST(test_order_after_pass_stale_limit)
+{
+    order_after_pass(1);
 }
 END_TEST
 
@@ -1666,6 +1692,145 @@ START_TEST(test_bounded_exact_across_consumers)
 }
 END_TEST
 
+/* ---- the private cursor ---- */
+
+/* Producers stopped between ticket and write hold chead at the first
+ * one's ticket.  Two consumers take n messages behind them; each
+ * remembers what it passed (its cursor, design.md s. 16), so the state
+ * bytes they read grow with n, not with n * n / 2.  Also for a batch
+ * stopped before its head is written (one hole of 8 tickets), and for
+ * more stopped producers than a cursor has room for (it then reads on
+ * from the first it could not record: correct, not bounded). */
+struct alt {
+    mpscq_t *q;
+    _Atomic int turn;   /* 1: the helper takes one; 0: taken; -1: quit */
+    void *msg;
+    int rc;
+    unsigned long work;
+};
+
+static void *alt_helper(void *p)
+{
+    struct alt *a = p;
+    for (;;) {
+        int t;
+        while ((t = atomic_load(&a->turn)) == 0)
+            sched_yield();
+        if (t < 0)
+            break;
+        a->rc = mpscq_dequeue(a->q, &a->msg);
+        atomic_store(&a->turn, 0);
+    }
+    a->work = mpscq_pend_work;
+    return NULL;
+}
+
+static void *stalled_batch(void *p)
+{
+    struct one *o = p;
+    void *b[8];
+    for (uint64_t i = 0; i < 8; i++)
+        b[i] = tu_msg(3, i);
+    o->rc = mpscq_enqueue_batch(o->q, b, 8);
+    return NULL;
+}
+
+static void run_stalled_scan(int batch, unsigned nstalled, uint64_t n, int bounded)
+{
+    mpscq_t *q = new_many(0, 64);
+    pthread_t st[12];
+    struct one so[12];
+    unsigned per = batch ? 8 : 1;
+    for (unsigned j = 0; j < nstalled; j++) {
+        /* Stalled j holds tickets from j * (per + 1); one message of
+         * producer 1 after it keeps the holes apart. */
+        int hook = batch ? MPSCQ_HOOK_BEFORE_PUBLISH : MPSCQ_HOOK_AFTER_TICKET;
+        if (j == 0)
+            stop_arm(hook, 0);
+        else
+            stop_rearm(hook, (uint64_t)j * (per + 1));
+        so[j] = (struct one){ .q = q, .msg = tu_msg(4, j), .rc = -1 };
+        ck_assert_int_eq(start_one(&st[j], batch ? stalled_batch : enqueue_one, &so[j]), 0);
+        stop_wait();
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, j)), MPSCQ_OK);
+    }
+    struct alt a = { .q = q };
+    MPSCQ_HG_ATOMIC(&a, sizeof a);
+    pthread_t th;
+    ck_assert_int_eq(pthread_create(&th, NULL, alt_helper, &a), 0);
+    unsigned long w0 = mpscq_pend_work;
+    uint64_t next1 = 0, next2 = 0;
+    for (uint64_t i = 0; i < n + nstalled; i++) {
+        if (i >= nstalled)
+            ck_assert_int_eq(mpscq_enqueue(q, tu_msg(2, i - nstalled)), MPSCQ_OK);
+        void *m;
+        if (i % 2) {
+            atomic_store(&a.turn, 1);
+            while (atomic_load(&a.turn) != 0)
+                sched_yield();
+            ck_assert_int_eq(a.rc, MPSCQ_OK);
+            m = a.msg;
+        } else
+            ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        /* Each producer's messages in order, whoever takes them. */
+        if (tu_producer(m) == 1)
+            ck_assert_uint_eq(tu_seq(m), next1++);
+        else {
+            ck_assert_uint_eq(tu_producer(m), 2);
+            ck_assert_uint_eq(tu_seq(m), next2++);
+        }
+    }
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    atomic_store(&a.turn, -1);
+    pthread_join(th, NULL);
+    unsigned long work = mpscq_pend_work - w0 + a.work;
+    /* A dequeue reads its holes (per * nstalled tickets) and what the
+     * other consumer took since its last call, twice when it refreshes
+     * its limit; without the cursor it reads from chead: i at the i-th. */
+    if (bounded)
+        ck_assert_msg(work <= 2 * (per * nstalled + 4) * n, "%lu state reads for %llu takes",
+                      work, (unsigned long long)(n + nstalled));
+    /* The stopped producers go on; their messages come out whole. */
+    stop_release();
+    for (unsigned j = 0; j < nstalled; j++) {
+        pthread_join(st[j], NULL);
+        ck_assert_int_eq(so[j].rc, MPSCQ_OK);
+    }
+    mpscq_test_hook = NULL;
+    uint64_t got = 0, next3 = 0;
+    while (mpscq_dequeue(q, &m) == MPSCQ_OK) {
+        if (batch && tu_producer(m) == 3) {
+            /* Eight batches of producer 3's 0..7: in order within each. */
+            ck_assert_uint_eq(tu_seq(m), next3 % 8);
+            next3++;
+        }
+        got++;
+    }
+    ck_assert_uint_eq(got, per * nstalled);
+    mpscq_destroy(q, NULL, NULL);
+}
+
+START_TEST(test_cursor_stalled_producer)
+{
+    run_stalled_scan(0, 1, tu_scaled(3000, 300), 1);
+    run_stalled_scan(0, 3, tu_scaled(3000, 300), 1);
+}
+END_TEST
+
+START_TEST(test_cursor_stalled_batch)
+{
+    run_stalled_scan(1, 1, tu_scaled(3000, 300), 1);
+    run_stalled_scan(1, 2, tu_scaled(3000, 300), 1);
+}
+END_TEST
+
+START_TEST(test_cursor_full)
+{
+    run_stalled_scan(0, 11, tu_scaled(600, 100), 0);
+}
+END_TEST
+
 /* mpscq_stats and mpscq_size while a thread's first call links its
  * record (stopped between making it the list's head and linking it to
  * the older ones): the takes counted in the older records still count.
@@ -1732,6 +1897,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_stalled_producer);
     tcase_add_test(tc, test_stalled_consumer);
     tcase_add_test(tc, test_order_after_pass);
+    tcase_add_test(tc, test_order_after_pass_stale_limit);
     tcase_add_test(tc, test_contention_warning);
     tcase_add_test(tc, test_wake_one_close_all);
     tcase_add_test(tc, test_baton);
@@ -1751,6 +1917,9 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_busy_from_callbacks);
     tcase_add_test(tc, test_batch_wait_ends);
     tcase_add_test(tc, test_bounded_exact_across_consumers);
+    tcase_add_test(tc, test_cursor_stalled_producer);
+    tcase_add_test(tc, test_cursor_stalled_batch);
+    tcase_add_test(tc, test_cursor_full);
     tcase_add_test(tc, test_stats_record_linking);
     suite_add_tcase(s, tc);
 #ifdef MPSCQ_HAVE_ASM
