@@ -24,15 +24,25 @@ struct many {
     uint64_t per, total;
     _Atomic unsigned ready, failed;
     _Atomic int go;
-    _Atomic uint64_t taken;          /* messages taken, all consumers */
-    _Atomic unsigned char *seen;     /* [producer * per + seq] */
+    /* Messages taken, all consumers: each adds its own count every
+     * TAKEN_FLUSH takes and whenever it finds the queue empty. */
+    _Atomic uint64_t taken;
     _Atomic uint64_t dup, disorder, foreign;
 };
+
+/* Verification without shared lines: each consumer marks what it took
+ * in its own bitmap (bit producer * per + seq), and the bitmaps are
+ * combined after the run.  One shared array written by every consumer
+ * (the first version) made neighbouring messages of one producer, taken
+ * by different consumers, write one cache line: a cost of the harness
+ * that landed on the queues whose consumers interleave producers. */
+#define TAKEN_FLUSH 64
 
 struct mthread {
     struct many *m;
     unsigned id;
     pthread_t th;
+    uint64_t *mine;     /* consumers: the bitmap */
 };
 
 static void wait_go(struct many *m)
@@ -79,9 +89,13 @@ static void *many_consumer(void *arg)
     wait_go(m);
     unsigned idle = 0;
     /* relaxed: a count; the run's end is decided by the total. */
+    unsigned local = 0;
     while (atomic_load_explicit(&m->taken, memory_order_relaxed) < m->total) {
         void *msg;
         if (a->dequeue_many(cc, &msg) != BENCH_OK) {
+            /* Publish our count, or the others could wait for it. */
+            atomic_fetch_add_explicit(&m->taken, local, memory_order_relaxed);
+            local = 0;
             if (++idle > 64) {
                 sched_yield();
                 idle = 0;
@@ -97,12 +111,17 @@ static void *many_consumer(void *arg)
             if ((int64_t)seq <= last[id])
                 atomic_fetch_add_explicit(&m->disorder, 1, memory_order_relaxed);
             last[id] = (int64_t)seq;
-            if (atomic_exchange_explicit(&m->seen[(uint64_t)id * m->per + seq], 1,
-                                         memory_order_relaxed))
+            uint64_t bit = (uint64_t)id * m->per + seq;
+            if (t->mine[bit / 64] & (UINT64_C(1) << (bit % 64)))
                 atomic_fetch_add_explicit(&m->dup, 1, memory_order_relaxed);
+            t->mine[bit / 64] |= UINT64_C(1) << (bit % 64);
         }
-        atomic_fetch_add_explicit(&m->taken, 1, memory_order_relaxed);
+        if (++local == TAKEN_FLUSH) {
+            atomic_fetch_add_explicit(&m->taken, local, memory_order_relaxed);
+            local = 0;
+        }
     }
+    atomic_fetch_add_explicit(&m->taken, local, memory_order_relaxed);
     a->consumer_done(cc);
     free(last);
     return NULL;
@@ -130,19 +149,23 @@ int bench_run_many(const struct bench_cfg *c, struct bench_result *r)
     MPSCQ_HG_ATOMIC_VAR(m.taken);
     m.per = c->messages / P ? c->messages / P : 1;
     m.total = m.per * P;
-    m.seen = calloc(m.total, 1);
+    size_t words = (size_t)((m.total + 63) / 64);
     struct mthread *th = calloc(P + C, sizeof *th);
-    if (!m.seen || !th) {
-        free((void *)m.seen);
+    int nomem = !th;
+    for (unsigned i = P; th && i < P + C; i++)
+        nomem |= !(th[i].mine = calloc(words, sizeof(uint64_t)));
+    if (nomem) {
+        for (unsigned i = P; th && i < P + C; i++)
+            free(th[i].mine);
         free(th);
         snprintf(r->verdict, sizeof r->verdict, "not run: out of memory");
         return -1;
     }
-    MPSCQ_HG_ATOMIC((void *)m.seen, m.total);
     struct bench_run_shape shape = { c->capacity, P, m.per, C };
     m.q = c->a->create(&shape);
     if (!m.q) {
-        free((void *)m.seen);
+        for (unsigned i = P; i < P + C; i++)
+            free(th[i].mine);
         free(th);
         snprintf(r->verdict, sizeof r->verdict, "not run: %s could not be created", c->a->name);
         return -1;
@@ -180,10 +203,22 @@ int bench_run_many(const struct bench_cfg *c, struct bench_result *r)
     r->mmsgs = r->seconds > 0 ? (double)r->messages / r->seconds / 1e6 : 0;
     r->cpu_ns_per_msg = r->messages ? r->cpu_seconds * 1e9 / (double)r->messages : 0;
     r->cpu_pct = r->seconds > 0 ? 100.0 * r->cpu_seconds / r->seconds : 0;
-    uint64_t lost = 0;
-    for (uint64_t i = 0; i < m.total; i++)
-        lost += !atomic_load_explicit(&m.seen[i], memory_order_relaxed);
-    uint64_t dup = atomic_load(&m.dup), dis = atomic_load(&m.disorder),
+    /* Combine the bitmaps (the joins ordered their writes before us):
+     * every message in exactly one. */
+    uint64_t lost = 0, twice = 0;
+    for (size_t w = 0; w < words; w++) {
+        uint64_t any = 0, two = 0;
+        for (unsigned i = P; i < P + C; i++) {
+            two |= any & th[i].mine[w];
+            any |= th[i].mine[w];
+        }
+        uint64_t want = w + 1 < words || m.total % 64 == 0
+                            ? ~UINT64_C(0)
+                            : (UINT64_C(1) << (m.total % 64)) - 1;
+        lost += (uint64_t)__builtin_popcountll(want & ~any);
+        twice += (uint64_t)__builtin_popcountll(two);
+    }
+    uint64_t dup = atomic_load(&m.dup) + twice, dis = atomic_load(&m.disorder),
              foreign = atomic_load(&m.foreign);
     r->verified = !lost && !dup && !dis && !foreign;
     if (r->verified)
@@ -197,7 +232,8 @@ int bench_run_many(const struct bench_cfg *c, struct bench_result *r)
                  (unsigned long long)lost, (unsigned long long)dup, (unsigned long long)dis,
                  (unsigned long long)foreign);
     c->a->destroy(m.q);
-    free((void *)m.seen);
+    for (unsigned i = P; i < P + C; i++)
+        free(th[i].mine);
     free(th);
     return 0;
 }
