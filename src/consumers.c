@@ -127,7 +127,9 @@ static uint64_t load_limit(struct mpscq *q, int *final)
         return ct;
     }
     /* mpscq_close is between its two steps: the tickets past the close
-     * ticket are never written, so they read as not written (EMPTY). */
+     * ticket are never written, so they read as not written (EMPTY); a
+     * many consumer's cursor may pass them as holes, and forgets them
+     * once it reads the close ticket (close_trim). */
     return t & ~MPSCQ_TAIL_CLOSED;
 }
 
@@ -306,6 +308,21 @@ static inline uint64_t hole_step(struct many_pos *p, unsigned *i, uint64_t h, in
     return *i < p->nh ? p->hs[*i] : 0;
 }
 
+/* ct is the close ticket: forget the tickets at or past it, never
+ * written (passed while mpscq_close was between its two steps, whose
+ * tail read counts them: load_limit). */
+static void close_trim(struct many_pos *p, uint64_t ct)
+{
+    while (p->nh && p->hs[p->nh - 1] >= ct)
+        p->nh--;
+    if (p->nh && p->he[p->nh - 1] > ct)
+        p->he[p->nh - 1] = ct;
+    if (p->pos > ct)
+        p->pos = ct;
+    if (p->seg && p->segbase > p->pos)
+        p->seg = NULL;
+}
+
 /* One dequeue: MPSCQ_OK, MPSCQ_EMPTY or MPSCQ_CLOSED. */
 static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
 {
@@ -357,6 +374,14 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
             lim = load_limit(q, &final);
             r->climit = lim | (final ? MPSCQ_TAIL_CLOSED : 0);
             fresh = 1;
+            if (final) {
+                /* A limit read while mpscq_close was between its steps
+                 * could pass tickets at or past the close ticket, which
+                 * are never written: they are no holes. */
+                close_trim(p, lim);
+                if (u > lim)
+                    u = lim;
+            }
             if (p->nh || frozen) {
                 /* The tickets passed so far were read before this load:
                  * read them again after it, or a message written before

@@ -103,9 +103,12 @@ enum {
                                 * chead read (ticket), no state read yet */
     MPSCQ_HOOK_MANY_RECLAIM,   /* many consumers: the recycler's flag held,
                                 * cseg not moved yet (ticket = chead) */
-    MPSCQ_HOOK_REC_LINKING     /* a thread's first call: its new record is
+    MPSCQ_HOOK_REC_LINKING,    /* a thread's first call: its new record is
                                 * the list's head, not linked to the older
                                 * ones yet (ticket = 0) */
+    MPSCQ_HOOK_CLOSE_GAP       /* mpscq_close: the closed bit set on tail,
+                                * close_ticket not stored yet (ticket = the
+                                * close ticket) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;

@@ -254,10 +254,12 @@ void mpscq_close(mpscq_t *q)
      * counts the tickets taken before. */
     MPSCQ_RMW(1);
     uint64_t old = atomic_fetch_or_explicit(&q->tail, MPSCQ_TAIL_CLOSED, memory_order_seq_cst);
-    if (!(old & MPSCQ_TAIL_CLOSED))
+    if (!(old & MPSCQ_TAIL_CLOSED)) {
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_CLOSE_GAP, q, old);
         /* seq_cst: ordered before the wake below, so a consumer that parks
          * after it reads this value after its own fence. */
         atomic_store_explicit(&q->close_ticket, old, memory_order_seq_cst);
+    }
     mpscq_wake_consumer_close(q);
     mpscq_space_wake_close(q);
 }

@@ -1868,6 +1868,49 @@ START_TEST(test_stats_record_linking)
 }
 END_TEST
 
+static void *close_one(void *p)
+{
+    struct one *o = p;
+    mpscq_close(o->q);
+    atomic_store(&o->rc, MPSCQ_OK);
+    return NULL;
+}
+
+/* A consumer that looks while mpscq_close is between its two steps
+ * (closed bit set on tail, close ticket not stored), after a producer
+ * took a ticket past the close ticket (refused, never written): it
+ * reports EMPTY then, and CLOSED once the close is complete.  (The
+ * private cursor kept that ticket as a hole, never written, so this
+ * thread said EMPTY forever and its dequeue_wait never returned.) */
+START_TEST(test_close_gap)
+{
+    mpscq_t *q = new_many(0, 8);
+    void *m;
+    for (uintptr_t i = 0; i < 3; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, i)), MPSCQ_OK);
+    for (uintptr_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(1, i));
+    }
+    stop_arm(MPSCQ_HOOK_CLOSE_GAP, 3);
+    struct one c = { .q = q, .msg = NULL, .rc = -1, .timeout = 0 };
+    pthread_t th;
+    ck_assert_int_eq(start_one(&th, close_one, &c), 0);
+    stop_wait();
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, 3)), MPSCQ_CLOSED);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    stop_release();
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(c.rc, MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_CLOSED);
+    void *b[4];
+    ck_assert_uint_eq(mpscq_dequeue_batch(q, b, 4), 0);
+    ck_assert_int_eq(mpscq_dequeue_wait(q, &m, -1), MPSCQ_CLOSED);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 #ifdef MPSCQ_HAVE_ASM
 /* The test library dispatches through mpscq_impl, which starts at the C
  * twins: the "asm" case runs these tests through the NASM entries, whose
@@ -1921,6 +1964,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_cursor_stalled_batch);
     tcase_add_test(tc, test_cursor_full);
     tcase_add_test(tc, test_stats_record_linking);
+    tcase_add_test(tc, test_close_gap);
     suite_add_tcase(s, tc);
 #ifdef MPSCQ_HAVE_ASM
     tc = tcase_create("asm");
