@@ -571,34 +571,71 @@ size_t mpscq_many_dequeue_batch(struct mpscq *q, void **msgs, size_t max)
 /* Sleeping consumers (design.md s. 16)                                 */
 
 /* 1 when some ticket from chead up to a fresh load of tail can be taken
- * now (read only: no claim).  For the baton, below. */
+ * now (read only: no claim).  For the baton, below.  It reads this
+ * thread's holes and then from its cursor, which it leaves as it is:
+ * the tickets in [chead, pos) outside the holes are done (a claim or a
+ * refusal is final), so nothing takeable is missed; without a cursor
+ * for q, from chead. */
 static int any_takeable(struct mpscq *q, struct mpscq_hp_rec *r)
 {
+    const struct many_pos *p = &mpos;
     struct mpscq_segment *s = protect(q, r);
     /* Acquire, both: as in many_take. */
-    uint64_t t = atomic_load_explicit(&q->chead, memory_order_acquire);
-    int final, found = 0, pred_done = 1;
+    uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
+    int final;
     uint64_t lim = load_limit(q, &final);
-    while (t < lim) {
+    int mine = p->q == q && p->qid == q->qid && p->pos >= c;
+    unsigned i = 0, nh = mine ? p->nh : 0;
+    uint64_t u = mine ? p->pos : c, prev = UINT64_MAX;
+    /* As in many_take: the cursor's segment, never recycled. */
+    int segok = mine && p->seg && c < p->segbase + q->nslots;
+    int prev_done = 1;
+    uint64_t t = 0;
+    for (;;) {
+        int at_hole = i < nh;
+        if (at_hole) {
+            /* Below chead: done; past the limit: not issued yet. */
+            if (t < p->hs[i] || t < c)
+                t = p->hs[i] > c ? p->hs[i] : c;
+            if (t >= p->he[i] || t >= lim) {
+                i++;
+                continue;
+            }
+        } else {
+            t = u;
+            if (t >= lim)
+                break;
+        }
         if (t - s->base >= q->nslots) {
+            if (!at_hole && segok && p->segbase > s->base && t >= p->segbase) {
+                s = p->seg;
+                continue;
+            }
             /* Acquire: the linker's id and cleared states. */
             struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
             if (!n)
-                break;
+                break; /* not linked yet: nothing in it is written */
             MPSCQ_HB_AFTER(&s->next);
             s = n;
             continue;
         }
-        int k = classify(load_state(q, s, t), pred_done);
+        /* A ticket's predecessor not read here is below chead, or below
+         * pos outside the holes (holes are never adjacent): done. */
+        int k = classify(load_state(q, s, t), prev == t - 1 ? prev_done : 1);
+        MPSCQ_PEND_WORK(1);
         if (k == T_TAKE) {
-            found = 1;
-            break;
+            unprotect(r);
+            return 1;
         }
-        pred_done = k == T_DONE;
-        t++;
+        prev = t;
+        prev_done = k == T_DONE;
+        if (at_hole)
+            t++;
+        else
+            u = t + 1;
     }
     unprotect(r);
-    return found;
+    return 0;
 }
 
 /* After a consumer that slept took a message: if others still sleep and

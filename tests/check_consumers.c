@@ -1868,6 +1868,82 @@ START_TEST(test_stats_record_linking)
 }
 END_TEST
 
+/* The baton's look (a woken consumer that took a message checks for
+ * another before leaving the other sleepers asleep) reads from the
+ * thread's cursor too: behind a producer stopped between ticket and
+ * write, a woken consumer's whole dequeue_wait reads a few states, not
+ * every one from chead (it read n + 1 before the cursor). */
+struct sleeper {
+    mpscq_t *q;
+    void *msg;
+    int rc0;
+    unsigned long work;
+    _Atomic int rc;     /* stored last (seq_cst): read it first */
+};
+
+static void *sleeper_main(void *p)
+{
+    struct sleeper *w = p;
+    void *m;
+    /* A look first: the cursor learns the tickets behind the stopped
+     * one, so the wait's own takes read little. */
+    w->rc0 = mpscq_dequeue(w->q, &m);
+    unsigned long w0 = mpscq_pend_work;
+    int rc = mpscq_dequeue_wait(w->q, &w->msg, -1);
+    w->work = mpscq_pend_work - w0;
+    atomic_store(&w->rc, rc);
+    return NULL;
+}
+
+START_TEST(test_baton_reads_from_cursor)
+{
+    const uint64_t n = 4000;
+    mpscq_t *q = new_many(0, 64);
+    stop_arm(MPSCQ_HOOK_AFTER_TICKET, 0);
+    struct one a = { .q = q, .msg = tu_msg(1, 0), .rc = -1, .timeout = 0 };
+    pthread_t pt;
+    ck_assert_int_eq(start_one(&pt, enqueue_one, &a), 0);
+    stop_wait();
+    void *m;
+    for (uint64_t i = 0; i < n; i++) {
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(2, i)), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(2, i));
+    }
+    struct sleeper w[2];
+    pthread_t wt[2];
+    for (int i = 0; i < 2; i++) {
+        w[i] = (struct sleeper){ .q = q, .rc = -1 };
+        MPSCQ_HG_ATOMIC(&w[i], sizeof w[i]);
+        ck_assert_int_eq(pthread_create(&wt[i], NULL, sleeper_main, &w[i]), 0);
+    }
+    /* Both counted as sleepers: whichever takes the next message passes
+     * the baton with the other one counted. */
+    while (atomic_load(&q->csleepers) < 2)
+        sched_yield();
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(3, 0)), MPSCQ_OK);
+    int first;
+    for (first = 0; atomic_load(&w[first].rc) < 0; first = !first)
+        sched_yield();
+    ck_assert_int_eq(w[first].rc, MPSCQ_OK);
+    ck_assert_ptr_eq(w[first].msg, tu_msg(3, 0));
+    ck_assert_int_eq(w[first].rc0, MPSCQ_EMPTY);
+    ck_assert_msg(w[first].work < n / 4, "a woken consumer read %lu states behind %llu done",
+                  w[first].work, (unsigned long long)n);
+    /* The stopped producer goes on: its message wakes the other. */
+    stop_release();
+    pthread_join(pt, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(a.rc, MPSCQ_OK);
+    for (int i = 0; i < 2; i++)
+        pthread_join(wt[i], NULL);
+    ck_assert_int_eq(w[!first].rc, MPSCQ_OK);
+    ck_assert_ptr_eq(w[!first].msg, tu_msg(1, 0));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 static void *close_one(void *p)
 {
     struct one *o = p;
@@ -1965,6 +2041,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_cursor_full);
     tcase_add_test(tc, test_stats_record_linking);
     tcase_add_test(tc, test_close_gap);
+    tcase_add_test(tc, test_baton_reads_from_cursor);
     suite_add_tcase(s, tc);
 #ifdef MPSCQ_HAVE_ASM
     tc = tcase_create("asm");
