@@ -1938,10 +1938,10 @@ START_TEST(test_baton_reads_from_cursor)
     /* The stopped producer goes on: its message wakes the other. */
     stop_release();
     pthread_join(pt, NULL);
-    mpscq_test_hook = NULL;
     ck_assert_int_eq(a.rc, MPSCQ_OK);
     for (int i = 0; i < 2; i++)
         pthread_join(wt[i], NULL);
+    mpscq_test_hook = NULL; /* every thread that reads it joined */
     ck_assert_int_eq(w[!first].rc, MPSCQ_OK);
     ck_assert_ptr_eq(w[!first].msg, tu_msg(1, 0));
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
