@@ -4,7 +4,10 @@
 # alone (a separate unpacked tree, so an in-tree configure is no obstacle).
 #   sub-check.sh TARBALL NAME [configure arguments...]
 # Environment: SUB_TARGET (default check) is the make target run there,
-# SUB_MAKEFLAGS extra make arguments (no spaces inside one);
+# SUB_MAKEFLAGS extra make arguments (no spaces inside one), SUB_TIMEOUT
+# the seconds that target may run (default 1800, several times the
+# slowest tier: a guard against a hang, which then fails with the logs
+# instead of running into CI's limit unseen);
 # CK_FORK and MPSCQ_STRESS_SCALE pass through to the tests.
 set -eu
 tarball=$1
@@ -24,8 +27,14 @@ make -j2 -s >build.out 2>&1 || { cat build.out; exit 1; }
 # Valgrind tools of check-valgrind would otherwise share tests/*.log).
 # shellcheck disable=SC2086
 if ! { make -j2 check TESTS= ${SUB_MAKEFLAGS:-} &&
-       MPSCQ_SKIP_INSTALL_TEST=1 make -j1 "${SUB_TARGET:-check}" ${SUB_MAKEFLAGS:-}; } >check.out 2>&1; then
+       MPSCQ_SKIP_INSTALL_TEST=1 timeout -s KILL "${SUB_TIMEOUT:-1800}" \
+         make -j1 "${SUB_TARGET:-check}" ${SUB_MAKEFLAGS:-}; } >check.out 2>&1; then
     cat check.out tests/*.log 2>/dev/null | tail -80
+    # A test still running when the guard fired has a log and no result
+    # (SIGKILL: the test driver's TERM trap would delete its log).
+    for f in tests/*.log; do
+        [ -f "${f%.log}.trs" ] || [ ! -s "$f" ] || echo "sub-check[$name]: unfinished: ${f%.log}"
+    done
     echo "sub-check[$name]: FAILED"
     exit 1
 fi
