@@ -263,9 +263,10 @@ static int reclaim_due(struct mpscq *q, uint64_t c, int idle)
  * chead is recycled; the holes are read again in every scan.  Without it
  * a producer stopped between ticket and write would make every dequeue
  * read every state from chead (where it holds chead) onwards: a burst of
- * N messages behind it cost N*N/2 state reads.  One queue at a time:
- * another queue's call starts over from chead (always correct, only
- * slower). */
+ * N messages behind it cost N*N/2 state reads.  A thread keeps
+ * MPSCQ_CURSORS of them, for the queues it used last: a call on a fifth
+ * queue takes the least recently used one and starts over from chead
+ * (always correct, only slower). */
 #define MPSCQ_CHOLES 8
 struct many_pos {
     const struct mpscq *q;
@@ -280,8 +281,36 @@ struct many_pos {
      * read again, as it would be without the cursor. */
     uint64_t hs[MPSCQ_CHOLES], he[MPSCQ_CHOLES];
     unsigned nh;
+    uint64_t used;                 /* this thread's clock at its last use */
 };
-static _Thread_local struct many_pos mpos;
+#define MPSCQ_CURSORS 4
+static _Thread_local struct many_pos mpos[MPSCQ_CURSORS];
+static _Thread_local uint64_t mpos_clock;
+
+/* This thread's cursor for q, or NULL. */
+static inline struct many_pos *cursor_find(const struct mpscq *q)
+{
+    for (unsigned i = 0; i < MPSCQ_CURSORS; i++)
+        if (mpos[i].q == q && mpos[i].qid == q->qid)
+            return &mpos[i];
+    return NULL;
+}
+
+/* q's cursor; without one, the least recently used, emptied (many_take
+ * then starts it at chead). */
+static inline struct many_pos *cursor_for(const struct mpscq *q)
+{
+    struct many_pos *p = cursor_find(q);
+    if (!p) {
+        p = &mpos[0];
+        for (unsigned i = 1; i < MPSCQ_CURSORS; i++)
+            if (mpos[i].used < p->used)
+                p = &mpos[i];
+        p->q = NULL;
+    }
+    p->used = ++mpos_clock;
+    return p;
+}
 
 static inline void drop_hole(struct many_pos *p, unsigned i)
 {
@@ -328,7 +357,7 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
 {
     struct mpscq_backoff bo;
     mpscq_backoff_init(&bo);
-    struct many_pos *p = &mpos;
+    struct many_pos *p = cursor_for(q);
     struct mpscq_segment *s0 = protect(q, r), *s = s0;
     /* Acquire: pairs with advance_chead's release (the states below it
      * are done, a batch interior at it is written).  Read after cseg, so
@@ -578,13 +607,13 @@ size_t mpscq_many_dequeue_batch(struct mpscq *q, void **msgs, size_t max)
  * for q, from chead. */
 static int any_takeable(struct mpscq *q, struct mpscq_hp_rec *r)
 {
-    const struct many_pos *p = &mpos;
+    const struct many_pos *p = cursor_find(q);
     struct mpscq_segment *s = protect(q, r);
     /* Acquire, both: as in many_take. */
     uint64_t c = atomic_load_explicit(&q->chead, memory_order_acquire);
     int final;
     uint64_t lim = load_limit(q, &final);
-    int mine = p->q == q && p->qid == q->qid && p->pos >= c;
+    int mine = p && p->pos >= c;
     unsigned i = 0, nh = mine ? p->nh : 0;
     uint64_t u = mine ? p->pos : c, prev = UINT64_MAX;
     /* As in many_take: the cursor's segment, never recycled. */

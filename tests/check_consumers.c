@@ -1836,6 +1836,55 @@ START_TEST(test_cursor_full)
 }
 END_TEST
 
+/* A consumer thread serving several queues in turn keeps a cursor for
+ * each (up to four): behind a stopped producer in every queue, its
+ * dequeues read a few states each, not every one from chead (with one
+ * cursor per thread, each call on the other queue started over). */
+START_TEST(test_cursor_per_queue)
+{
+    enum { NQ = 4 };
+    const uint64_t n = tu_scaled(1500, 200);
+    mpscq_t *q[NQ];
+    struct one so[NQ];
+    pthread_t st[NQ];
+    for (int j = 0; j < NQ; j++) {
+        q[j] = new_many(0, 64);
+        if (j == 0)
+            stop_arm(MPSCQ_HOOK_AFTER_TICKET, 0);
+        else
+            stop_rearm(MPSCQ_HOOK_AFTER_TICKET, 0);
+        so[j] = (struct one){ .q = q[j], .msg = tu_msg(1, (uint64_t)j), .rc = -1 };
+        ck_assert_int_eq(start_one(&st[j], enqueue_one, &so[j]), 0);
+        stop_wait();
+    }
+    unsigned long w0 = mpscq_pend_work;
+    void *m;
+    for (uint64_t i = 0; i < n; i++)
+        for (int j = 0; j < NQ; j++) {
+            ck_assert_int_eq(mpscq_enqueue(q[j], tu_msg(2, i)), MPSCQ_OK);
+            ck_assert_int_eq(mpscq_dequeue(q[j], &m), MPSCQ_OK);
+            ck_assert_ptr_eq(m, tu_msg(2, i));
+        }
+    unsigned long work = mpscq_pend_work - w0;
+    /* Each dequeue: its hole (1) and its message, twice after a limit
+     * refresh; from chead it would be i + 1 at the i-th. */
+    ck_assert_msg(work <= 6 * NQ * n, "%lu state reads for %llu takes", work,
+                  (unsigned long long)(NQ * n));
+    stop_release();
+    for (int j = 0; j < NQ; j++) {
+        pthread_join(st[j], NULL);
+        ck_assert_int_eq(so[j].rc, MPSCQ_OK);
+    }
+    mpscq_test_hook = NULL;
+    for (int j = 0; j < NQ; j++) {
+        ck_assert_int_eq(mpscq_dequeue(q[j], &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(1, (uint64_t)j));
+        ck_assert_int_eq(mpscq_dequeue(q[j], &m), MPSCQ_EMPTY);
+        mpscq_destroy(q[j], NULL, NULL);
+    }
+}
+END_TEST
+
 /* mpscq_stats and mpscq_size while a thread's first call links its
  * record (stopped between making it the list's head and linking it to
  * the older ones): the takes counted in the older records still count.
@@ -2044,6 +2093,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_cursor_stalled_producer);
     tcase_add_test(tc, test_cursor_stalled_batch);
     tcase_add_test(tc, test_cursor_full);
+    tcase_add_test(tc, test_cursor_per_queue);
     tcase_add_test(tc, test_stats_record_linking);
     tcase_add_test(tc, test_close_gap);
     tcase_add_test(tc, test_baton_reads_from_cursor);
