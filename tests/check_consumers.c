@@ -1856,6 +1856,60 @@ END_TEST
  * each (up to four): behind a stopped producer in every queue, its
  * dequeues read a few states each, not every one from chead (with one
  * cursor per thread, each call on the other queue started over). */
+static void *batch3(void *p)
+{
+    struct one *o = p;
+    void *b[3] = { tu_msg(3, 0), tu_msg(3, 1), tu_msg(3, 2) };
+    o->rc = mpscq_enqueue_batch(o->q, b, 3);
+    return NULL;
+}
+
+/* A hole whose front moved onto a batch interior: the thread passed a
+ * stopped batch (head at a segment's last slot, interiors in the next),
+ * another consumer took the head and raised chead past it (its segment
+ * ended); the thread's hole now starts at an interior whose head it
+ * never read, and that interior is takeable (its predecessor is below
+ * chead: done). */
+START_TEST(test_hole_front_interior)
+{
+    mpscq_t *q = new_many(0, 64);
+    void *m;
+    for (uint64_t i = 0; i < 63; i++) {
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, i)), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    }
+    stop_arm(MPSCQ_HOOK_BEFORE_PUBLISH, 63);
+    struct one b = { .q = q, .rc = -1 };
+    pthread_t bt;
+    ck_assert_int_eq(start_one(&bt, batch3, &b), 0);
+    stop_wait();
+    /* Tickets 63 (head, unwritten), 64 and 65 (interiors, written): this
+     * thread passes them as one hole and takes ticket 66. */
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(2, 0)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(2, 0));
+    stop_release();
+    pthread_join(bt, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(b.rc, MPSCQ_OK);
+    /* Another thread takes the head; chead moves to 64 (segment end). */
+    struct one d = { .q = q, .rc = -1 };
+    pthread_t dt;
+    ck_assert_int_eq(start_one(&dt, dequeue_one, &d), 0);
+    pthread_join(dt, NULL);
+    ck_assert_int_eq(d.rc, MPSCQ_OK);
+    ck_assert_ptr_eq(d.msg, tu_msg(3, 0));
+    ck_assert_uint_eq(atomic_load(&((struct mpscq *)q)->chead), 64);
+    /* This thread: the interiors, in order. */
+    for (uint64_t i = 1; i < 3; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(3, i));
+    }
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 START_TEST(test_cursor_per_queue)
 {
     enum { NQ = 4 };
@@ -2110,6 +2164,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_cursor_stalled_batch);
     tcase_add_test(tc, test_cursor_full);
     tcase_add_test(tc, test_cursor_per_queue);
+    tcase_add_test(tc, test_hole_front_interior);
     tcase_add_test(tc, test_stats_record_linking);
     tcase_add_test(tc, test_close_gap);
     tcase_add_test(tc, test_baton_reads_from_cursor);
