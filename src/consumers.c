@@ -352,6 +352,29 @@ static void close_trim(struct many_pos *p, uint64_t ct)
         p->seg = NULL;
 }
 
+/* The segment holding ticket t, from s on (t at or past s's first
+ * ticket): along next, or by the cursor's segment when jump says it is
+ * usable (never recycled: design.md 16) and t is in it or past it.
+ * NULL when a segment on the way is not linked yet: nothing in it is
+ * written. */
+static inline struct mpscq_segment *seg_reach(const struct mpscq *q, struct mpscq_segment *s,
+                                              uint64_t t, const struct many_pos *p, int jump)
+{
+    while (t - s->base >= q->nslots) {
+        if (jump && p->segbase > s->base && t >= p->segbase) {
+            s = p->seg;
+            continue;
+        }
+        /* Acquire: the linker's id and cleared states. */
+        struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+        if (!n)
+            return NULL;
+        MPSCQ_HB_AFTER(&s->next);
+        s = n;
+    }
+    return s;
+}
+
 /* One dequeue: MPSCQ_OK, MPSCQ_EMPTY or MPSCQ_CLOSED. */
 static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
 {
@@ -426,17 +449,11 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
             continue;
         }
         if (t - s->base >= q->nslots) {
-            if (!at_hole && segok && p->segbase > s->base && t >= p->segbase) {
-                s = p->seg;
-                continue;
-            }
-            /* Acquire: the linker's id and cleared states. */
-            struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+            /* NULL: not linked yet (never a hole's segment). */
+            struct mpscq_segment *n = seg_reach(q, s, t, p, !at_hole && segok);
             if (!n)
-                break; /* not linked yet (never a hole's): nothing in it is written */
-            MPSCQ_HB_AFTER(&s->next);
+                break;
             s = n;
-            continue;
         }
         unsigned st = load_state(q, s, t);
         MPSCQ_PEND_WORK(1);
@@ -636,17 +653,10 @@ static int any_takeable(struct mpscq *q, struct mpscq_hp_rec *r)
                 break;
         }
         if (t - s->base >= q->nslots) {
-            if (!at_hole && segok && p->segbase > s->base && t >= p->segbase) {
-                s = p->seg;
-                continue;
-            }
-            /* Acquire: the linker's id and cleared states. */
-            struct mpscq_segment *n = atomic_load_explicit(&s->next, memory_order_acquire);
+            struct mpscq_segment *n = seg_reach(q, s, t, p, !at_hole && segok);
             if (!n)
-                break; /* not linked yet: nothing in it is written */
-            MPSCQ_HB_AFTER(&s->next);
+                break;
             s = n;
-            continue;
         }
         /* A ticket's predecessor not read here is below chead, or below
          * pos outside the holes (holes are never adjacent): done. */

@@ -374,7 +374,8 @@ uint64_t mpscq_hp_sum_dequeued(const struct mpscq *q)
             continue;
         for (unsigned j = 0; j < MPSCQ_DIR_LEAF; j++) {
             struct mpscq_hp_rec *r = atomic_load_explicit(&leaf->rec[j], memory_order_acquire);
-            /* Relaxed: a count, exact when no dequeue is in flight. */
+            /* Relaxed: a count, exact when every take happens before
+             * this call (design.md 16, "Counts"). */
             if (r)
                 sum += atomic_load_explicit(&r->cdeq, memory_order_relaxed);
         }
