@@ -455,6 +455,25 @@ static void *enqueue_one(void *p)
     return NULL;
 }
 
+/* Start fn(o) in a thread and wait until it stops at hook where with
+ * ticket t (stop_arm). */
+static void start_stopped(int where, uint64_t t, pthread_t *th, void *(*fn)(void *), struct one *o)
+{
+    stop_arm(where, t);
+    ck_assert_int_eq(start_one(th, fn, o), 0);
+    stop_wait();
+}
+
+/* Let the stopped thread go on, join it, remove the hook; its call
+ * returned MPSCQ_OK. */
+static void finish_stopped(pthread_t th, struct one *o)
+{
+    stop_release();
+    pthread_join(th, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(o->rc, MPSCQ_OK);
+}
+
 static void *dequeue_one(void *p)
 {
     struct one *o = p;
@@ -475,11 +494,9 @@ static void *wait_one(void *p)
 START_TEST(test_stalled_producer)
 {
     mpscq_t *q = new_many(0, 4);
-    stop_arm(MPSCQ_HOOK_AFTER_TICKET, 0);
     struct one a = { .q = q, .msg = tu_msg(1, 0), .rc = -1, .timeout = 0 };
     pthread_t th;
-    ck_assert_int_eq(start_one(&th, enqueue_one, &a), 0);
-    stop_wait();
+    start_stopped(MPSCQ_HOOK_AFTER_TICKET, 0, &th, enqueue_one, &a);
     for (uint64_t i = 0; i < 100; i++)
         ck_assert_int_eq(mpscq_enqueue(q, tu_msg(2, i)), MPSCQ_OK);
     /* Two consumer threads (this one and another) take all 100 while the
@@ -501,10 +518,7 @@ START_TEST(test_stalled_producer)
     }
     void *m;
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
-    stop_release();
-    pthread_join(th, NULL);
-    mpscq_test_hook = NULL;
-    ck_assert_int_eq(a.rc, MPSCQ_OK);
+    finish_stopped(th, &a);
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
     ck_assert_ptr_eq(m, tu_msg(1, 0));
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
@@ -539,10 +553,7 @@ START_TEST(test_stalled_consumer)
     }
     void *m;
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
-    stop_release();
-    pthread_join(th, NULL);
-    mpscq_test_hook = NULL;
-    ck_assert_int_eq(c.rc, MPSCQ_OK);
+    finish_stopped(th, &c);
     ck_assert_ptr_eq(c.msg, tu_msg(0, 0));
     mpscq_destroy(q, NULL, NULL);
 }
@@ -1878,20 +1889,15 @@ START_TEST(test_hole_front_interior)
         ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, i)), MPSCQ_OK);
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
     }
-    stop_arm(MPSCQ_HOOK_BEFORE_PUBLISH, 63);
     struct one b = { .q = q, .rc = -1 };
     pthread_t bt;
-    ck_assert_int_eq(start_one(&bt, batch3, &b), 0);
-    stop_wait();
+    start_stopped(MPSCQ_HOOK_BEFORE_PUBLISH, 63, &bt, batch3, &b);
     /* Tickets 63 (head, unwritten), 64 and 65 (interiors, written): this
      * thread passes them as one hole and takes ticket 66. */
     ck_assert_int_eq(mpscq_enqueue(q, tu_msg(2, 0)), MPSCQ_OK);
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
     ck_assert_ptr_eq(m, tu_msg(2, 0));
-    stop_release();
-    pthread_join(bt, NULL);
-    mpscq_test_hook = NULL;
-    ck_assert_int_eq(b.rc, MPSCQ_OK);
+    finish_stopped(bt, &b);
     /* Another thread takes the head; chead moves to 64 (segment end). */
     struct one d = { .q = q, .rc = -1 };
     pthread_t dt;
@@ -1970,20 +1976,15 @@ START_TEST(test_stats_record_linking)
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
         ck_assert_ptr_eq(m, tu_msg(1, i));
     }
-    stop_arm(MPSCQ_HOOK_REC_LINKING, 0);
     struct one a = { .q = q, .msg = tu_msg(2, 0), .rc = -1, .timeout = 0 };
     pthread_t th;
-    ck_assert_int_eq(start_one(&th, enqueue_one, &a), 0);
-    stop_wait();
+    start_stopped(MPSCQ_HOOK_REC_LINKING, 0, &th, enqueue_one, &a);
     struct mpscq_stats st;
     mpscq_stats(q, &st);
     ck_assert_uint_eq(st.enqueued, 10);
     ck_assert_uint_eq(st.dequeued, 6);
     ck_assert_uint_eq(mpscq_size(q), 4);
-    stop_release();
-    pthread_join(th, NULL);
-    mpscq_test_hook = NULL;
-    ck_assert_int_eq(a.rc, MPSCQ_OK);
+    finish_stopped(th, &a);
     mpscq_stats(q, &st);
     ck_assert_uint_eq(st.enqueued, 11);
     ck_assert_uint_eq(st.dequeued, 6);
@@ -2023,11 +2024,9 @@ START_TEST(test_baton_reads_from_cursor)
 {
     const uint64_t n = 4000;
     mpscq_t *q = new_many(0, 64);
-    stop_arm(MPSCQ_HOOK_AFTER_TICKET, 0);
     struct one a = { .q = q, .msg = tu_msg(1, 0), .rc = -1, .timeout = 0 };
     pthread_t pt;
-    ck_assert_int_eq(start_one(&pt, enqueue_one, &a), 0);
-    stop_wait();
+    start_stopped(MPSCQ_HOOK_AFTER_TICKET, 0, &pt, enqueue_one, &a);
     void *m;
     for (uint64_t i = 0; i < n; i++) {
         ck_assert_int_eq(mpscq_enqueue(q, tu_msg(2, i)), MPSCQ_OK);
@@ -2092,17 +2091,12 @@ START_TEST(test_close_gap)
         ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
         ck_assert_ptr_eq(m, tu_msg(1, i));
     }
-    stop_arm(MPSCQ_HOOK_CLOSE_GAP, 3);
     struct one c = { .q = q, .msg = NULL, .rc = -1, .timeout = 0 };
     pthread_t th;
-    ck_assert_int_eq(start_one(&th, close_one, &c), 0);
-    stop_wait();
+    start_stopped(MPSCQ_HOOK_CLOSE_GAP, 3, &th, close_one, &c);
     ck_assert_int_eq(mpscq_enqueue(q, tu_msg(1, 3)), MPSCQ_CLOSED);
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
-    stop_release();
-    pthread_join(th, NULL);
-    mpscq_test_hook = NULL;
-    ck_assert_int_eq(c.rc, MPSCQ_OK);
+    finish_stopped(th, &c);
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_CLOSED);
     void *b[4];
     ck_assert_uint_eq(mpscq_dequeue_batch(q, b, 4), 0);
