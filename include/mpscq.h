@@ -33,9 +33,9 @@
  * may be newer (never older in a correct installation).  The ABI policy
  * is in README ("Versions and ABI"). */
 #define MPSCQ_VERSION_MAJOR 0
-#define MPSCQ_VERSION_MINOR 4
+#define MPSCQ_VERSION_MINOR 5
 #define MPSCQ_VERSION_PATCH 0
-#define MPSCQ_VERSION_STRING "0.4.0"
+#define MPSCQ_VERSION_STRING "0.5.0"
 /* One number for #if tests: 0xMMmmpp. */
 #define MPSCQ_VERSION_NUMBER \
     ((MPSCQ_VERSION_MAJOR << 16) | (MPSCQ_VERSION_MINOR << 8) | MPSCQ_VERSION_PATCH)
@@ -68,8 +68,9 @@ enum mpscq_status {
     MPSCQ_TIMEOUT,  /* a waiting call's timeout expired */
     MPSCQ_NOMEM,    /* an allocation failed; nothing was changed */
     MPSCQ_INVAL,    /* bad argument; nothing was changed */
-    MPSCQ_BUSY      /* a consumer call while another thread is inside one
+    MPSCQ_BUSY,     /* a consumer call while another thread is inside one
                      * (asleep in a waiting call too); nothing was changed */
+    MPSCQ_EXIST     /* mpscq_ring_create: a region of that name exists */
 };
 
 /* Levels passed to mpscq_config.log_fn. */
@@ -429,6 +430,87 @@ MPSCQ_API int mpscq_set_dequeue_wait(mpscq_set_t *s, mpscq_t **from, void **msg,
 /* mpscq_set_destroy: free the set; its queues leave it and stay usable
  * (their messages stay in them).  NULL is ignored. */
 MPSCQ_API void mpscq_set_destroy(mpscq_set_t *s);
+
+/* ---- mpscq_ring: an interprocess ring in shared memory -------------
+ *
+ * A second queue kind (mpscq_ring(3), doc/ring-design.md): messages of
+ * 1 .. max_message bytes copied into a shared region, any number of
+ * producer threads in any number of processes, one consumer at a time
+ * (any thread of any process).  Producers are wait-free: one
+ * fetch-and-add claims the space.  The consumer passes a claim whose
+ * producer stopped or died between reserve and commit; a stopped claim
+ * pins only its chunk of the ring, a dead one is dropped. */
+typedef struct mpscq_ring mpscq_ring_t;
+
+typedef struct mpscq_ring_config {
+    size_t bytes;          /* payload capacity of the shared region, rounded
+                            * up to whole pages; 0 = MPSCQ_RING_BYTES_DEFAULT */
+    size_t max_message;    /* largest message in bytes (exact); 0 =
+                            * MPSCQ_RING_MAX_MESSAGE_DEFAULT */
+    unsigned mode;         /* permission bits of a named region; 0 = 0600 */
+} mpscq_ring_config;
+
+#define MPSCQ_RING_BYTES_DEFAULT       ((size_t)1 << 20)
+#define MPSCQ_RING_BYTES_MAX           ((size_t)1 << 40)
+#define MPSCQ_RING_MAX_MESSAGE_DEFAULT ((size_t)1024)
+#define MPSCQ_RING_MAX_MESSAGE_MAX     ((size_t)1 << 24)
+/* Producer threads attached to one ring at once (the next gets NOMEM). */
+#define MPSCQ_RING_PRODUCERS_MAX       256
+
+/* mpscq_ring_config_init: every field 0 (the defaults). */
+MPSCQ_API void mpscq_ring_config_init(mpscq_ring_config *cfg);
+
+/* mpscq_ring_create: a new ring.  name: a POSIX shared-memory name
+ * ("/x", no other slash), created O_EXCL with cfg->mode; NULL = an
+ * anonymous region (memfd), for fork() or passing mpscq_ring_fd.  cfg
+ * NULL = the defaults.  Returns MPSCQ_OK (*r set), MPSCQ_EXIST (the name
+ * exists), MPSCQ_INVAL (bad name or sizes) or MPSCQ_NOMEM. */
+MPSCQ_API int mpscq_ring_create(mpscq_ring_t **r, const char *name,
+                                const mpscq_ring_config *cfg);
+/* mpscq_ring_open: attach the named ring.  MPSCQ_OK, MPSCQ_INVAL (no such
+ * name, or the region is not a ring of this layout version) or
+ * MPSCQ_NOMEM. */
+MPSCQ_API int mpscq_ring_open(mpscq_ring_t **r, const char *name);
+/* mpscq_ring_fd: the region's descriptor (owned by r), -1 for NULL. */
+MPSCQ_API int mpscq_ring_fd(const mpscq_ring_t *r);
+/* mpscq_ring_open_fd: attach the ring behind fd (duplicated; the caller
+ * keeps fd).  Returns as mpscq_ring_open. */
+MPSCQ_API int mpscq_ring_open_fd(mpscq_ring_t **r, int fd);
+
+/* Producers: any number of threads in any number of processes.  One
+ * claim open per thread and ring at a time.
+ * mpscq_ring_write: copy len bytes in.  MPSCQ_OK, MPSCQ_FULL (no room;
+ * nothing written), MPSCQ_CLOSED, MPSCQ_INVAL (len 0 or > max_message,
+ * NULL argument, or a claim of this thread still open), MPSCQ_NOMEM (more
+ * than MPSCQ_RING_PRODUCERS_MAX producer threads attached). */
+MPSCQ_API int mpscq_ring_write(mpscq_ring_t *r, const void *data, size_t len);
+/* mpscq_ring_reserve: claim len bytes; *buf points at them until the
+ * same thread's mpscq_ring_commit.  Returns as mpscq_ring_write. */
+MPSCQ_API int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf);
+/* mpscq_ring_commit: publish the calling thread's open claim.  MPSCQ_OK,
+ * or MPSCQ_INVAL (buf is not this thread's open claim on r). */
+MPSCQ_API int mpscq_ring_commit(mpscq_ring_t *r, void *buf);
+
+/* The single consumer.
+ * mpscq_ring_read: copy the next message into buf (cap bytes).  MPSCQ_OK
+ * (*len set), MPSCQ_EMPTY, MPSCQ_CLOSED (closed and drained), MPSCQ_INVAL
+ * (NULL argument, or cap below the next message's length: *len says its
+ * length and the message stays). */
+MPSCQ_API int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len);
+/* mpscq_ring_read_wait: as mpscq_ring_read, sleeping up to timeout_ns
+ * (< 0 = forever, 0 = do not wait: MPSCQ_EMPTY) for a message or the
+ * close; MPSCQ_TIMEOUT when a positive timeout expires. */
+MPSCQ_API int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
+                                   long long timeout_ns);
+/* mpscq_ring_close: from any process; later writes and reserves get
+ * MPSCQ_CLOSED, reads MPSCQ_CLOSED once drained.  Wakes the consumer. */
+MPSCQ_API void mpscq_ring_close(mpscq_ring_t *r);
+/* mpscq_ring_detach: unmap this process's view and free r.  No thread of
+ * this process may use r during or after the call.  NULL is ignored. */
+MPSCQ_API void mpscq_ring_detach(mpscq_ring_t *r);
+/* mpscq_ring_unlink: remove a name (attached processes keep the region).
+ * MPSCQ_OK or MPSCQ_INVAL (bad or unknown name). */
+MPSCQ_API int mpscq_ring_unlink(const char *name);
 
 /* mpscq_strerror: a static English description of a status code. */
 MPSCQ_API const char *mpscq_strerror(int status);

@@ -106,9 +106,18 @@ enum {
     MPSCQ_HOOK_REC_LINKING,    /* a thread's first call: its new record is
                                 * the list's head, not linked to the older
                                 * ones yet (ticket = 0) */
-    MPSCQ_HOOK_CLOSE_GAP       /* mpscq_close: the closed bit set on tail,
+    MPSCQ_HOOK_CLOSE_GAP,      /* mpscq_close: the closed bit set on tail,
                                 * close_ticket not stored yet (ticket = the
                                 * close ticket) */
+    MPSCQ_HOOK_RING_PRECHECKED,/* ring producer: the tail's chunk found
+                                * installed, no claim yet (q NULL, ticket =
+                                * the tail it read) */
+    MPSCQ_HOOK_RING_CLAIMED,   /* ring producer: fetch-and-add done, the
+                                * chunk's map word not read yet (q NULL,
+                                * ticket = the claimed position) */
+    MPSCQ_HOOK_RING_PARK       /* ring read_wait: `sleeping` stored, the
+                                * last look before FUTEX_WAIT not made yet
+                                * (q NULL, ticket = the futex value) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;

@@ -64,6 +64,7 @@ const char *mpscq_strerror(int status)
     case MPSCQ_NOMEM: return "out of memory";
     case MPSCQ_INVAL: return "invalid argument";
     case MPSCQ_BUSY: return "another thread is inside a consumer call";
+    case MPSCQ_EXIST: return "a shared-memory region of that name exists";
     default: return "unknown status";
     }
 }

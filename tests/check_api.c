@@ -85,7 +85,7 @@ END_TEST
 START_TEST(test_status_codes)
 {
     int codes[] = { MPSCQ_OK, MPSCQ_EMPTY, MPSCQ_FULL, MPSCQ_CLOSED,
-                    MPSCQ_TIMEOUT, MPSCQ_NOMEM, MPSCQ_INVAL, MPSCQ_BUSY };
+                    MPSCQ_TIMEOUT, MPSCQ_NOMEM, MPSCQ_INVAL, MPSCQ_BUSY, MPSCQ_EXIST };
     size_t n = sizeof codes / sizeof codes[0];
     ck_assert_int_eq(MPSCQ_OK, 0);
     for (size_t i = 0; i < n; i++) {

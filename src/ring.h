@@ -1,0 +1,184 @@
+/*
+ * ring.h - mpscq_ring's shared-region layout and its process-local handle
+ * (doc/ring-design.md gives the layout byte by byte and the argument).
+ * Not installed.
+ *
+ * The region, every offset from its start, little-endian:
+ *   header     one page: struct ring_header, `ready` written last
+ *   shared     struct ring_shared: tail, the consumer's futex, close
+ *   map        M words, one per logical chunk number modulo M
+ *   slots      P producer slots of 64 bytes
+ *   consumer   struct ring_consumer, then K free-chunk words, then G gaps
+ *   chunks     K chunks of `stride` bytes: S/16 state bytes (padded to
+ *              64), then S + max_rec data bytes (the last max_rec are the
+ *              spill area of a record that starts before S)
+ */
+#ifndef MPSCQ_RING_H
+#define MPSCQ_RING_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stddef.h>
+#include <sys/types.h>
+
+#include "internal.h"
+
+#define RING_MAGIC      "MPSCQRNG"
+#define RING_VERSION    1u
+#define RING_READY      0x52454459u   /* "READY": the creator finished */
+#define RING_UNIT       16u           /* record alignment and state granule */
+#define RING_HDR        16u           /* record header bytes */
+#define RING_SLOTS      MPSCQ_RING_PRODUCERS_MAX
+/* A gap holds at least one unresolved claim or the spill of one, and a
+ * thread has one claim open at a time: 2 per slot suffices (ring-design
+ * s. 4); the rest is headroom for dead claims not yet swept. */
+#define RING_GAPS       (2u * RING_SLOTS + 64u)
+#define RING_CLOSED     (UINT64_C(1) << 63)
+#define RING_UNKNOWN    UINT64_MAX    /* close_pos before the closer stores it */
+
+/* A record's state byte (one per 16-byte unit of a chunk's data). */
+#define RING_ST_NONE    0u
+#define RING_ST_HEAD    1u            /* a committed record starts here */
+
+/* Map words: chunk number (44 bits) << 20 | state << 16 | physical chunk. */
+#define RING_MAP_FREE      0u
+#define RING_MAP_INSTALLED 1u
+#define RING_MAP_REFUSED   2u
+#define RING_CMASK         ((UINT64_C(1) << 44) - 1)
+#define RING_MAPW(c, st, p) ((((uint64_t)(c) & RING_CMASK) << 20) | ((uint64_t)(st) << 16) | (uint64_t)(p))
+#define RING_MAPW_CHUNK(w)  ((w) >> 20)
+#define RING_MAPW_STATE(w)  (((w) >> 16) & 0xfu)
+#define RING_MAPW_PHYS(w)   ((uint32_t)((w) & 0xffffu))
+
+/* A slot's owner word while the taker has not stored its start time:
+ * alive to everyone. */
+#define RING_OWNER_TAKING   (UINT64_C(1) << 63)
+/* A slot's claim word. */
+#define RING_CLAIM_IDLE     UINT64_MAX
+#define RING_CLAIM_PENDING  (UINT64_C(1) << 63)  /* | c0: before the fetch-and-add */
+
+struct ring_header {
+    char magic[8];
+    uint32_t version;
+    uint32_t header_size;
+    uint64_t region_size;
+    uint64_t bytes;          /* the configured payload bytes (page multiple) */
+    uint32_t max_message;
+    uint32_t unit;           /* RING_UNIT */
+    uint32_t nchunks;        /* K */
+    uint32_t chunk_bytes;    /* S: logical bytes per chunk */
+    uint32_t map_words;      /* M: a power of two >= 8 K */
+    uint32_t nslots;         /* P */
+    uint32_t ngaps;          /* G */
+    uint32_t max_rec;        /* 16 + max_message rounded up to 16 */
+    uint64_t off_shared, off_map, off_slots, off_consumer, off_free, off_gaps, off_chunks;
+    uint64_t stride;         /* bytes per chunk */
+    uint64_t state_bytes;    /* S/16 rounded up to 64 */
+    _Atomic uint32_t ready;  /* RING_READY, stored last (release) */
+    uint32_t mode;
+};
+
+struct ring_shared {
+    /* Producers' line: the logical byte position of the next claim; bit
+     * 63 = closed. */
+    MPSCQ_ALIGNED _Atomic uint64_t tail;
+    /* The consumer's futex: sleeping = 1 while it may sleep; wake_seq the
+     * futex word producers bump. */
+    MPSCQ_ALIGNED _Atomic uint32_t sleeping;
+    _Atomic uint32_t wake_seq;
+    /* Written once by the closer after it set bit 63 on tail: tail's
+     * value before, the end of the last claim that may be delivered. */
+    _Atomic uint64_t close_pos;
+    /* Counters (relaxed; statistics only). */
+    MPSCQ_ALIGNED _Atomic uint64_t full_count;
+};
+
+struct ring_slot {
+    _Atomic uint64_t owner;      /* pid << 32 | tid; 0 = free; | RING_OWNER_TAKING
+                                  * while a thread is taking it */
+    _Atomic uint64_t start_time; /* the owner thread's start (clock ticks since
+                                  * boot, /proc/PID/task/TID/stat), 0 unknown */
+    _Atomic uint64_t claim;      /* IDLE, PENDING | c0, or the claimed position */
+    uint64_t pad[5];
+};
+
+struct ring_gap {
+    uint64_t start, end;         /* logical positions, inside one chunk */
+};
+
+/* Written by the consumer only; the consumer validates it on every use
+ * (the region is shared with processes it does not trust). */
+struct ring_consumer {
+    uint64_t head;           /* next position of the main scan */
+    uint64_t limit;          /* the main scan reads below this tail value */
+    uint64_t next_install;   /* next logical chunk number to install */
+    uint64_t pass_pos;       /* gap pass: next position to look at */
+    uint32_t nfree;          /* free physical chunks in free[] */
+    uint32_t ngaps;          /* passed ranges in gaps[], sorted */
+    uint32_t pass_active;    /* a gap pass is under way */
+    uint32_t empty_reads;    /* EMPTY answers since the last sweep */
+    uint64_t delivered, dropped_claims, corrupt, refused_chunks;
+};
+
+/* The process-local handle. */
+struct ring_reg;
+struct mpscq_ring {
+    uint8_t *base;
+    size_t size;
+    int fd;
+    uint64_t id;                 /* unique in this process, for the TLS cache */
+    struct ring_header *hdr;
+    struct ring_shared *sh;
+    _Atomic uint64_t *map;
+    struct ring_slot *slots;
+    struct ring_consumer *cs;
+    uint32_t *free_list;
+    struct ring_gap *gaps;
+    uint8_t *chunks;
+    /* Copies of the validated header fields (never re-read from shared). */
+    uint64_t S, K, M, P, G, stride, state_bytes, max_message, max_rec;
+    pthread_mutex_t lock;        /* regs */
+    struct ring_reg *regs;       /* this process's attached producer threads */
+    struct mpscq_ring *next;     /* every handle of the process (ring.c) */
+};
+
+/* A producer thread's attachment to one ring handle. */
+struct ring_reg {
+    struct ring_reg *next;
+    pid_t tid;
+    uint32_t slot;
+    void *open_buf;              /* the open claim's payload, NULL if none */
+    uint64_t open_pos;
+    uint32_t open_phys;
+};
+
+/* Layout from (bytes, max_message): 0 or MPSCQ_INVAL. */
+MPSCQ_HIDDEN int mpscq_ring_layout(uint64_t bytes, uint64_t max_message, struct ring_header *h);
+
+static inline _Atomic uint8_t *ring_state(const struct mpscq_ring *r, uint32_t phys)
+{
+    return (_Atomic uint8_t *)(r->chunks + (uint64_t)phys * r->stride);
+}
+static inline uint8_t *ring_data(const struct mpscq_ring *r, uint32_t phys)
+{
+    return r->chunks + (uint64_t)phys * r->stride + r->state_bytes;
+}
+static inline uint64_t ring_round_unit(uint64_t n) { return (n + RING_UNIT - 1) & ~(uint64_t)(RING_UNIT - 1); }
+
+/* The record header a producer writes before committing. */
+struct ring_rec {
+    uint64_t pos;            /* the record's logical position */
+    uint32_t len;            /* payload bytes */
+    uint32_t check;          /* len ^ RING_REC_CHECK */
+};
+#define RING_REC_CHECK 0x4d524543u   /* "MREC" */
+
+/* ring_write.c: the owner word of this thread, and liveness (for the
+ * consumer's sweep and a producer looking for a slot). */
+MPSCQ_HIDDEN int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time);
+MPSCQ_HIDDEN void mpscq_ring_regs_release(struct mpscq_ring *r);
+/* ring_read.c: wake a sleeping consumer (producers and close). */
+MPSCQ_HIDDEN void mpscq_ring_wake(struct mpscq_ring *r);
+
+#endif /* MPSCQ_RING_H */

@@ -1,0 +1,571 @@
+/*
+ * ring_read.c - mpscq_ring's consumer: the main scan, passed ranges
+ * (gaps), retiring and installing chunks, the sweep of dead claims, and
+ * the sleeping read.  doc/ring-design.md s. 4-5 give the argument.
+ *
+ * Everything the consumer keeps lives in the region (struct
+ * ring_consumer, free[], gaps[]) so that any process can be the
+ * consumer; only the consumer writes it, and it never trusts it: every
+ * index read from the region is checked before it is used.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "ring.h"
+#include "wait.h"
+
+#define STUCK (-1)   /* the main scan cannot go on below its limit */
+#define MOVED (-2)   /* the main scan moved without delivering */
+/* The consumer sweeps for dead claims on every this many EMPTY answers
+ * while ranges are passed (and before every sleep). */
+#define SWEEP_EVERY 16u
+
+static inline uint64_t mapw(const struct mpscq_ring *r, uint64_t c)
+{
+    /* Acquire: an install (release CAS) or a producer's refusal. */
+    return atomic_load_explicit(&r->map[c % r->M], memory_order_acquire);
+}
+
+/* w installs chunk c on a physical chunk that exists (the map is in
+ * shared memory: a corrupt word must not send us outside the region). */
+static inline int installed_ok(const struct mpscq_ring *r, uint64_t w, uint64_t c)
+{
+    return w == RING_MAPW(c, RING_MAP_INSTALLED, RING_MAPW_PHYS(w)) && RING_MAPW_PHYS(w) < r->K;
+}
+#define installed(w, c) installed_ok(r, (w), (c))
+
+/* ---- waking ------------------------------------------------------------ */
+
+void mpscq_ring_wake(struct mpscq_ring *r)
+{
+    /* seq_cst exchange: one waker per sleep; the wake_seq bump makes a
+     * consumer that is about to FUTEX_WAIT on the old value return. */
+    if (atomic_exchange_explicit(&r->sh->sleeping, 0, memory_order_seq_cst)) {
+        atomic_fetch_add_explicit(&r->sh->wake_seq, 1, memory_order_seq_cst);
+        /* Shared futex (not _PRIVATE): the consumer may be another process. */
+        syscall(SYS_futex, (int *)&r->sh->wake_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+}
+
+/* ---- gaps ---------------------------------------------------------------- */
+
+static int chunk_has_gap(const struct mpscq_ring *r, uint64_t c)
+{
+    const struct ring_consumer *cs = r->cs;
+    for (uint32_t i = 0; i < cs->ngaps; i++) {
+        uint64_t gc = r->gaps[i].start / r->S;
+        if (gc == c)
+            return 1;
+        if (gc > c)
+            break;
+    }
+    return 0;
+}
+
+static void install_free(struct mpscq_ring *r);
+
+/* Chunk c is behind the main scan with nothing passed in it: its
+ * physical chunk goes back to the free list and its map word to the
+ * chunk number M later. */
+static void retire(struct mpscq_ring *r, uint64_t c)
+{
+    struct ring_consumer *cs = r->cs;
+    uint64_t w = mapw(r, c);
+    uint64_t c_chunk = c & RING_CMASK;
+    if (RING_MAPW_CHUNK(w) != c_chunk)
+        return;                       /* not ours (already retired) */
+    if (RING_MAPW_STATE(w) == RING_MAP_INSTALLED) {
+        uint32_t p = RING_MAPW_PHYS(w);
+        if (p >= r->K || cs->nfree >= r->K)
+            return;                   /* corrupt: leave it */
+        /* Plain zeroing: no producer writes this chunk until it is
+         * installed again (release CAS below in install_free). */
+        memset((void *)ring_state(r, p), 0, r->state_bytes);
+        r->free_list[cs->nfree++] = p;
+    }
+    /* The word's next chunk number: c + M, or the first one after it the
+     * head has not passed (a chunk passed while this word was still c's,
+     * under a record's spill, is never installed). */
+    uint64_t next = c + r->M, hc = cs->head / r->S;
+    if (next < hc)
+        next += (hc - next + r->M - 1) / r->M * r->M;
+    /* Release: the zeroed states before the word a producer may read. */
+    atomic_store_explicit(&r->map[c % r->M], RING_MAPW(next, RING_MAP_FREE, 0),
+                          memory_order_release);
+}
+
+/* The oldest chunk not retired: the first gap's, or the head's. */
+static uint64_t oldest(const struct mpscq_ring *r)
+{
+    const struct ring_consumer *cs = r->cs;
+    uint64_t h = cs->head / r->S;
+    if (cs->ngaps) {
+        uint64_t g = r->gaps[0].start / r->S;
+        if (g < h)
+            return g;
+    }
+    return h;
+}
+
+/* Give free physical chunks to the next chunk numbers, in order.  A
+ * chunk number at or past oldest() + M must wait: its map word still
+ * belongs to a pinned chunk. */
+static void install_free(struct mpscq_ring *r)
+{
+    struct ring_consumer *cs = r->cs;
+    uint64_t lim = oldest(r) + r->M;
+    while (cs->nfree && cs->next_install < lim) {
+        uint64_t n = cs->next_install;
+        uint64_t w = mapw(r, n);
+        if (w == RING_MAPW(n, RING_MAP_FREE, 0)) {
+            uint32_t p = r->free_list[cs->nfree - 1];
+            if (p >= r->K) {          /* corrupt entry: drop it */
+                cs->nfree--;
+                cs->corrupt++;
+                continue;
+            }
+            /* Release: the zeroed states before the install; acq on
+             * failure: a producer's refusal. */
+            MPSCQ_HB_BEFORE(&r->map[n % r->M]);
+            if (atomic_compare_exchange_strong_explicit(&r->map[n % r->M], &w,
+                                                        RING_MAPW(n, RING_MAP_INSTALLED, p),
+                                                        memory_order_acq_rel,
+                                                        memory_order_acquire))
+                cs->nfree--;
+            cs->next_install++;
+        } else if (w == RING_MAPW(n, RING_MAP_REFUSED, 0) || installed(w, n)) {
+            cs->next_install++;
+        } else {
+            break;
+        }
+    }
+}
+
+/* The main scan moved from chunk `from` to the chunk of the head. */
+static void passed_chunks(struct mpscq_ring *r, uint64_t from)
+{
+    uint64_t to = r->cs->head / r->S;
+    for (uint64_t c = from; c < to; c++)
+        if (!chunk_has_gap(r, c))
+            retire(r, c);
+    /* Every chunk below the head's is installed already or never will
+     * be (refused): installing resumes at the head's at the earliest.
+     * (A passed refused chunk's word is FREE for c + M now: install_free
+     * must not stop at it.) */
+    if (r->cs->next_install < to)
+        r->cs->next_install = to;
+    install_free(r);
+}
+
+/* Append [a, b) (inside one chunk, past every gap).  0, or STUCK when
+ * the list is full. */
+static int gap_add(struct mpscq_ring *r, uint64_t a, uint64_t b)
+{
+    struct ring_consumer *cs = r->cs;
+    if (cs->ngaps && r->gaps[cs->ngaps - 1].end == a && r->gaps[cs->ngaps - 1].start / r->S == a / r->S) {
+        r->gaps[cs->ngaps - 1].end = b;
+        return 0;
+    }
+    if (cs->ngaps >= r->G)
+        return STUCK;
+    r->gaps[cs->ngaps].start = a;
+    r->gaps[cs->ngaps].end = b;
+    cs->ngaps++;
+    return 0;
+}
+
+static void gap_delete(struct mpscq_ring *r, uint32_t i)
+{
+    struct ring_consumer *cs = r->cs;
+    memmove(&r->gaps[i], &r->gaps[i + 1], (cs->ngaps - i - 1) * sizeof r->gaps[0]);
+    cs->ngaps--;
+}
+
+/* A record [a, b) was delivered from a gap: take it out of every gap (it
+ * may reach into the next chunk's first gap, its spill).  Chunks left
+ * with no gap behind the head are retired. */
+static void gap_remove(struct mpscq_ring *r, uint64_t a, uint64_t b)
+{
+    struct ring_consumer *cs = r->cs;
+    uint64_t first = a / r->S, last = (b - 1) / r->S;
+    for (uint32_t i = 0; i < cs->ngaps;) {
+        struct ring_gap *g = &r->gaps[i];
+        if (g->end <= a) {
+            i++;
+            continue;
+        }
+        if (g->start >= b)
+            break;
+        if (g->start >= a && g->end <= b) {
+            gap_delete(r, i);
+            continue;
+        }
+        if (g->start >= a) {
+            g->start = b;
+        } else if (g->end <= b) {
+            g->end = a;
+        } else if (cs->ngaps < r->G) {
+            /* Split. */
+            memmove(&r->gaps[i + 2], &r->gaps[i + 1], (cs->ngaps - i - 1) * sizeof r->gaps[0]);
+            r->gaps[i + 1].start = b;
+            r->gaps[i + 1].end = g->end;
+            g->end = a;
+            cs->ngaps++;
+            i++;
+        }
+        /* (No room to split: the record's states say DONE, so the gap
+         * pass skips it; the sweep drops what is left.) */
+        i++;
+    }
+    uint64_t head_chunk = cs->head / r->S;
+    for (uint64_t c = first; c <= last && c < head_chunk; c++)
+        if (!chunk_has_gap(r, c))
+            retire(r, c);
+    install_free(r);
+}
+
+/* ---- delivering ---------------------------------------------------------- */
+
+/* The record whose HEAD is at logical pos, in physical chunk p: check
+ * its header, copy it out.  MPSCQ_OK (*recend = its end), MPSCQ_INVAL
+ * (cap too small; *len = its length), or STUCK for a corrupt header. */
+static int take_record(struct mpscq_ring *r, uint64_t pos, uint32_t p, void *buf, size_t cap,
+                       size_t *len, uint64_t *recend)
+{
+    uint64_t off = pos % r->S;
+    const uint8_t *rec = ring_data(r, p) + off;
+    struct ring_rec h;
+    memcpy(&h, rec, sizeof h);
+    if (h.pos != pos || (h.check ^ h.len) != RING_REC_CHECK || h.len == 0 || h.len > r->max_message) {
+        r->cs->corrupt++;
+        return STUCK;
+    }
+    if (h.len > cap) {
+        *len = h.len;
+        return MPSCQ_INVAL;
+    }
+    /* off < S and 16 + len <= max_rec: inside the chunk's data and spill. */
+    memcpy(buf, rec + RING_HDR, h.len);
+    *len = h.len;
+    *recend = pos + ring_round_unit(RING_HDR + h.len);
+    r->cs->delivered++;
+    return MPSCQ_OK;
+}
+
+/* The gap pass: the next committed record inside a gap at or after
+ * pass_pos.  MPSCQ_OK / MPSCQ_INVAL as take_record, MPSCQ_EMPTY when
+ * the pass is over. */
+static int gap_pass(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
+{
+    struct ring_consumer *cs = r->cs;
+    for (uint32_t i = 0; i < cs->ngaps; i++) {
+        struct ring_gap g = r->gaps[i];
+        if (g.end <= cs->pass_pos)
+            continue;
+        uint64_t c = g.start / r->S;
+        uint64_t w = mapw(r, c);
+        if (!installed(w, c) || g.start >= g.end || (g.end - 1) / r->S != c) {
+            cs->corrupt++;            /* not a range of an installed chunk */
+            gap_delete(r, i--);
+            continue;
+        }
+        uint32_t p = RING_MAPW_PHYS(w);
+        _Atomic uint8_t *st = ring_state(r, p);
+        uint64_t from = g.start > cs->pass_pos ? g.start : cs->pass_pos;
+        for (uint64_t pos = from; pos < g.end; pos += RING_UNIT) {
+            uint64_t u = (pos - c * r->S) / RING_UNIT;
+            /* Acquire: pairs with the producer's commit exchange. */
+            if (atomic_load_explicit(&st[u], memory_order_acquire) != RING_ST_HEAD)
+                continue;
+            MPSCQ_HB_AFTER(&st[u]);
+            uint64_t end;
+            int rc = take_record(r, pos, p, buf, cap, len, &end);
+            if (rc == MPSCQ_INVAL) {
+                cs->pass_pos = pos;
+                return rc;
+            }
+            /* Relaxed: only the consumer reads it from now on. */
+            atomic_store_explicit(&st[u], 2, memory_order_relaxed);   /* done */
+            if (rc == STUCK) {
+                gap_remove(r, pos, pos + RING_UNIT);
+                cs->pass_pos = pos + RING_UNIT;
+                i = UINT32_MAX;  /* the list changed: start again at pass_pos */
+                break;
+            }
+            gap_remove(r, pos, end);
+            cs->pass_pos = end;
+            return MPSCQ_OK;
+        }
+        if (i != UINT32_MAX)
+            cs->pass_pos = g.end;     /* nothing committed in this gap yet */
+    }
+    cs->pass_active = 0;
+    return MPSCQ_EMPTY;
+}
+
+/* One step of the main scan at the head (head < limit): deliver the
+ * record there (MPSCQ_OK / MPSCQ_INVAL), or move the head past a range
+ * it passes or a chunk with nothing in it (MOVED), or STUCK. */
+static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t cap,
+                     size_t *len)
+{
+    struct ring_consumer *cs = r->cs;
+    uint64_t h = cs->head, c = h / r->S, cend = (c + 1) * r->S;
+    if (c >= oldest(r) + r->M)
+        return STUCK;                 /* its map word is a pinned chunk's */
+    uint64_t w = mapw(r, c);
+    if (RING_MAPW_CHUNK(w) == (c & RING_CMASK) && RING_MAPW_STATE(w) == RING_MAP_FREE) {
+        install_free(r);
+        w = mapw(r, c);
+        if (w == RING_MAPW(c, RING_MAP_FREE, 0) &&
+            atomic_compare_exchange_strong_explicit(&r->map[c % r->M], &w,
+                                                    RING_MAPW(c, RING_MAP_REFUSED, 0),
+                                                    memory_order_acq_rel, memory_order_acquire))
+            w = RING_MAPW(c, RING_MAP_REFUSED, 0);
+        if (cs->next_install <= c)
+            cs->next_install = c + 1;
+    }
+    if (!installed(w, c)) {
+        if (w != RING_MAPW(c, RING_MAP_REFUSED, 0)) {
+            /* Neither free, installed nor refused for c: corrupt. */
+            cs->corrupt++;
+            atomic_store_explicit(&r->map[c % r->M], RING_MAPW(c, RING_MAP_REFUSED, 0),
+                                  memory_order_release);
+        }
+        cs->refused_chunks++;
+        cs->head = cend;
+        passed_chunks(r, c);
+        return MOVED;
+    }
+    uint32_t p = RING_MAPW_PHYS(w);
+    _Atomic uint8_t *st = ring_state(r, p);
+    uint64_t u = (h - c * r->S) / RING_UNIT;
+    /* Acquire: pairs with the producer's commit exchange. */
+    if (atomic_load_explicit(&st[u], memory_order_acquire) == RING_ST_HEAD) {
+        MPSCQ_HB_AFTER(&st[u]);
+        uint64_t end;
+        int rc = take_record(r, h, p, buf, cap, len, &end);
+        if (rc == STUCK) {
+            cs->head = h + RING_UNIT;   /* skip the corrupt unit */
+        } else if (rc == MPSCQ_OK) {
+            cs->head = end;
+        } else {
+            return rc;
+        }
+        if (cs->head >= cend)
+            passed_chunks(r, c);
+        return rc == STUCK ? MOVED : rc;
+    }
+    /* Not committed: pass it when something after it is (lazy passing),
+     * or when the chunk ends, or when the ring is closed for good. */
+    uint64_t lim = cs->limit < cend ? cs->limit : cend;
+    uint64_t n = h + RING_UNIT;
+    while (n < lim && atomic_load_explicit(&st[(n - c * r->S) / RING_UNIT], memory_order_acquire) != RING_ST_HEAD)
+        n += RING_UNIT;
+    if (n > lim)
+        n = lim;
+    if (n == lim && lim != cend && lim != final_end)
+        return STUCK;                  /* nothing committed after it yet */
+    if (gap_add(r, h, n) == STUCK)
+        return STUCK;
+    cs->head = n;
+    if (n >= cend)
+        passed_chunks(r, c);
+    return MOVED;
+}
+
+/* ---- the sweep: claims whose owner died ----------------------------------- */
+
+static void sweep(struct mpscq_ring *r)
+{
+    struct ring_consumer *cs = r->cs;
+    uint64_t live[RING_SLOTS];
+    unsigned nlive = 0;
+    for (uint32_t i = 0; i < r->P && i < RING_SLOTS; i++) {
+        struct ring_slot *sl = &r->slots[i];
+        /* seq_cst loads: ordered after the tail loads that made the gaps
+         * (ring-design.md s. 4, "Dead claims"). */
+        uint64_t o = atomic_load_explicit(&sl->owner, memory_order_seq_cst);
+        if (!o)
+            continue;
+        uint64_t cl = atomic_load_explicit(&sl->claim, memory_order_seq_cst);
+        /* Relaxed: the owner's release store published it (the owner
+         * load above is seq_cst, an acquire). */
+        uint64_t start = atomic_load_explicit(&sl->start_time, memory_order_relaxed);
+        if (!mpscq_ring_owner_alive(o, start)) {
+            /* The owner is gone: its claim will never commit.  Free the
+             * slot (CAS: unchanged since we looked). */
+            if (atomic_compare_exchange_strong_explicit(&sl->claim, &cl, RING_CLAIM_IDLE,
+                                                        memory_order_seq_cst, memory_order_relaxed))
+                atomic_compare_exchange_strong_explicit(&sl->owner, &o, 0, memory_order_release,
+                                                        memory_order_relaxed);
+            continue;
+        }
+        if (cl != RING_CLAIM_IDLE)
+            live[nlive++] = cl;
+    }
+    for (uint32_t i = 0; i < cs->ngaps;) {
+        struct ring_gap g = r->gaps[i];
+        uint64_t c = g.start / r->S;
+        int alive = 0;
+        for (unsigned k = 0; k < nlive && !alive; k++) {
+            uint64_t cl = live[k];
+            if (cl & RING_CLAIM_PENDING)
+                alive = (cl & ~RING_CLAIM_PENDING) <= c;
+            else
+                alive = cl < g.end && cl + r->max_rec > g.start;
+        }
+        if (!alive) {
+            /* Committed since we looked?  Then the pass delivers it. */
+            uint64_t w = mapw(r, c);
+            int head = 0;
+            if (installed(w, c)) {
+                _Atomic uint8_t *st = ring_state(r, RING_MAPW_PHYS(w));
+                for (uint64_t pos = g.start; pos < g.end && !head; pos += RING_UNIT)
+                    head = atomic_load_explicit(&st[(pos - c * r->S) / RING_UNIT],
+                                                memory_order_seq_cst) == RING_ST_HEAD;
+            }
+            if (!head) {
+                cs->dropped_claims++;
+                gap_delete(r, i);
+                if (c < cs->head / r->S && !chunk_has_gap(r, c))
+                    retire(r, c);
+                continue;
+            }
+        }
+        i++;
+    }
+    install_free(r);
+}
+
+/* ---- read ------------------------------------------------------------------ */
+
+/* The consumer's state in the region is plausible: counts in range, the
+ * limit a tail value seen, the head at most a chunk and a record past it. */
+static int consumer_ok(const struct mpscq_ring *r)
+{
+    const struct ring_consumer *cs = r->cs;
+    /* Relaxed: tail only grows; any value bounds the limit. */
+    uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_relaxed) & ~RING_CLOSED;
+    return cs->ngaps <= r->G && cs->nfree <= r->K && cs->limit <= t &&
+           cs->head <= cs->limit + r->S + r->max_rec;
+}
+
+int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
+{
+    if (!r || !buf || !len)
+        return MPSCQ_INVAL;
+    struct ring_consumer *cs = r->cs;
+    if (!consumer_ok(r))
+        return MPSCQ_INVAL;
+    int reloaded = 0;
+    uint64_t final_end = RING_UNKNOWN;
+    for (;;) {
+        if (cs->pass_active) {
+            int rc = gap_pass(r, buf, cap, len);
+            if (rc != MPSCQ_EMPTY)
+                return rc;
+        }
+        while (cs->head < cs->limit) {
+            int rc = main_step(r, final_end, buf, cap, len);
+            if (rc == STUCK)
+                break;
+            if (rc != MOVED) {
+                cs->empty_reads = 0;
+                return rc;
+            }
+        }
+        if (reloaded)
+            break;
+        reloaded = 1;
+        /* Acquire: every claim below t was made before this load, and the
+         * PENDING word and the commits that preceded it are visible
+         * (release sequence of the fetch-and-adds). */
+        uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+        uint64_t tl = t & ~RING_CLOSED;
+        if (t & RING_CLOSED) {
+            /* Acquire: the closer's release; UNKNOWN until it stores. */
+            uint64_t cp = atomic_load_explicit(&r->sh->close_pos, memory_order_acquire);
+            if (cp != RING_UNKNOWN && cp <= tl) {
+                final_end = cp;
+                tl = cp;
+            }
+        }
+        /* A tail further ahead than installed and refused chunks can put
+         * it (M chunk numbers, and a refusal per producer) is corrupt:
+         * say so rather than walk towards it. */
+        if (tl > cs->head + (r->M + r->P + 2) * r->S)
+            return MPSCQ_INVAL;
+        if (tl > cs->limit)
+            cs->limit = tl;
+        if (cs->ngaps) {
+            cs->pass_active = 1;
+            cs->pass_pos = 0;
+        }
+    }
+    if (final_end != RING_UNKNOWN && cs->head >= final_end && !cs->pass_active)
+        return MPSCQ_CLOSED;
+    /* Sweep now and then while ranges are passed, and at once when a
+     * pinned chunk stops installing (the ring is short of chunks). */
+    if (cs->ngaps && (++cs->empty_reads % SWEEP_EVERY == 0 ||
+                      (cs->nfree && cs->next_install >= oldest(r) + r->M)))
+        sweep(r);
+    return MPSCQ_EMPTY;
+}
+
+int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
+                         long long timeout_ns)
+{
+    int rc = mpscq_ring_read(r, buf, cap, len);
+    if (rc != MPSCQ_EMPTY || timeout_ns == 0)
+        return rc;
+    uint64_t deadline = mpscq_deadline(timeout_ns);
+    for (;;) {
+        if (r->cs->ngaps)
+            sweep(r);
+        /* The futex value first, then `sleeping`: a waker acts only on
+         * `sleeping` = 1, so its bump of wake_seq comes after this load and
+         * the FUTEX_WAIT below returns at once.  (The other order loses a
+         * wake-up: a waker between the two resets `sleeping` and bumps the
+         * value this load then reads, and nobody wakes us again.) */
+        uint32_t seq = atomic_load_explicit(&r->sh->wake_seq, memory_order_seq_cst);
+        /* seq_cst store and fence: the consumer's side of the Dekker pair
+         * with the producer's commit exchange and its load of `sleeping`:
+         * either the read below sees the HEAD, or the producer sees 1. */
+        atomic_store_explicit(&r->sh->sleeping, 1, memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst);
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_PARK, NULL, seq);
+        rc = mpscq_ring_read(r, buf, cap, len);
+        if (rc != MPSCQ_EMPTY) {
+            atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);
+            return rc;
+        }
+        struct timespec ts, *tsp = NULL;
+        if (deadline != UINT64_MAX) {
+            uint64_t now = mpscq_mono_ns();
+            if (now >= deadline) {
+                atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);
+                return MPSCQ_TIMEOUT;
+            }
+            uint64_t left = deadline - now;
+            ts.tv_sec = (time_t)(left / 1000000000u);
+            ts.tv_nsec = (long)(left % 1000000000u);
+            tsp = &ts;
+        }
+        /* Shared futex; EINTR and EAGAIN: look again (a signal does not
+         * end the wait). */
+        syscall(SYS_futex, (int *)&r->sh->wake_seq, FUTEX_WAIT, (int)seq, tsp, NULL, 0);
+        rc = mpscq_ring_read(r, buf, cap, len);
+        if (rc != MPSCQ_EMPTY) {
+            atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);
+            return rc;
+        }
+    }
+}

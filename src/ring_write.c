@@ -1,0 +1,366 @@
+/*
+ * ring_write.c - mpscq_ring's producers: a slot per thread, the claim
+ * (one fetch-and-add), the commit.  doc/ring-design.md s. 3 gives the
+ * argument; the consumer is ring_read.c.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "ring.h"
+
+MPSCQ_HIDDEN void mpscq_ring_forget_regs_in_child(void);
+MPSCQ_HIDDEN void mpscq_ring_release_thread(pid_t tid);
+
+/* ---- who we are ------------------------------------------------------- */
+
+static pid_t my_pid;                    /* 0 until read; reset in a fork child */
+static int proc_ok = -1;                /* /proc/self/task/TID/stat readable */
+static _Thread_local pid_t my_tid;
+static _Thread_local uint64_t my_start_time;   /* this thread's, 0 unknown */
+/* The fork epoch: a child's thread-local cache entries are stale. */
+static _Atomic uint32_t fork_epoch;     /* relaxed: read by this process's threads only */
+
+static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
+static pthread_key_t exit_key;
+
+/* A thread's state letter and start time in clock ticks since boot
+ * (fields 3 and 22 of /proc/PID/task/TID/stat).  0, or -1 with errno
+ * (ENOENT: no such thread). */
+static int task_stat(pid_t pid, pid_t tid, char *state, uint64_t *start)
+{
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0) {
+        errno = EIO;
+        return -1;
+    }
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');   /* the command may hold spaces and ')' */
+    if (!p || p[1] != ' ') {
+        errno = EIO;
+        return -1;
+    }
+    p += 2;
+    *state = *p;
+    /* Fields 3 .. 22: state is 3, starttime 22. */
+    for (int field = 3; field < 22; field++) {
+        p = strchr(p, ' ');
+        if (!p) {
+            errno = EIO;
+            return -1;
+        }
+        p++;
+    }
+    *start = strtoull(p, NULL, 10);
+    return 0;
+}
+
+static void thread_exit(void *arg)
+{
+    (void)arg;
+    if (my_tid)
+        mpscq_ring_release_thread(my_tid);
+}
+
+static void in_child(void)
+{
+    my_pid = 0;
+    my_tid = 0;
+    my_start_time = 0;
+    proc_ok = -1;
+    atomic_fetch_add_explicit(&fork_epoch, 1, memory_order_relaxed);
+    mpscq_ring_forget_regs_in_child();
+}
+
+static void once(void)
+{
+    pthread_key_create(&exit_key, thread_exit);
+    pthread_atfork(NULL, NULL, in_child);
+}
+
+static void who_am_i(void)
+{
+    pthread_once(&ring_once, once);
+    if (!my_pid)
+        my_pid = getpid();
+    if (!my_tid) {
+        my_tid = (pid_t)syscall(SYS_gettid);
+        char st;
+        uint64_t start = 0;
+        int ok = task_stat(my_pid, my_tid, &st, &start) == 0;
+        my_start_time = ok ? start : 0;
+        if (proc_ok < 0)
+            proc_ok = ok;
+    }
+}
+
+/* 1 while the owner thread of a slot may still commit.  With /proc: its
+ * task exists, is not a zombie, and started when the slot says (no
+ * reused tid).  Without: its process exists (kill(pid, 0)).  Pids are
+ * this process's namespace's (ring-design.md s. 8). */
+int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time)
+{
+    if (owner & RING_OWNER_TAKING)
+        return 1;
+    pid_t pid = (pid_t)(owner >> 32), tid = (pid_t)(owner & 0xffffffffu);
+    who_am_i();
+    if (proc_ok) {
+        char st;
+        uint64_t start;
+        if (task_stat(pid, tid, &st, &start) != 0)
+            return errno != ENOENT && errno != ESRCH;
+        if (st == 'Z' || st == 'X')
+            return 0;
+        return !start_time || start == start_time;
+    }
+    return kill(pid, 0) == 0 || errno != ESRCH;
+}
+
+/* ---- the thread's slot ------------------------------------------------- */
+
+#define TLS_CACHE 4
+static _Thread_local struct {
+    uint64_t id;
+    uint32_t epoch;
+    struct ring_reg *reg;
+} reg_cache[TLS_CACHE];
+static _Thread_local unsigned reg_victim;
+
+/* Take a free slot, or one whose owner died with no claim open (a claim
+ * of a dead owner is the consumer's to drop first). */
+static int slot_take(struct mpscq_ring *r, uint64_t me, int reclaim)
+{
+    for (uint32_t i = 0; i < r->P; i++) {
+        struct ring_slot *sl = &r->slots[i];
+        /* Acquire: the previous owner's release of the slot, and the
+         * start time stored before the owner word. */
+        uint64_t o = atomic_load_explicit(&sl->owner, memory_order_acquire);
+        if (o != 0) {
+            if (!reclaim ||
+                atomic_load_explicit(&sl->claim, memory_order_acquire) != RING_CLAIM_IDLE ||
+                mpscq_ring_owner_alive(o, atomic_load_explicit(&sl->start_time,
+                                                               memory_order_relaxed)))
+                continue;
+        }
+        /* acq_rel: the winner owns the slot.  TAKING first: until the
+         * start time below is stored, the slot is alive to a sweep, which
+         * would otherwise judge this owner by the previous one's time. */
+        if (atomic_compare_exchange_strong_explicit(&sl->owner, &o, me | RING_OWNER_TAKING,
+                                                    memory_order_acq_rel,
+                                                    memory_order_acquire)) {
+            /* Relaxed: published by the release store of owner below. */
+            atomic_store_explicit(&sl->start_time, my_start_time, memory_order_relaxed);
+            atomic_store_explicit(&sl->claim, RING_CLAIM_IDLE, memory_order_relaxed);
+            atomic_store_explicit(&sl->owner, me, memory_order_release);
+            return (int)i;
+        }
+    }
+    return -1;
+}
+
+static struct ring_reg *reg_slow(struct mpscq_ring *r)
+{
+    who_am_i();
+    pthread_mutex_lock(&r->lock);
+    struct ring_reg *g = r->regs;
+    while (g && g->tid != my_tid)
+        g = g->next;
+    if (!g) {
+        uint64_t me = (uint64_t)(uint32_t)my_pid << 32 | (uint32_t)my_tid;
+        int s = slot_take(r, me, 0);
+        if (s < 0)
+            s = slot_take(r, me, 1);
+        g = s < 0 ? NULL : calloc(1, sizeof *g);
+        if (!g && s >= 0) {
+            atomic_store_explicit(&r->slots[s].owner, 0, memory_order_release);
+        } else if (g) {
+            g->tid = my_tid;
+            g->slot = (uint32_t)s;
+            g->next = r->regs;
+            r->regs = g;
+            /* The destructor releases the slot when the thread exits. */
+            pthread_setspecific(exit_key, (void *)1);
+        }
+    }
+    pthread_mutex_unlock(&r->lock);
+    if (g) {
+        unsigned v = reg_victim++ % TLS_CACHE;
+        reg_cache[v].id = r->id;
+        reg_cache[v].epoch = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
+        reg_cache[v].reg = g;
+    }
+    return g;
+}
+
+static inline struct ring_reg *reg_of(struct mpscq_ring *r)
+{
+    uint32_t e = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
+    for (int i = 0; i < TLS_CACHE; i++)
+        if (reg_cache[i].id == r->id && reg_cache[i].epoch == e)
+            return reg_cache[i].reg;
+    return reg_slow(r);
+}
+
+/* detach: every registration of this handle gives its slot back. */
+void mpscq_ring_regs_release(struct mpscq_ring *r)
+{
+    pthread_mutex_lock(&r->lock);
+    while (r->regs) {
+        struct ring_reg *g = r->regs;
+        r->regs = g->next;
+        struct ring_slot *sl = &r->slots[g->slot];
+        atomic_store_explicit(&sl->claim, RING_CLAIM_IDLE, memory_order_release);
+        atomic_store_explicit(&sl->owner, 0, memory_order_release);
+        free(g);
+    }
+    pthread_mutex_unlock(&r->lock);
+}
+
+/* ---- claim and commit -------------------------------------------------- */
+
+static void note_full(struct mpscq_ring *r)
+{
+    atomic_fetch_add_explicit(&r->sh->full_count, 1, memory_order_relaxed);
+    /* A consumer asleep may be the one to free space (dead claims are
+     * swept when it looks): wake it.  Relaxed: a hint. */
+    if (atomic_load_explicit(&r->sh->sleeping, memory_order_relaxed))
+        mpscq_ring_wake(r);
+}
+
+int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
+{
+    if (!r || !buf || len == 0 || len > r->max_message)
+        return MPSCQ_INVAL;
+    struct ring_reg *g = reg_of(r);
+    if (!g)
+        return MPSCQ_NOMEM;
+    if (g->open_buf)
+        return MPSCQ_INVAL;         /* one open claim per thread */
+    struct ring_slot *sl = &r->slots[g->slot];
+    const uint64_t S = r->S, M = r->M;
+    uint64_t reclen = ring_round_unit(RING_HDR + len);
+
+    /* Pre-check: claim only when the chunk under tail is installed, so a
+     * full ring costs no claim.  Acquire on both: the map word's install
+     * (consumer, release CAS) makes the chunk's zeroed states visible. */
+    uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+    if (t & RING_CLOSED)
+        return MPSCQ_CLOSED;
+    uint64_t c0 = t / S;
+    uint64_t w = atomic_load_explicit(&r->map[c0 % M], memory_order_acquire);
+    if (w != RING_MAPW(c0, RING_MAP_INSTALLED, RING_MAPW_PHYS(w))) {
+        /* The rest of a chunk that will never be installed (refused, or
+         * refused and already passed by the consumer, its word now FREE
+         * for c0 + M) is skipped: one CAS moves tail to the next chunk's
+         * start when that one is installed.  Chunks are installed in
+         * order, so c0 + 1 installed means c0 never will be. */
+        uint64_t w1 = atomic_load_explicit(&r->map[(c0 + 1) % M], memory_order_acquire);
+        if (w1 != RING_MAPW(c0 + 1, RING_MAP_INSTALLED, RING_MAPW_PHYS(w1))) {
+            note_full(r);
+            return MPSCQ_FULL;
+        }
+        /* seq_cst, as every RMW on tail; failure: someone moved it. */
+        atomic_compare_exchange_strong_explicit(&r->sh->tail, &t, (c0 + 1) * S,
+                                                memory_order_seq_cst, memory_order_relaxed);
+        t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+        if (t & RING_CLOSED)
+            return MPSCQ_CLOSED;
+        c0 = t / S;
+        w = atomic_load_explicit(&r->map[c0 % M], memory_order_acquire);
+        if (w != RING_MAPW(c0, RING_MAP_INSTALLED, RING_MAPW_PHYS(w))) {
+            note_full(r);
+            return MPSCQ_FULL;
+        }
+    }
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_PRECHECKED, NULL, t);
+    /* Release (a plain store on x86): the fetch-and-add below is a
+     * release too, so a consumer whose tail load (acquire) covers this
+     * claim sees PENDING or later; and a sweep that reads this word sees
+     * the thread's earlier commit (ring-design.md s. 4). */
+    atomic_store_explicit(&sl->claim, RING_CLAIM_PENDING | c0, memory_order_release);
+    /* seq_cst: the one locked instruction of the common case; it orders
+     * PENDING before the claim and the claim in tail's single order
+     * (linearization point of the write). */
+    uint64_t pos = atomic_fetch_add_explicit(&r->sh->tail, reclen, memory_order_seq_cst);
+    if (pos & RING_CLOSED) {
+        atomic_store_explicit(&sl->claim, RING_CLAIM_IDLE, memory_order_release);
+        return MPSCQ_CLOSED;
+    }
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CLAIMED, NULL, pos);
+    uint64_t c = pos / S;
+    w = atomic_load_explicit(&r->map[c % M], memory_order_acquire);
+    if (w == RING_MAPW(c, RING_MAP_FREE, 0)) {
+        /* No physical chunk for c yet: refuse c (the consumer skips it
+         * whole).  acq_rel; on failure w is what the consumer installed. */
+        if (atomic_compare_exchange_strong_explicit(&r->map[c % M], &w,
+                                                    RING_MAPW(c, RING_MAP_REFUSED, 0),
+                                                    memory_order_acq_rel, memory_order_acquire))
+            w = RING_MAPW(c, RING_MAP_REFUSED, 0);
+    }
+    if (w != RING_MAPW(c, RING_MAP_INSTALLED, RING_MAPW_PHYS(w)) || RING_MAPW_PHYS(w) >= r->K) {
+        atomic_store_explicit(&sl->claim, RING_CLAIM_IDLE, memory_order_release);
+        note_full(r);
+        return MPSCQ_FULL;
+    }
+    MPSCQ_HB_AFTER(&r->map[c % M]);      /* the consumer's install */
+    /* Relaxed: a refinement of PENDING for the consumer's sweep. */
+    atomic_store_explicit(&sl->claim, pos, memory_order_relaxed);
+    uint32_t phys = RING_MAPW_PHYS(w);
+    uint8_t *rec = ring_data(r, phys) + (pos - c * S);
+    struct ring_rec h = { pos, (uint32_t)len, (uint32_t)len ^ RING_REC_CHECK };
+    memcpy(rec, &h, sizeof h);
+    g->open_buf = rec + RING_HDR;
+    g->open_pos = pos;
+    g->open_phys = phys;
+    *buf = g->open_buf;
+    return MPSCQ_OK;
+}
+
+int mpscq_ring_commit(mpscq_ring_t *r, void *buf)
+{
+    if (!r || !buf)
+        return MPSCQ_INVAL;
+    struct ring_reg *g = reg_of(r);
+    if (!g || g->open_buf != buf)
+        return MPSCQ_INVAL;
+    uint64_t off = g->open_pos % r->S;
+    _Atomic uint8_t *st = ring_state(r, g->open_phys) + off / RING_UNIT;
+    /* seq_cst (XCHG): publishes the record (release for the consumer's
+     * acquire load of the state byte) and is the StoreLoad fence of the
+     * Dekker pair with the consumer's `sleeping` (ring_read.c). */
+    MPSCQ_HB_BEFORE(st);
+    atomic_exchange_explicit(st, RING_ST_HEAD, memory_order_seq_cst);
+    /* Release: a sweep that reads IDLE also sees HEAD. */
+    atomic_store_explicit(&r->slots[g->slot].claim, RING_CLAIM_IDLE, memory_order_release);
+    g->open_buf = NULL;
+    /* seq_cst (a plain load on x86): with the exchange above, one side of
+     * the Dekker pair with read_wait's store of `sleeping` and its fence. */
+    if (MPSCQ_UNLIKELY(atomic_load_explicit(&r->sh->sleeping, memory_order_seq_cst)))
+        mpscq_ring_wake(r);
+    return MPSCQ_OK;
+}
+
+int mpscq_ring_write(mpscq_ring_t *r, const void *data, size_t len)
+{
+    if (!data)
+        return MPSCQ_INVAL;
+    void *buf;
+    int rc = mpscq_ring_reserve(r, len, &buf);
+    if (rc)
+        return rc;
+    memcpy(buf, data, len);
+    return mpscq_ring_commit(r, buf);
+}

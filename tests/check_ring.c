@@ -1,0 +1,1413 @@
+/* check_ring.c - mpscq_ring: the contract of issue 12 between threads and
+ * between processes (fork), stopped and dead producers, the sleeping
+ * consumer, attach checks and a corrupted region. */
+#include "config.h"
+
+#include <check.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mpscq.h"
+#include "internal.h"
+#include "ring.h"
+#include "testutil.h"
+
+/* Forked children: not where the suites run unforked (qemu-user, TSan:
+ * a forked multi-threaded emulated process may hang). */
+static int fork_ok(void)
+{
+    const char *f = getenv("CK_FORK");
+    return !(f && strcmp(f, "no") == 0);
+}
+
+/* A unique shared-memory name for this process and test. */
+static void ring_name(char *buf, size_t n, const char *tag)
+{
+    snprintf(buf, n, "/mpscq-test-%d-%s", (int)getpid(), tag);
+}
+
+static mpscq_ring_t *new_ring(size_t bytes, size_t max_message)
+{
+    mpscq_ring_config cfg;
+    mpscq_ring_config_init(&cfg);
+    cfg.bytes = bytes;
+    cfg.max_message = max_message;
+    mpscq_ring_t *r = NULL;
+    ck_assert_int_eq(mpscq_ring_create(&r, NULL, &cfg), MPSCQ_OK);
+    ck_assert_ptr_nonnull(r);
+    return r;
+}
+
+/* A message: producer, sequence, then `len` bytes in all, filled with a
+ * pattern of both, so that a torn or misplaced copy is seen. */
+struct msg_head {
+    uint32_t producer;
+    uint32_t seq;
+};
+static size_t msg_len(uint32_t p, uint32_t seq, size_t maxlen)
+{
+    return sizeof(struct msg_head) + (p * 7919u + seq * 104729u) % (maxlen - sizeof(struct msg_head) + 1);
+}
+static void msg_fill(uint8_t *b, uint32_t p, uint32_t seq, size_t len)
+{
+    struct msg_head h = { p, seq };
+    memcpy(b, &h, sizeof h);
+    for (size_t i = sizeof h; i < len; i++)
+        b[i] = (uint8_t)(p * 31 + seq + i);
+}
+static int msg_check(const uint8_t *b, size_t len, size_t maxlen, struct msg_head *out)
+{
+    if (len < sizeof *out)
+        return 0;
+    memcpy(out, b, sizeof *out);
+    if (len != msg_len(out->producer, out->seq, maxlen))
+        return 0;
+    for (size_t i = sizeof *out; i < len; i++)
+        if (b[i] != (uint8_t)(out->producer * 31 + out->seq + i))
+            return 0;
+    return 1;
+}
+
+/* Write, retrying while FULL (another thread or process drains). */
+static int write_retry(mpscq_ring_t *r, const void *b, size_t len)
+{
+    int rc;
+    while ((rc = mpscq_ring_write(r, b, len)) == MPSCQ_FULL)
+        sched_yield();
+    return rc;
+}
+
+/* ---- arguments and limits ------------------------------------------------- */
+
+START_TEST(test_config_and_args)
+{
+    mpscq_ring_config cfg;
+    memset(&cfg, 0xff, sizeof cfg);
+    mpscq_ring_config_init(&cfg);
+    ck_assert_uint_eq(cfg.bytes, 0);
+    ck_assert_uint_eq(cfg.max_message, 0);
+    ck_assert_uint_eq(cfg.mode, 0);
+    mpscq_ring_config_init(NULL);
+
+    mpscq_ring_t *r = (mpscq_ring_t *)&cfg;
+    ck_assert_int_eq(mpscq_ring_create(NULL, NULL, NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_create(&r, "noslash", NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_create(&r, "/a/b", NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_create(&r, "/", NULL), MPSCQ_INVAL);
+    cfg.max_message = MPSCQ_RING_MAX_MESSAGE_MAX + 1;
+    ck_assert_int_eq(mpscq_ring_create(&r, NULL, &cfg), MPSCQ_INVAL);
+    cfg.max_message = 0;
+    cfg.bytes = MPSCQ_RING_BYTES_MAX + 1;
+    ck_assert_int_eq(mpscq_ring_create(&r, NULL, &cfg), MPSCQ_INVAL);
+    cfg.bytes = 4096;
+    cfg.max_message = 1 << 20;  /* far more than a 4 KiB ring holds */
+    ck_assert_int_eq(mpscq_ring_create(&r, NULL, &cfg), MPSCQ_INVAL);
+    cfg.max_message = 0;
+    cfg.mode = 01777;
+    ck_assert_int_eq(mpscq_ring_create(&r, NULL, &cfg), MPSCQ_INVAL);
+    ck_assert_ptr_eq(r, (mpscq_ring_t *)&cfg);   /* untouched on failure */
+
+    ck_assert_int_eq(mpscq_ring_open(&r, "/mpscq-test-no-such-ring"), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_open(NULL, "/x"), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_open(&r, NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_open_fd(&r, -1), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_unlink("/mpscq-test-no-such-ring"), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_unlink("bad"), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_fd(NULL), -1);
+
+    ck_assert_int_eq(mpscq_ring_create(&r, NULL, NULL), MPSCQ_OK);
+    ck_assert_int_ge(mpscq_ring_fd(r), 0);
+    char b[8] = "x";
+    void *buf;
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_write(r, NULL, 1), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_write(r, b, 0), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_write(NULL, b, 1), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_reserve(r, 1, NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_reserve(NULL, 1, &buf), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_commit(r, NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_read(r, NULL, 8, &len), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_read(r, b, 8, NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_read(NULL, b, 8, &len), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_read_wait(NULL, b, 8, &len, 0), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_read(r, b, 8, &len), MPSCQ_EMPTY);
+    mpscq_ring_close(NULL);
+    mpscq_ring_detach(NULL);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+START_TEST(test_roundtrip_every_size)
+{
+    const size_t maxm = 700;
+    mpscq_ring_t *r = new_ring(64 * 1024, maxm);
+    uint8_t in[700], out[700 + 16];
+    for (size_t len = 1; len <= maxm; len++) {
+        for (size_t i = 0; i < len; i++)
+            in[i] = (uint8_t)(len + i * 13);
+        ck_assert_int_eq(mpscq_ring_write(r, in, len), MPSCQ_OK);
+        size_t got = 0;
+        memset(out, 0xaa, sizeof out);
+        ck_assert_int_eq(mpscq_ring_read(r, out, len, &got), MPSCQ_OK);
+        ck_assert_uint_eq(got, len);
+        ck_assert_int_eq(memcmp(in, out, len), 0);
+        ck_assert_uint_eq(out[len], 0xaa);   /* never written past */
+    }
+    size_t got;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &got), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+START_TEST(test_max_message_exact)
+{
+    static uint8_t big[MPSCQ_RING_MAX_MESSAGE_DEFAULT + 1];
+    void *buf;
+    size_t len;
+    mpscq_ring_t *r = new_ring(16384, 700);
+    ck_assert_int_eq(mpscq_ring_write(r, big, 700), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(r, big, 701), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_reserve(r, 701, &buf), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_reserve(r, 700, &buf), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_commit(r, buf), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, big, sizeof big, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 700);
+    ck_assert_int_eq(mpscq_ring_read(r, big, sizeof big, &len), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, big, sizeof big, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+
+    /* The default: at least 512 bytes, exact. */
+    ck_assert_uint_ge(MPSCQ_RING_MAX_MESSAGE_DEFAULT, 512);
+    r = new_ring(0, 0);
+    ck_assert_int_eq(mpscq_ring_write(r, big, MPSCQ_RING_MAX_MESSAGE_DEFAULT), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(r, big, MPSCQ_RING_MAX_MESSAGE_DEFAULT + 1), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_read(r, big, sizeof big, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, MPSCQ_RING_MAX_MESSAGE_DEFAULT);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+START_TEST(test_small_buffer_keeps_message)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    uint8_t in[100], out[101];
+    for (int i = 0; i < 100; i++)
+        in[i] = (uint8_t)i;
+    ck_assert_int_eq(mpscq_ring_write(r, in, 100), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(r, in, 5), MPSCQ_OK);
+    size_t len = 0;
+    memset(out, 0x5c, sizeof out);
+    ck_assert_int_eq(mpscq_ring_read(r, out, 99, &len), MPSCQ_INVAL);
+    ck_assert_uint_eq(len, 100);
+    ck_assert_uint_eq(out[0], 0x5c);
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, 10, &len, 0), MPSCQ_INVAL);
+    /* Exactly its size is enough, and nothing past it is written. */
+    ck_assert_int_eq(mpscq_ring_read(r, out, 100, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 100);
+    ck_assert_int_eq(memcmp(in, out, 100), 0);
+    ck_assert_uint_eq(out[100], 0x5c);
+    ck_assert_int_eq(mpscq_ring_read(r, out, 5, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 5);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Fill with 100-byte messages until FULL; the count. */
+static unsigned fill_100(mpscq_ring_t *r)
+{
+    uint8_t m[100] = { 0 };
+    unsigned n = 0;
+    int rc;
+    while ((rc = mpscq_ring_write(r, m, sizeof m)) == MPSCQ_OK)
+        n++;
+    ck_assert_int_eq(rc, MPSCQ_FULL);
+    return n;
+}
+static unsigned drain(mpscq_ring_t *r)
+{
+    uint8_t b[MPSCQ_RING_MAX_MESSAGE_DEFAULT];
+    size_t len;
+    unsigned n = 0;
+    int rc;
+    while ((rc = mpscq_ring_read(r, b, sizeof b, &len)) == MPSCQ_OK)
+        n++;
+    ck_assert_int_eq(rc, MPSCQ_EMPTY);
+    return n;
+}
+
+START_TEST(test_capacity_100_byte_messages)
+{
+    static const size_t sizes[] = { 1, 4096, 65536, 1 << 20 };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        mpscq_ring_t *r = new_ring(sizes[i], 0);
+        size_t bytes = (sizes[i] + 4095) / 4096 * 4096;
+        unsigned n = fill_100(r);
+        ck_assert_uint_ge((size_t)n * 100, bytes / 4);
+        uint8_t m[100] = { 0 };
+        ck_assert_int_eq(mpscq_ring_write(r, m, 100), MPSCQ_FULL);  /* at once, again */
+        ck_assert_uint_eq(drain(r), n);
+        /* The whole capacity comes back, lap after lap. */
+        for (int lap = 0; lap < 3; lap++) {
+            unsigned again = fill_100(r);
+            ck_assert_uint_ge(again, n - n / 8);
+            ck_assert_uint_eq(drain(r), again);
+        }
+        mpscq_ring_detach(r);
+    }
+}
+END_TEST
+
+/* ---- claims ---------------------------------------------------------------- */
+
+START_TEST(test_uncommitted_claim_invisible)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    void *buf, *buf2;
+    size_t len;
+    uint8_t out[64];
+    ck_assert_int_eq(mpscq_ring_reserve(r, 10, &buf), MPSCQ_OK);
+    memcpy(buf, "0123456789", 10);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, 0), MPSCQ_EMPTY);
+    /* One claim open per thread. */
+    ck_assert_int_eq(mpscq_ring_reserve(r, 10, &buf2), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_write(r, "x", 1), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_commit(r, (char *)buf + 16), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_commit(r, buf), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_commit(r, buf), MPSCQ_INVAL);   /* no longer open */
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_int_eq(memcmp(out, "0123456789", 10), 0);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* A thread that reserves, says so, and commits only when told. */
+struct holder {
+    mpscq_ring_t *r;
+    size_t len;
+    _Atomic int reserved, go;
+    int rc;
+};
+static void *holder_main(void *arg)
+{
+    struct holder *h = arg;
+    void *buf;
+    h->rc = mpscq_ring_reserve(h->r, h->len, &buf);
+    if (h->rc == MPSCQ_OK)
+        memset(buf, 'H', h->len);
+    atomic_store(&h->reserved, 1);
+    while (!atomic_load(&h->go))
+        sched_yield();
+    if (h->rc == MPSCQ_OK)
+        h->rc = mpscq_ring_commit(h->r, buf);
+    return NULL;
+}
+
+/* Push `laps` capacities of 100-byte messages through r, draining as it
+ * fills; every message read must be one of ours (no 'H'). */
+static void push_through(mpscq_ring_t *r, unsigned per_lap, unsigned laps)
+{
+    uint8_t m[100], out[MPSCQ_RING_MAX_MESSAGE_DEFAULT];
+    size_t len;
+    unsigned sent = 0, got = 0;
+    while (sent < per_lap * laps) {
+        memset(m, 'a' + sent % 26, sizeof m);
+        int rc = mpscq_ring_write(r, m, sizeof m);
+        if (rc == MPSCQ_OK) {
+            sent++;
+            continue;
+        }
+        ck_assert_int_eq(rc, MPSCQ_FULL);
+        int before = got;
+        while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK) {
+            ck_assert_uint_eq(len, 100);
+            ck_assert_uint_ne(out[0], 'H');
+            got++;
+        }
+        ck_assert_int_gt((int)got, before);   /* FULL only when something was queued */
+    }
+    while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK) {
+        ck_assert_uint_ne(out[0], 'H');
+        got++;
+    }
+    ck_assert_uint_eq(got, sent);
+}
+
+START_TEST(test_consumer_passes_open_claim)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    struct holder h = { .r = r, .len = 300 };
+    MPSCQ_HG_ATOMIC(&h, sizeof h);   /* the test's flags: C11 atomics */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, &h), 0);
+    while (!atomic_load(&h.reserved))
+        sched_yield();
+    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    /* Everything written after the open claim is delivered, through three
+     * capacities of the ring: the claim pins its chunk, not the ring. */
+    push_through(r, cap, 3);
+    atomic_store(&h.go, 1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    uint8_t out[MPSCQ_RING_MAX_MESSAGE_DEFAULT];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 300);
+    ck_assert_uint_eq(out[0], 'H');
+    ck_assert_uint_eq(out[299], 'H');
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    /* The pinned chunk came back. */
+    unsigned again = fill_100(r);
+    ck_assert_uint_ge(again, cap - cap / 8);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Per-producer order across a passed claim: a thread's second message,
+ * written after its first committed late, is delivered after it. */
+START_TEST(test_order_after_passed_claim)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    struct holder h = { .r = r, .len = 40 };
+    MPSCQ_HG_ATOMIC(&h, sizeof h);   /* the test's flags: C11 atomics */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, &h), 0);
+    while (!atomic_load(&h.reserved))
+        sched_yield();
+    ck_assert_int_eq(mpscq_ring_write(r, "after", 5), MPSCQ_OK);
+    uint8_t out[64];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);   /* passes H */
+    ck_assert_uint_eq(len, 5);
+    atomic_store(&h.go, 1);
+    pthread_join(t, NULL);
+    /* The main thread now writes two more; H (committed first) comes first. */
+    ck_assert_int_eq(mpscq_ring_write(r, "m1", 2), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(r, "m2", 2), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 40);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_int_eq(memcmp(out, "m1", 2), 0);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_int_eq(memcmp(out, "m2", 2), 0);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* ---- a producer stopped at a chosen step (test hooks) ---------------------------- */
+
+static _Thread_local int hk_me;          /* this thread stops at hooks */
+static _Atomic int hk_want = -1, hk_stopped, hk_go;
+
+static void ring_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    MPSCQ_HG_ATOMIC(&hk_want, sizeof hk_want);
+    (void)q;
+    (void)t;
+    if (!hk_me || where != atomic_load(&hk_want))
+        return;
+    atomic_store(&hk_stopped, 1);
+    while (!atomic_load(&hk_go))
+        sched_yield();
+    atomic_store(&hk_go, 0);
+}
+/* Let the stopped thread go on to the next stop at `where` (-1: none). */
+static void hk_next(int where)
+{
+    atomic_store(&hk_stopped, 0);
+    atomic_store(&hk_want, where);
+    atomic_store(&hk_go, 1);
+}
+static void hk_wait(void)
+{
+    while (!atomic_load(&hk_stopped))
+        sched_yield();
+}
+
+struct hwriter {
+    mpscq_ring_t *r;
+    int rc;
+};
+static void *hwriter_main(void *arg)
+{
+    struct hwriter *w = arg;
+    uint8_t m[100];
+    memset(m, 'W', sizeof m);
+    hk_me = 1;
+    w->rc = mpscq_ring_write(w->r, m, sizeof m);
+    return NULL;
+}
+
+/* A producer passes the pre-check, the ring fills, and its claim lands
+ * in the chunk after the last installed one: it refuses that chunk (FULL).
+ * The consumer passes the refused chunk and gives its map word to a later
+ * chunk number; producers whose tail is still inside it must skip to the
+ * next installed chunk instead of saying FULL for ever. */
+START_TEST(test_claim_in_refused_chunk)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    atomic_store(&hk_want, MPSCQ_HOOK_RING_PRECHECKED);
+    atomic_store(&hk_stopped, 0);
+    atomic_store(&hk_go, 0);
+    mpscq_test_hook = ring_hook;
+    struct hwriter w = { r, -1 };
+    MPSCQ_HG_ATOMIC(&w, sizeof w);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, hwriter_main, &w), 0);
+    hk_wait();
+    unsigned n = fill_100(r);
+    hk_next(-1);
+    pthread_join(t, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_FULL);
+    ck_assert_uint_eq(drain(r), n);
+    ck_assert_uint_eq(r->cs->refused_chunks, 1);
+    /* The ring takes messages again, as many as before. */
+    unsigned again = fill_100(r);
+    ck_assert_uint_ge(again, n - n / 8);
+    ck_assert_uint_eq(drain(r), again);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* A producer's claim lands in a chunk not installed yet, and the consumer
+ * installs it before the producer reads its map word: the producer
+ * writes there (its refusal CAS fails) and the message is delivered. */
+START_TEST(test_claim_then_install)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    atomic_store(&hk_want, MPSCQ_HOOK_RING_PRECHECKED);
+    atomic_store(&hk_stopped, 0);
+    atomic_store(&hk_go, 0);
+    mpscq_test_hook = ring_hook;
+    struct hwriter w = { r, -1 };
+    MPSCQ_HG_ATOMIC(&w, sizeof w);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, hwriter_main, &w), 0);
+    hk_wait();
+    unsigned n = fill_100(r);
+    hk_next(MPSCQ_HOOK_RING_CLAIMED);
+    hk_wait();                                   /* claimed, map not read */
+    ck_assert_uint_eq(drain(r), n);              /* retires, installs its chunk */
+    hk_next(-1);
+    pthread_join(t, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    uint8_t out[128];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 100);
+    ck_assert_uint_eq(out[0], 'W');
+    ck_assert_uint_eq(r->cs->refused_chunks, 0);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Every installed chunk pinned by an open claim when the consumer passes
+ * a refused chunk: no chunk is free then, so installing has not reached
+ * the refused one, whose map word the consumer hands on to a later chunk
+ * number.  When the claims commit, installing must go on past it. */
+START_TEST(test_refused_chunk_passed_while_pinned)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    uint8_t m[100] = { 0 };
+    enum { MAXK = 16 };
+    ck_assert_uint_le(r->K, MAXK);
+    struct holder h[MAXK];
+    pthread_t ht[MAXK];
+    /* The hook is set while no other thread runs (they read it). */
+    atomic_store(&hk_want, -1);
+    mpscq_test_hook = ring_hook;
+    uint64_t c0 = atomic_load(&r->sh->tail) / r->S;
+    for (unsigned i = 0; i < r->K; i++) {
+        /* A claim held open in each installed chunk from c0 on. */
+        while (atomic_load(&r->sh->tail) / r->S < c0 + i)
+            ck_assert_int_eq(mpscq_ring_write(r, m, sizeof m), MPSCQ_OK);
+        h[i] = (struct holder){ .r = r, .len = 20 };
+        MPSCQ_HG_ATOMIC(&h[i], sizeof h[i]);
+        ck_assert_int_eq(pthread_create(&ht[i], NULL, holder_main, &h[i]), 0);
+        while (!atomic_load(&h[i].reserved))
+            sched_yield();
+        ck_assert_int_eq(h[i].rc, MPSCQ_OK);
+    }
+    atomic_store(&hk_want, MPSCQ_HOOK_RING_PRECHECKED);
+    atomic_store(&hk_stopped, 0);
+    atomic_store(&hk_go, 0);
+    struct hwriter w = { r, -1 };
+    MPSCQ_HG_ATOMIC(&w, sizeof w);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, hwriter_main, &w), 0);
+    hk_wait();
+    fill_100(r);
+    hk_next(-1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(w.rc, MPSCQ_FULL);          /* it refused the next chunk */
+    drain(r);                                    /* passes every claim, and the refused chunk */
+    ck_assert_uint_eq(r->cs->refused_chunks, 1);
+    ck_assert_uint_eq(r->cs->nfree, 0);          /* every chunk pinned */
+    for (unsigned i = 0; i < r->K; i++) {
+        atomic_store(&h[i].go, 1);
+        pthread_join(ht[i], NULL);
+        ck_assert_int_eq(h[i].rc, MPSCQ_OK);
+    }
+    mpscq_test_hook = NULL;
+    ck_assert_uint_eq(drain(r), r->K);          /* the late commits */
+    unsigned again = fill_100(r);
+    ck_assert_uint_ge(again, cap - cap / 8);
+    ck_assert_uint_eq(drain(r), again);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Messages longer than a chunk, while a claim pins one chunk: records
+ * spill over whole chunks, some of them chunks whose map word still
+ * belongs to the pinned one.  After the claim commits, the ring must
+ * cycle at full capacity again (each round: a fresh pin, writes until
+ * the ring stops, the commit, then laps). */
+START_TEST(test_spill_over_aliased_chunks)
+{
+    srand(4242);
+    for (int round = 0; round < 12; round++) {
+        mpscq_ring_t *r = new_ring(4096, 1500);
+        ck_assert_uint_lt(r->S, r->max_rec);     /* records span chunks */
+        struct holder h = { .r = r, .len = 1 + (size_t)rand() % 100 };
+        MPSCQ_HG_ATOMIC(&h, sizeof h);   /* the test's flags: C11 atomics */
+        pthread_t t;
+        ck_assert_int_eq(pthread_create(&t, NULL, holder_main, &h), 0);
+        while (!atomic_load(&h.reserved))
+            sched_yield();
+        static uint8_t m[1500], out[1500];
+        size_t len;
+        /* Write and drain until writes stop (the pinned chunk's word is
+         * M chunk numbers behind). */
+        for (int stuck = 0; stuck < 3;) {
+            int wrote = 0;
+            while (mpscq_ring_write(r, m, 1 + (size_t)rand() % 1500) == MPSCQ_OK)
+                wrote++;
+            stuck = wrote ? 0 : stuck + 1;
+            while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
+                ;
+        }
+        atomic_store(&h.go, 1);
+        pthread_join(t, NULL);
+        ck_assert_int_eq(h.rc, MPSCQ_OK);
+        while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
+            ;
+        /* Laps over more than M chunk numbers: every map word reused. */
+        for (int lap = 0; lap < 150; lap++) {
+            int wrote = 0;
+            while (mpscq_ring_write(r, m, 1 + (size_t)rand() % 1500) == MPSCQ_OK)
+                wrote++;
+            ck_assert_int_gt(wrote, 0);
+            int got = 0;
+            while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
+                got++;
+            ck_assert_int_eq(got, wrote);
+        }
+        mpscq_ring_detach(r);
+    }
+}
+END_TEST
+
+/* A wake-up that lands between the consumer's `sleeping` store and its
+ * last look (here: a producer's FULL, which wakes a sleeping consumer)
+ * must not leave it asleep for a message committed after. */
+struct waiter {
+    mpscq_ring_t *r;
+    int rc;
+    char c;
+};
+static void *waiter_main(void *arg)
+{
+    struct waiter *w = arg;
+    size_t len;
+    hk_me = 1;
+    w->rc = mpscq_ring_read_wait(w->r, &w->c, 1, &len, -1);
+    return NULL;
+}
+
+START_TEST(test_wake_before_last_look)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    atomic_store(&hk_want, MPSCQ_HOOK_RING_PARK);
+    atomic_store(&hk_stopped, 0);
+    atomic_store(&hk_go, 0);
+    mpscq_test_hook = ring_hook;
+    struct waiter w = { r, -1, 0 };
+    MPSCQ_HG_ATOMIC(&w, sizeof w);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, waiter_main, &w), 0);
+    hk_wait();
+    mpscq_ring_wake(r);                          /* a wake with nothing to read */
+    hk_next(-1);
+    ck_assert_int_eq(mpscq_ring_write(r, "m", 1), MPSCQ_OK);
+    pthread_join(t, NULL);                       /* hangs if the wake-up was lost */
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    ck_assert_int_eq(w.c, 'm');
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* ---- close ------------------------------------------------------------------ */
+
+START_TEST(test_close)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    uint8_t out[64];
+    size_t len;
+    void *buf;
+    ck_assert_int_eq(mpscq_ring_write(r, "a", 1), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(r, "b", 1), MPSCQ_OK);
+    mpscq_ring_close(r);
+    mpscq_ring_close(r);   /* twice is harmless */
+    ck_assert_int_eq(mpscq_ring_write(r, "c", 1), MPSCQ_CLOSED);
+    ck_assert_int_eq(mpscq_ring_reserve(r, 1, &buf), MPSCQ_CLOSED);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(out[0], 'a');
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, -1), MPSCQ_OK);
+    ck_assert_uint_eq(out[0], 'b');
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, -1), MPSCQ_CLOSED);
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, 0), MPSCQ_CLOSED);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+START_TEST(test_close_with_open_claim)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    struct holder h = { .r = r, .len = 3 };
+    MPSCQ_HG_ATOMIC(&h, sizeof h);   /* the test's flags: C11 atomics */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, &h), 0);
+    while (!atomic_load(&h.reserved))
+        sched_yield();
+    ck_assert_int_eq(mpscq_ring_write(r, "x", 1), MPSCQ_OK);
+    mpscq_ring_close(r);
+    uint8_t out[64];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(out[0], 'x');
+    /* The open claim does not hold the close up. */
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, -1), MPSCQ_CLOSED);
+    /* Committed late, it is still delivered. */
+    atomic_store(&h.go, 1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 3);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* ---- sleeping ---------------------------------------------------------------- */
+
+START_TEST(test_read_wait_timeout)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    uint8_t out[64];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, 0), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, 1000000), MPSCQ_TIMEOUT);
+    ck_assert_int_eq(mpscq_ring_write(r, "z", 1), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, 1000000), MPSCQ_OK);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+struct sleeper {
+    mpscq_ring_t *r;
+    int n, rc_last;
+    _Atomic int got;
+};
+static void *sleeper_main(void *arg)
+{
+    struct sleeper *s = arg;
+    uint8_t out[64];
+    size_t len;
+    for (;;) {
+        int rc = mpscq_ring_read_wait(s->r, out, sizeof out, &len, -1);
+        if (rc != MPSCQ_OK) {
+            s->rc_last = rc;
+            return NULL;
+        }
+        if (len != 4 || memcmp(out, &(int){ atomic_load(&s->got) }, 4) != 0) {
+            s->rc_last = -1;
+            return NULL;
+        }
+        atomic_fetch_add(&s->got, 1);
+    }
+}
+
+START_TEST(test_read_wait_woken_and_closed)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    struct sleeper s = { .r = r, .n = (int)tu_scaled(2000, 100) };
+    MPSCQ_HG_ATOMIC(&s, sizeof s);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sleeper_main, &s), 0);
+    for (int i = 0; i < s.n; i++) {
+        ck_assert_int_eq(write_retry(r, &i, 4), MPSCQ_OK);
+        /* Every other message: let the consumer catch up and sleep. */
+        if (i & 1)
+            while (atomic_load(&s.got) <= i)
+                sched_yield();
+    }
+    while (atomic_load(&s.got) < s.n)
+        sched_yield();
+    mpscq_ring_close(r);   /* wakes it */
+    pthread_join(t, NULL);
+    ck_assert_int_eq(s.rc_last, MPSCQ_CLOSED);
+    ck_assert_int_eq(atomic_load(&s.got), s.n);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* ---- threads: exact delivery, per-producer order -------------------------------- */
+
+struct tprod {
+    mpscq_ring_t *r;
+    uint32_t id, n;
+    size_t maxlen;
+    int rc;
+};
+static void *tprod_main(void *arg)
+{
+    struct tprod *p = arg;
+    uint8_t b[512];
+    for (uint32_t s = 0; s < p->n; s++) {
+        size_t len = msg_len(p->id, s, p->maxlen);
+        if (s % 3 == 0) {
+            void *buf;
+            int rc;
+            while ((rc = mpscq_ring_reserve(p->r, len, &buf)) == MPSCQ_FULL)
+                sched_yield();
+            if (rc) {
+                p->rc = rc;
+                return NULL;
+            }
+            msg_fill(buf, p->id, s, len);
+            if ((p->rc = mpscq_ring_commit(p->r, buf)) != MPSCQ_OK)
+                return NULL;
+        } else {
+            msg_fill(b, p->id, s, len);
+            if ((p->rc = write_retry(p->r, b, len)) != MPSCQ_OK)
+                return NULL;
+        }
+    }
+    return NULL;
+}
+
+/* Read `total` messages from producers 0 .. np-1 and check them. */
+static void consume_verify(mpscq_ring_t *r, unsigned np, uint32_t per, size_t maxlen)
+{
+    uint32_t *next = calloc(np, sizeof *next);
+    uint8_t b[512];
+    size_t len;
+    uint64_t total = (uint64_t)np * per;
+    for (uint64_t got = 0; got < total;) {
+        int rc = mpscq_ring_read_wait(r, b, sizeof b, &len, -1);
+        ck_assert_int_eq(rc, MPSCQ_OK);
+        struct msg_head h;
+        ck_assert_msg(msg_check(b, len, maxlen, &h), "message %llu torn (len %zu)",
+                      (unsigned long long)got, len);
+        ck_assert_uint_lt(h.producer, np);
+        ck_assert_uint_eq(h.seq, next[h.producer]);   /* per-producer FIFO, no loss */
+        next[h.producer]++;
+        got++;
+    }
+    ck_assert_int_eq(mpscq_ring_read(r, b, sizeof b, &len), MPSCQ_EMPTY);
+    free(next);
+}
+
+START_TEST(test_threads_exact)
+{
+    enum { NP = 4 };
+    mpscq_ring_t *r = new_ring(8192, 256);   /* small: FULL is frequent */
+    uint32_t per = (uint32_t)tu_scaled(20000, 500);
+    struct tprod p[NP];
+    pthread_t t[NP];
+    for (unsigned i = 0; i < NP; i++) {
+        p[i] = (struct tprod){ r, i, per, 256, 0 };
+        ck_assert_int_eq(pthread_create(&t[i], NULL, tprod_main, &p[i]), 0);
+    }
+    consume_verify(r, NP, per, 256);
+    for (unsigned i = 0; i < NP; i++) {
+        pthread_join(t[i], NULL);
+        ck_assert_int_eq(p[i].rc, MPSCQ_OK);
+    }
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* More producer threads than MPSCQ_RING_PRODUCERS_MAX at once: NOMEM for
+ * the rest, and an exited thread's slot is free again. */
+struct slotter {
+    mpscq_ring_t *r;
+    _Atomic int *go;
+    _Atomic int rc;
+};
+static void *slotter_main(void *arg)
+{
+    struct slotter *s = arg;
+    void *buf;
+    s->rc = mpscq_ring_reserve(s->r, 1, &buf);
+    if (s->rc == MPSCQ_OK) {
+        while (!atomic_load(s->go))
+            sched_yield();
+        mpscq_ring_commit(s->r, buf);
+    }
+    return NULL;
+}
+
+START_TEST(test_producer_slots)
+{
+    enum { N = MPSCQ_RING_PRODUCERS_MAX + 4 };
+    mpscq_ring_t *r = new_ring(1 << 20, 0);
+    static struct slotter s[N];
+    static pthread_t t[N];
+    _Atomic int go = 0;
+    int ok = 0, nomem = 0;
+    for (int i = 0; i < N; i++) {
+        s[i] = (struct slotter){ r, &go, -1 };
+        MPSCQ_HG_ATOMIC(&s[i], sizeof s[i]);
+        ck_assert_int_eq(pthread_create(&t[i], NULL, slotter_main, &s[i]), 0);
+        /* Each thread has its reserve answered before the next starts. */
+        while (atomic_load(&s[i].rc) == -1)
+            sched_yield();
+    }
+    for (int i = 0; i < N; i++) {
+        ok += s[i].rc == MPSCQ_OK;
+        nomem += s[i].rc == MPSCQ_NOMEM;
+    }
+    ck_assert_int_eq(ok, MPSCQ_RING_PRODUCERS_MAX);
+    ck_assert_int_eq(nomem, N - MPSCQ_RING_PRODUCERS_MAX);
+    atomic_store(&go, 1);
+    for (int i = 0; i < N; i++)
+        pthread_join(t[i], NULL);
+    ck_assert_uint_eq(drain(r), MPSCQ_RING_PRODUCERS_MAX);
+    /* Their slots were given back at thread exit: this thread gets one. */
+    ck_assert_int_eq(mpscq_ring_write(r, "k", 1), MPSCQ_OK);
+    ck_assert_uint_eq(drain(r), 1);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* ---- processes ---------------------------------------------------------------- */
+
+static void child_ok(pid_t pid)
+{
+    int status;
+    ck_assert_int_gt(pid, 0);
+    ck_assert_int_eq(waitpid(pid, &status, 0), pid);
+    ck_assert_msg(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child status %d", status);
+}
+
+/* A child producer: n messages of producer id through the parent's handle. */
+static int child_produce(mpscq_ring_t *r, uint32_t id, uint32_t n, size_t maxlen)
+{
+    struct tprod p = { r, id, n, maxlen, 0 };
+    tprod_main(&p);
+    return p.rc == MPSCQ_OK ? 0 : 10 + p.rc;
+}
+
+START_TEST(test_processes_exact)
+{
+    if (!fork_ok())
+        return;
+    enum { NP = 4 };
+    mpscq_ring_t *r = new_ring(16384, 256);
+    uint32_t per = (uint32_t)tu_scaled(20000, 500);
+    pid_t pid[NP];
+    for (unsigned i = 0; i < NP; i++) {
+        pid[i] = fork();
+        if (pid[i] == 0)
+            _exit(child_produce(r, i, per, 256));
+    }
+    consume_verify(r, NP, per, 256);
+    for (unsigned i = 0; i < NP; i++)
+        child_ok(pid[i]);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Named: create races, open by name and by descriptor, the mode. */
+START_TEST(test_named_create_race_and_mode)
+{
+    if (!fork_ok())
+        return;
+    char name[64];
+    ring_name(name, sizeof name, "race");
+    mpscq_ring_unlink(name);
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    enum { NC = 4 };
+    pid_t pid[NC];
+    for (int i = 0; i < NC; i++) {
+        pid[i] = fork();
+        if (pid[i] == 0) {
+            char c;
+            close(pfd[1]);
+            if (read(pfd[0], &c, 1) != 0)   /* the start line: EOF */
+                _exit(9);
+            mpscq_ring_t *r;
+            int rc = mpscq_ring_create(&r, name, NULL);
+            if (rc == MPSCQ_OK)
+                _exit(mpscq_ring_write(r, &i, sizeof i) == MPSCQ_OK ? 0 : 8);
+            _exit(rc == MPSCQ_EXIST ? 1 : 7);
+        }
+    }
+    close(pfd[0]);
+    close(pfd[1]);   /* go */
+    int created = 0, exist = 0;
+    for (int i = 0; i < NC; i++) {
+        int st;
+        ck_assert_int_eq(waitpid(pid[i], &st, 0), pid[i]);
+        ck_assert(WIFEXITED(st));
+        created += WEXITSTATUS(st) == 0;
+        exist += WEXITSTATUS(st) == 1;
+    }
+    ck_assert_int_eq(created, 1);
+    ck_assert_int_eq(exist, NC - 1);
+    /* The creator's message is there for whoever opens the name. */
+    mpscq_ring_t *r;
+    ck_assert_int_eq(mpscq_ring_open(&r, name), MPSCQ_OK);
+    int who = -1;
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, &who, sizeof who, &len), MPSCQ_OK);
+    ck_assert_int_ge(who, 0);
+    ck_assert_int_lt(who, NC);
+    struct stat st;
+    ck_assert_int_eq(fstat(mpscq_ring_fd(r), &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0600);   /* mode 0 = 0600 */
+    mpscq_ring_t *again;
+    ck_assert_int_eq(mpscq_ring_create(&again, name, NULL), MPSCQ_EXIST);
+    mpscq_ring_detach(r);
+    ck_assert_int_eq(mpscq_ring_unlink(name), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_open(&r, name), MPSCQ_INVAL);
+
+    /* An explicit mode is applied as given, whatever the umask. */
+    mode_t old = umask(077);
+    mpscq_ring_config cfg;
+    mpscq_ring_config_init(&cfg);
+    cfg.mode = 0644;
+    ck_assert_int_eq(mpscq_ring_create(&r, name, &cfg), MPSCQ_OK);
+    umask(old);
+    ck_assert_int_eq(fstat(mpscq_ring_fd(r), &st), 0);
+    ck_assert_uint_eq(st.st_mode & 0777, 0644);
+    mpscq_ring_t *viafd;
+    ck_assert_int_eq(mpscq_ring_open_fd(&viafd, mpscq_ring_fd(r)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(viafd, "v", 1), MPSCQ_OK);
+    char c;
+    ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_OK);
+    ck_assert_int_eq(c, 'v');
+    mpscq_ring_detach(viafd);
+    mpscq_ring_detach(r);
+    ck_assert_int_eq(mpscq_ring_unlink(name), MPSCQ_OK);
+}
+END_TEST
+
+/* A child that reserves, reports, and stops or waits to be killed. */
+static pid_t child_reserve_then(mpscq_ring_t *r, size_t len, int stop)
+{
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        void *buf;
+        int rc = mpscq_ring_reserve(r, len, &buf);
+        if (rc == MPSCQ_OK)
+            memset(buf, 'C', len);
+        if (write(pfd[1], &rc, sizeof rc) != sizeof rc)
+            _exit(3);
+        if (stop)
+            raise(SIGSTOP);
+        else
+            for (;;)
+                pause();
+        _exit(mpscq_ring_commit(r, buf) == MPSCQ_OK ? 0 : 4);
+    }
+    close(pfd[1]);
+    int rc = -1;
+    ck_assert_int_eq(read(pfd[0], &rc, sizeof rc), (ssize_t)sizeof rc);
+    close(pfd[0]);
+    ck_assert_int_eq(rc, MPSCQ_OK);
+    return pid;
+}
+
+START_TEST(test_sigstop_between_reserve_and_commit)
+{
+    if (!fork_ok())
+        return;
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    pid_t pid = child_reserve_then(r, 200, 1);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, WUNTRACED), pid);
+    ck_assert(WIFSTOPPED(st));
+    /* Three capacities through the ring past the stopped claim. */
+    push_through(r, cap, 3);
+    ck_assert_int_eq(kill(pid, SIGCONT), 0);
+    child_ok(pid);
+    uint8_t out[MPSCQ_RING_MAX_MESSAGE_DEFAULT];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 200);
+    ck_assert_uint_eq(out[0], 'C');
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+START_TEST(test_sigkill_between_reserve_and_commit)
+{
+    if (!fork_ok())
+        return;
+    for (int reap = 0; reap < 2; reap++) {
+        mpscq_ring_t *r = new_ring(65536, 0);
+        unsigned cap = fill_100(r);
+        ck_assert_uint_eq(drain(r), cap);
+        /* Committed around the claim: before and after. */
+        ck_assert_int_eq(mpscq_ring_write(r, "before", 6), MPSCQ_OK);
+        pid_t pid = child_reserve_then(r, 200, 0);
+        ck_assert_int_eq(mpscq_ring_write(r, "after", 5), MPSCQ_OK);
+        ck_assert_int_eq(kill(pid, SIGKILL), 0);
+        int st;
+        if (reap) {
+            ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        } else {
+            /* A zombie (not reaped yet) is dead too. */
+            siginfo_t si;
+            ck_assert_int_eq(waitid(P_PID, pid, &si, WEXITED | WNOWAIT), 0);
+        }
+        uint8_t out[MPSCQ_RING_MAX_MESSAGE_DEFAULT];
+        size_t len;
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+        ck_assert_int_eq(memcmp(out, "before", 6), 0);
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+        ck_assert_int_eq(memcmp(out, "after", 5), 0);
+        /* The dead claim is never delivered, and the ring's whole
+         * capacity comes back (after the consumer's sweep). */
+        for (int i = 0; i < 64; i++)
+            ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+        unsigned best = 0;
+        for (int lap = 0; lap < 4; lap++) {
+            unsigned n = fill_100(r);
+            if (n > best)
+                best = n;
+            ck_assert_uint_eq(drain(r), n);
+            for (int i = 0; i < 64; i++)
+                ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+        }
+        ck_assert_uint_ge(best * 100, cap * 85);
+        ck_assert_uint_ge(r->cs->dropped_claims, 1);   /* the sweep dropped it */
+        if (!reap)
+            ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+        mpscq_ring_detach(r);
+    }
+}
+END_TEST
+
+/* A process whose main thread has exited (its /proc state is Z) while
+ * another thread of it holds a claim: that owner is alive, its claim is
+ * kept, and its commit is delivered. */
+static int zfd_go[2], zfd_rep[2];
+static mpscq_ring_t *zring;
+static void *zworker(void *arg)
+{
+    (void)arg;
+    void *buf;
+    int rc = mpscq_ring_reserve(zring, 30, &buf);
+    if (rc == MPSCQ_OK)
+        memset(buf, 'Z', 30);
+    if (write(zfd_rep[1], &rc, sizeof rc) != sizeof rc)
+        _exit(3);
+    char c;
+    if (read(zfd_go[0], &c, 1) != 1)
+        _exit(4);
+    _exit(mpscq_ring_commit(zring, buf) == MPSCQ_OK ? 0 : 5);
+}
+
+START_TEST(test_owner_alive_after_main_thread_exit)
+{
+    /* Not under Valgrind: the child's main thread leaves with the parent's
+     * test state on its stack, which memcheck then calls lost. */
+    if (!fork_ok() || tu_under_valgrind())
+        return;
+    zring = new_ring(65536, 0);
+    ck_assert_int_eq(pipe(zfd_go), 0);
+    ck_assert_int_eq(pipe(zfd_rep), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, zworker, NULL) != 0)
+            _exit(6);
+        pthread_exit(NULL);   /* the main thread goes; the worker stays */
+    }
+    int rc = -1;
+    ck_assert_int_eq(read(zfd_rep[0], &rc, sizeof rc), (ssize_t)sizeof rc);
+    ck_assert_int_eq(rc, MPSCQ_OK);
+    /* Until the main thread has gone: the process's state is then Z. */
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    for (;;) {
+        char st[512] = "";
+        FILE *f = fopen(path, "r");
+        if (!f)
+            break;                 /* no /proc: nothing to wait for */
+        size_t n = fread(st, 1, sizeof st - 1, f);
+        fclose(f);
+        st[n] = 0;
+        char *p = strrchr(st, ')');
+        if (p && p[1] == ' ' && p[2] == 'Z')
+            break;
+        sched_yield();
+    }
+    /* Traffic past the claim, with sweeps (EMPTY reads). */
+    ck_assert_int_eq(mpscq_ring_write(zring, "x", 1), MPSCQ_OK);
+    uint8_t out[64];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(zring, out, sizeof out, &len), MPSCQ_OK);
+    for (int i = 0; i < 64; i++)
+        ck_assert_int_eq(mpscq_ring_read(zring, out, sizeof out, &len), MPSCQ_EMPTY);
+    ck_assert_uint_eq(zring->cs->dropped_claims, 0);
+    ck_assert_int_eq(write(zfd_go[1], "g", 1), 1);
+    child_ok(pid);
+    ck_assert_int_eq(mpscq_ring_read(zring, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 30);
+    ck_assert_uint_eq(out[0], 'Z');
+    for (int i = 0; i < 4; i++)
+        close(i < 2 ? zfd_go[i] : zfd_rep[i - 2]);
+    mpscq_ring_detach(zring);
+}
+END_TEST
+
+START_TEST(test_sleeping_consumer_across_processes)
+{
+    if (!fork_ok())
+        return;
+    mpscq_ring_t *r = new_ring(16384, 0);
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char c;
+        close(pfd[1]);
+        /* Each byte from the parent: write one message; EOF: close. */
+        int i = 0;
+        while (read(pfd[0], &c, 1) == 1) {
+            if (mpscq_ring_write(r, &i, sizeof i) != MPSCQ_OK)
+                _exit(5);
+            i++;
+        }
+        mpscq_ring_close(r);
+        _exit(0);
+    }
+    close(pfd[0]);
+    int n = (int)tu_scaled(200, 20);
+    for (int i = 0; i < n; i++) {
+        ck_assert_int_eq(write(pfd[1], "g", 1), 1);
+        int v = -1;
+        size_t len;
+        ck_assert_int_eq(mpscq_ring_read_wait(r, &v, sizeof v, &len, -1), MPSCQ_OK);
+        ck_assert_int_eq(v, i);
+    }
+    close(pfd[1]);
+    int v;
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read_wait(r, &v, sizeof v, &len, -1), MPSCQ_CLOSED);
+    child_ok(pid);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* ---- attaching to what is not a ring ----------------------------------------------- */
+
+static int memfd_with(const void *bytes, size_t n)
+{
+    int fd = memfd_create("check-ring", MFD_CLOEXEC);
+    ck_assert_int_ge(fd, 0);
+    ck_assert_int_eq(write(fd, bytes, n), (ssize_t)n);
+    return fd;
+}
+
+START_TEST(test_open_checks)
+{
+    mpscq_ring_t *r = new_ring(65536, 0), *o;
+    ck_assert_int_eq(mpscq_ring_write(r, "kept", 4), MPSCQ_OK);
+    struct stat st;
+    ck_assert_int_eq(fstat(mpscq_ring_fd(r), &st), 0);
+    size_t n = (size_t)st.st_size;
+    uint8_t *copy = malloc(n);
+    ck_assert_int_eq(pread(mpscq_ring_fd(r), copy, n, 0), (ssize_t)n);
+
+    /* A byte-exact copy opens, with the message in it. */
+    int fd = memfd_with(copy, n);
+    ck_assert_int_eq(mpscq_ring_open_fd(&o, fd), MPSCQ_OK);
+    close(fd);
+    char b[16];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(o, b, sizeof b, &len), MPSCQ_OK);
+    ck_assert_int_eq(memcmp(b, "kept", 4), 0);
+    mpscq_ring_detach(o);
+
+    /* Truncated copies. */
+    size_t cuts[] = { n - 1, n / 2, 8192, 4096, 200 };
+    for (size_t i = 0; i < sizeof cuts / sizeof cuts[0]; i++) {
+        fd = memfd_with(copy, cuts[i]);
+        ck_assert_int_eq(mpscq_ring_open_fd(&o, fd), MPSCQ_INVAL);
+        close(fd);
+    }
+    /* Random bytes. */
+    uint8_t *rnd = malloc(n);
+    srand(12345);
+    for (size_t i = 0; i < n; i++)
+        rnd[i] = (uint8_t)rand();
+    fd = memfd_with(rnd, n);
+    ck_assert_int_eq(mpscq_ring_open_fd(&o, fd), MPSCQ_INVAL);
+    close(fd);
+    /* Another layout version, another size field. */
+    struct ring_header *h = (struct ring_header *)copy;
+    h->version++;
+    fd = memfd_with(copy, n);
+    ck_assert_int_eq(mpscq_ring_open_fd(&o, fd), MPSCQ_INVAL);
+    close(fd);
+    h->version--;
+    h->chunk_bytes += 16;
+    fd = memfd_with(copy, n);
+    ck_assert_int_eq(mpscq_ring_open_fd(&o, fd), MPSCQ_INVAL);
+    close(fd);
+    free(rnd);
+    free(copy);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* ---- a corrupted region ---------------------------------------------------------------- */
+
+/* A record header with a bad length is skipped (counted), the next one
+ * is delivered. */
+START_TEST(test_corrupt_record_skipped)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    ck_assert_int_eq(mpscq_ring_write(r, "bad", 3), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(r, "good", 4), MPSCQ_OK);
+    struct ring_rec *rec = (struct ring_rec *)ring_data(r, 0);
+    rec->len = 0x7fffffff;
+    char b[16];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, b, sizeof b, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 4);
+    ck_assert_int_eq(memcmp(b, "good", 4), 0);
+    ck_assert_uint_eq(r->cs->corrupt, 1);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Random words over the shared parts (consumer state, gaps, map, state
+ * bytes, headers): the consumer stays inside the mapping (ASan and
+ * Valgrind watch) and answers with a status. */
+START_TEST(test_corrupt_region_fuzz)
+{
+    unsigned iters = (unsigned)tu_scaled(300, 30);
+    srand(777);
+    for (unsigned it = 0; it < iters; it++) {
+        mpscq_ring_t *r = new_ring(16384, 200);
+        uint8_t m[200];
+        for (int i = 0; i < 20; i++)
+            mpscq_ring_write(r, m, 1 + (size_t)rand() % 200);
+        void *open_buf;
+        mpscq_ring_reserve(r, 50, &open_buf);
+        for (int i = 0; i < 5; i++)
+            mpscq_ring_write(r, m, 10);
+        uint8_t out[256];
+        size_t len;
+        mpscq_ring_read(r, out, sizeof out, &len);
+        /* Scribble. */
+        uint8_t *lo = r->base + r->hdr->off_shared, *hi = r->base + r->size;
+        for (int k = 0; k < 1 + rand() % 16; k++) {
+            uint8_t *p = lo + (size_t)rand() % (size_t)(hi - lo - 8);
+            uint64_t v = (uint64_t)rand() << 33 ^ (uint64_t)rand() << 7 ^ (uint64_t)rand();
+            if (rand() & 1)
+                v &= 0xffff;
+            memcpy(p, &v, 8);
+        }
+        for (int i = 0; i < 50; i++) {
+            int rc = mpscq_ring_read(r, out, sizeof out, &len);
+            ck_assert(rc == MPSCQ_OK || rc == MPSCQ_EMPTY || rc == MPSCQ_INVAL || rc == MPSCQ_CLOSED);
+            if (rc == MPSCQ_OK)
+                ck_assert_uint_le(len, 200);
+            mpscq_ring_write(r, m, 1 + (size_t)rand() % 200);
+        }
+        mpscq_ring_commit(r, open_buf);
+        mpscq_ring_detach(r);
+    }
+}
+END_TEST
+
+static Suite *ring_suite(void)
+{
+    Suite *s = suite_create("ring");
+    TCase *tc = tcase_create("api");
+    tcase_set_timeout(tc, 600);
+    tcase_add_test(tc, test_config_and_args);
+    tcase_add_test(tc, test_roundtrip_every_size);
+    tcase_add_test(tc, test_max_message_exact);
+    tcase_add_test(tc, test_small_buffer_keeps_message);
+    tcase_add_test(tc, test_capacity_100_byte_messages);
+    tcase_add_test(tc, test_uncommitted_claim_invisible);
+    tcase_add_test(tc, test_consumer_passes_open_claim);
+    tcase_add_test(tc, test_order_after_passed_claim);
+    tcase_add_test(tc, test_claim_in_refused_chunk);
+    tcase_add_test(tc, test_claim_then_install);
+    tcase_add_test(tc, test_refused_chunk_passed_while_pinned);
+    tcase_add_test(tc, test_spill_over_aliased_chunks);
+    tcase_add_test(tc, test_wake_before_last_look);
+    tcase_add_test(tc, test_close);
+    tcase_add_test(tc, test_close_with_open_claim);
+    tcase_add_test(tc, test_read_wait_timeout);
+    tcase_add_test(tc, test_read_wait_woken_and_closed);
+    tcase_add_test(tc, test_threads_exact);
+    tcase_add_test(tc, test_producer_slots);
+    tcase_add_test(tc, test_open_checks);
+    tcase_add_test(tc, test_corrupt_record_skipped);
+    tcase_add_test(tc, test_corrupt_region_fuzz);
+    suite_add_tcase(s, tc);
+    TCase *tp = tcase_create("processes");
+    tcase_set_timeout(tp, 600);
+    tcase_add_test(tp, test_processes_exact);
+    tcase_add_test(tp, test_named_create_race_and_mode);
+    tcase_add_test(tp, test_sigstop_between_reserve_and_commit);
+    tcase_add_test(tp, test_sigkill_between_reserve_and_commit);
+    tcase_add_test(tp, test_sleeping_consumer_across_processes);
+    tcase_add_test(tp, test_owner_alive_after_main_thread_exit);
+    suite_add_tcase(s, tp);
+    return s;
+}
+
+int main(void)
+{
+    return tu_run("ring", ring_suite());
+}
