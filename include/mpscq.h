@@ -494,8 +494,9 @@ MPSCQ_API int mpscq_ring_commit(mpscq_ring_t *r, void *buf);
 /* The single consumer.
  * mpscq_ring_read: copy the next message into buf (cap bytes).  MPSCQ_OK
  * (*len set), MPSCQ_EMPTY, MPSCQ_CLOSED (closed and drained), MPSCQ_INVAL
- * (NULL argument, or cap below the next message's length: *len says its
- * length and the message stays). */
+ * (NULL argument; cap below the next message's length: *len says its
+ * length and the message stays; or consumer state in the region that
+ * fails its checks). */
 MPSCQ_API int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len);
 /* mpscq_ring_read_wait: as mpscq_ring_read, sleeping up to timeout_ns
  * (< 0 = forever, 0 = do not wait: MPSCQ_EMPTY) for a message or the

@@ -413,10 +413,12 @@ void mpscq_ring_close(mpscq_ring_t *r)
     /* seq_cst: a producer's claim either precedes this in tail's order
      * (below close_pos: delivered) or sees bit 63 (CLOSED, nothing kept). */
     uint64_t old = atomic_fetch_or_explicit(&r->sh->tail, RING_CLOSED, memory_order_seq_cst);
-    if (!(old & RING_CLOSED))
+    if (!(old & RING_CLOSED)) {
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CLOSING, NULL, old);
         /* Release: the consumer that reads it (acquire) knows the final
          * end; until then it treats the ring as open (ring_read.c). */
         atomic_store_explicit(&r->sh->close_pos, old, memory_order_release);
+    }
     mpscq_ring_wake(r);
 }
 

@@ -40,6 +40,7 @@
 /* A record's state byte (one per 16-byte unit of a chunk's data). */
 #define RING_ST_NONE    0u
 #define RING_ST_HEAD    1u            /* a committed record starts here */
+#define RING_ST_DONE    2u            /* delivered out of a gap (consumer only) */
 
 /* Map words: chunk number (44 bits) << 20 | state << 16 | physical chunk. */
 #define RING_MAP_FREE      0u
@@ -118,6 +119,8 @@ struct ring_consumer {
     uint32_t ngaps;          /* passed ranges in gaps[], sorted */
     uint32_t pass_active;    /* a gap pass is under way */
     uint32_t empty_reads;    /* EMPTY answers since the last sweep */
+    uint64_t swept_oldest;   /* 1 + the oldest chunk when installing last
+                              * stopped at oldest + M and a sweep ran */
     uint64_t delivered, dropped_claims, corrupt, refused_chunks;
 };
 
@@ -138,6 +141,10 @@ struct mpscq_ring {
     uint8_t *chunks;
     /* Copies of the validated header fields (never re-read from shared). */
     uint64_t S, K, M, P, G, stride, state_bytes, max_message, max_rec;
+    /* The consumer's counts during one of its calls: read from the region
+     * once (clamped), written back at the end, so that a process writing
+     * garbage meanwhile cannot move an index out of the arrays. */
+    uint32_t ng, nf;
     pthread_mutex_t lock;        /* regs */
     struct ring_reg *regs;       /* this process's attached producer threads */
     struct mpscq_ring *next;     /* every handle of the process (ring.c) */

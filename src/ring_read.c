@@ -58,8 +58,7 @@ void mpscq_ring_wake(struct mpscq_ring *r)
 
 static int chunk_has_gap(const struct mpscq_ring *r, uint64_t c)
 {
-    const struct ring_consumer *cs = r->cs;
-    for (uint32_t i = 0; i < cs->ngaps; i++) {
+    for (uint32_t i = 0; i < r->ng; i++) {
         uint64_t gc = r->gaps[i].start / r->S;
         if (gc == c)
             return 1;
@@ -83,12 +82,12 @@ static void retire(struct mpscq_ring *r, uint64_t c)
         return;                       /* not ours (already retired) */
     if (RING_MAPW_STATE(w) == RING_MAP_INSTALLED) {
         uint32_t p = RING_MAPW_PHYS(w);
-        if (p >= r->K || cs->nfree >= r->K)
+        if (p >= r->K || r->nf >= r->K)
             return;                   /* corrupt: leave it */
         /* Plain zeroing: no producer writes this chunk until it is
          * installed again (release CAS below in install_free). */
         memset((void *)ring_state(r, p), 0, r->state_bytes);
-        r->free_list[cs->nfree++] = p;
+        r->free_list[r->nf++] = p;
     }
     /* The word's next chunk number: c + M, or the first one after it the
      * head has not passed (a chunk passed while this word was still c's,
@@ -106,7 +105,7 @@ static uint64_t oldest(const struct mpscq_ring *r)
 {
     const struct ring_consumer *cs = r->cs;
     uint64_t h = cs->head / r->S;
-    if (cs->ngaps) {
+    if (r->ng) {
         uint64_t g = r->gaps[0].start / r->S;
         if (g < h)
             return g;
@@ -121,13 +120,22 @@ static void install_free(struct mpscq_ring *r)
 {
     struct ring_consumer *cs = r->cs;
     uint64_t lim = oldest(r) + r->M;
-    while (cs->nfree && cs->next_install < lim) {
+    /* Relaxed: any value will do; tail only grows (and a chunk found
+     * clean here is refused by a claim that lands before the install). */
+    uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_relaxed) & ~RING_CLOSED;
+    while (r->nf && cs->next_install < lim) {
         uint64_t n = cs->next_install;
         uint64_t w = mapw(r, n);
-        if (w == RING_MAPW(n, RING_MAP_FREE, 0)) {
-            uint32_t p = r->free_list[cs->nfree - 1];
+        if ((n + 1) * r->S <= t) {
+            /* Tail is past its end: all of it was claimed while it had no
+             * chunk (refused, or under the spill of a record that started
+             * before it).  Installing it would only leave ranges nobody
+             * writes; the scan refuses it when it gets there. */
+            cs->next_install++;
+        } else if (w == RING_MAPW(n, RING_MAP_FREE, 0)) {
+            uint32_t p = r->free_list[r->nf - 1];
             if (p >= r->K) {          /* corrupt entry: drop it */
-                cs->nfree--;
+                r->nf--;
                 cs->corrupt++;
                 continue;
             }
@@ -138,7 +146,7 @@ static void install_free(struct mpscq_ring *r)
                                                         RING_MAPW(n, RING_MAP_INSTALLED, p),
                                                         memory_order_acq_rel,
                                                         memory_order_acquire))
-                cs->nfree--;
+                r->nf--;
             cs->next_install++;
         } else if (w == RING_MAPW(n, RING_MAP_REFUSED, 0) || installed(w, n)) {
             cs->next_install++;
@@ -168,24 +176,22 @@ static void passed_chunks(struct mpscq_ring *r, uint64_t from)
  * the list is full. */
 static int gap_add(struct mpscq_ring *r, uint64_t a, uint64_t b)
 {
-    struct ring_consumer *cs = r->cs;
-    if (cs->ngaps && r->gaps[cs->ngaps - 1].end == a && r->gaps[cs->ngaps - 1].start / r->S == a / r->S) {
-        r->gaps[cs->ngaps - 1].end = b;
+    if (r->ng && r->gaps[r->ng - 1].end == a && r->gaps[r->ng - 1].start / r->S == a / r->S) {
+        r->gaps[r->ng - 1].end = b;
         return 0;
     }
-    if (cs->ngaps >= r->G)
+    if (r->ng >= r->G)
         return STUCK;
-    r->gaps[cs->ngaps].start = a;
-    r->gaps[cs->ngaps].end = b;
-    cs->ngaps++;
+    r->gaps[r->ng].start = a;
+    r->gaps[r->ng].end = b;
+    r->ng++;
     return 0;
 }
 
 static void gap_delete(struct mpscq_ring *r, uint32_t i)
 {
-    struct ring_consumer *cs = r->cs;
-    memmove(&r->gaps[i], &r->gaps[i + 1], (cs->ngaps - i - 1) * sizeof r->gaps[0]);
-    cs->ngaps--;
+    memmove(&r->gaps[i], &r->gaps[i + 1], (r->ng - i - 1) * sizeof r->gaps[0]);
+    r->ng--;
 }
 
 /* A record [a, b) was delivered from a gap: take it out of every gap (it
@@ -195,7 +201,7 @@ static void gap_remove(struct mpscq_ring *r, uint64_t a, uint64_t b)
 {
     struct ring_consumer *cs = r->cs;
     uint64_t first = a / r->S, last = (b - 1) / r->S;
-    for (uint32_t i = 0; i < cs->ngaps;) {
+    for (uint32_t i = 0; i < r->ng;) {
         struct ring_gap *g = &r->gaps[i];
         if (g->end <= a) {
             i++;
@@ -211,13 +217,13 @@ static void gap_remove(struct mpscq_ring *r, uint64_t a, uint64_t b)
             g->start = b;
         } else if (g->end <= b) {
             g->end = a;
-        } else if (cs->ngaps < r->G) {
+        } else if (r->ng < r->G) {
             /* Split. */
-            memmove(&r->gaps[i + 2], &r->gaps[i + 1], (cs->ngaps - i - 1) * sizeof r->gaps[0]);
+            memmove(&r->gaps[i + 2], &r->gaps[i + 1], (r->ng - i - 1) * sizeof r->gaps[0]);
             r->gaps[i + 1].start = b;
             r->gaps[i + 1].end = g->end;
             g->end = a;
-            cs->ngaps++;
+            r->ng++;
             i++;
         }
         /* (No room to split: the record's states say DONE, so the gap
@@ -265,7 +271,7 @@ static int take_record(struct mpscq_ring *r, uint64_t pos, uint32_t p, void *buf
 static int gap_pass(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
 {
     struct ring_consumer *cs = r->cs;
-    for (uint32_t i = 0; i < cs->ngaps; i++) {
+    for (uint32_t i = 0; i < r->ng; i++) {
         struct ring_gap g = r->gaps[i];
         if (g.end <= cs->pass_pos)
             continue;
@@ -292,7 +298,7 @@ static int gap_pass(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
                 return rc;
             }
             /* Relaxed: only the consumer reads it from now on. */
-            atomic_store_explicit(&st[u], 2, memory_order_relaxed);   /* done */
+            atomic_store_explicit(&st[u], RING_ST_DONE, memory_order_relaxed);
             if (rc == STUCK) {
                 gap_remove(r, pos, pos + RING_UNIT);
                 cs->pass_pos = pos + RING_UNIT;
@@ -396,24 +402,36 @@ static void sweep(struct mpscq_ring *r)
         if (!o)
             continue;
         uint64_t cl = atomic_load_explicit(&sl->claim, memory_order_seq_cst);
+        if (cl == RING_CLAIM_IDLE)
+            continue;   /* keeps no gap alive; a producer short of slots
+                         * frees it if its owner is dead (slot_take) */
         /* Relaxed: the owner's release store published it (the owner
          * load above is seq_cst, an acquire). */
         uint64_t start = atomic_load_explicit(&sl->start_time, memory_order_relaxed);
         if (!mpscq_ring_owner_alive(o, start)) {
-            /* The owner is gone: its claim will never commit.  Free the
-             * slot (CAS: unchanged since we looked). */
-            if (atomic_compare_exchange_strong_explicit(&sl->claim, &cl, RING_CLAIM_IDLE,
-                                                        memory_order_seq_cst, memory_order_relaxed))
-                atomic_compare_exchange_strong_explicit(&sl->owner, &o, 0, memory_order_release,
-                                                        memory_order_relaxed);
+            /* The owner is gone: its claim will never commit.  Take the
+             * slot from that owner first (TAKING: alive to everyone else
+             * meanwhile), so that a claim word of a thread that took the
+             * slot after we looked is never touched; then free it. */
+            if (atomic_compare_exchange_strong_explicit(&sl->owner, &o, RING_OWNER_TAKING,
+                                                        memory_order_acq_rel,
+                                                        memory_order_relaxed)) {
+                atomic_store_explicit(&sl->claim, RING_CLAIM_IDLE, memory_order_relaxed);
+                /* Release: the idle claim before the free owner word. */
+                atomic_store_explicit(&sl->owner, 0, memory_order_release);
+            }
             continue;
         }
-        if (cl != RING_CLAIM_IDLE)
-            live[nlive++] = cl;
+        live[nlive++] = cl;
     }
-    for (uint32_t i = 0; i < cs->ngaps;) {
+    for (uint32_t i = 0; i < r->ng;) {
         struct ring_gap g = r->gaps[i];
         uint64_t c = g.start / r->S;
+        if (g.start >= g.end || (g.end - 1) / r->S != c) {
+            cs->corrupt++;              /* not a range inside one chunk */
+            gap_delete(r, i);
+            continue;
+        }
         int alive = 0;
         for (unsigned k = 0; k < nlive && !alive; k++) {
             uint64_t cl = live[k];
@@ -448,23 +466,56 @@ static void sweep(struct mpscq_ring *r)
 /* ---- read ------------------------------------------------------------------ */
 
 /* The consumer's state in the region is plausible: counts in range, the
- * limit a tail value seen, the head at most a chunk and a record past it. */
+ * head at most a chunk and a record past the limit.  (The limit is
+ * checked against tail where tail is loaded anyway: reading the
+ * producers' line on every call would cost a cache miss per message.) */
 static int consumer_ok(const struct mpscq_ring *r)
 {
     const struct ring_consumer *cs = r->cs;
-    /* Relaxed: tail only grows; any value bounds the limit. */
-    uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_relaxed) & ~RING_CLOSED;
-    return cs->ngaps <= r->G && cs->nfree <= r->K && cs->limit <= t &&
+    return cs->ngaps <= r->G && cs->nfree <= r->K &&
            cs->head <= cs->limit + r->S + r->max_rec;
 }
+
+/* The consumer's counts into the handle for one call, and back. */
+static int counts_load(struct mpscq_ring *r)
+{
+    if (!consumer_ok(r))
+        return 0;
+    r->ng = r->cs->ngaps;
+    r->nf = r->cs->nfree;
+    return 1;
+}
+static void counts_store(struct mpscq_ring *r)
+{
+    r->cs->ngaps = r->ng;
+    r->cs->nfree = r->nf;
+}
+
+static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len);
 
 int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
 {
     if (!r || !buf || !len)
         return MPSCQ_INVAL;
-    struct ring_consumer *cs = r->cs;
-    if (!consumer_ok(r))
+    if (!counts_load(r))
         return MPSCQ_INVAL;
+    int rc = read_one(r, buf, cap, len);
+    /* Installing stopped at a pinned chunk's M-th successor while chunks
+     * are free: producers are (or soon will be) refused.  Look for dead
+     * claims at once, once per such oldest chunk. */
+    struct ring_consumer *cs = r->cs;
+    if (r->ng && r->nf && cs->next_install >= oldest(r) + r->M &&
+        cs->swept_oldest != oldest(r) + 1) {
+        cs->swept_oldest = oldest(r) + 1;
+        sweep(r);
+    }
+    counts_store(r);
+    return rc;
+}
+
+static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
+{
+    struct ring_consumer *cs = r->cs;
     int reloaded = 0;
     uint64_t final_end = RING_UNKNOWN;
     for (;;) {
@@ -499,23 +550,29 @@ int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
             }
         }
         /* A tail further ahead than installed and refused chunks can put
-         * it (M chunk numbers, and a refusal per producer) is corrupt:
+         * it (M chunk numbers, and a record from each producer that passed
+         * its pre-check, up to max_rec each), or behind the
+         * limit (a tail value seen before: tail only grows), is corrupt:
          * say so rather than walk towards it. */
-        if (tl > cs->head + (r->M + r->P + 2) * r->S)
+        if (tl > cs->head + (r->M + 2) * r->S + (r->P + 1) * r->max_rec ||
+            cs->limit > (t & ~RING_CLOSED))
             return MPSCQ_INVAL;
         if (tl > cs->limit)
             cs->limit = tl;
-        if (cs->ngaps) {
+        /* A claim refused after the close may have raised the limit past
+         * the close position before the closer stored it: nothing past it
+         * is ever written, and the scan must pass what is open below it. */
+        if (final_end != RING_UNKNOWN && cs->limit > final_end)
+            cs->limit = final_end;
+        if (r->ng) {
             cs->pass_active = 1;
             cs->pass_pos = 0;
         }
     }
     if (final_end != RING_UNKNOWN && cs->head >= final_end && !cs->pass_active)
         return MPSCQ_CLOSED;
-    /* Sweep now and then while ranges are passed, and at once when a
-     * pinned chunk stops installing (the ring is short of chunks). */
-    if (cs->ngaps && (++cs->empty_reads % SWEEP_EVERY == 0 ||
-                      (cs->nfree && cs->next_install >= oldest(r) + r->M)))
+    /* Sweep now and then while ranges are passed. */
+    if (r->ng && ++cs->empty_reads % SWEEP_EVERY == 0)
         sweep(r);
     return MPSCQ_EMPTY;
 }
@@ -528,8 +585,10 @@ int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
         return rc;
     uint64_t deadline = mpscq_deadline(timeout_ns);
     for (;;) {
-        if (r->cs->ngaps)
+        if (r->cs->ngaps && counts_load(r)) {
             sweep(r);
+            counts_store(r);
+        }
         /* The futex value first, then `sleeping`: a waker acts only on
          * `sleeping` = 1, so its bump of wake_seq comes after this load and
          * the FUTEX_WAIT below returns at once.  (The other order loses a

@@ -120,13 +120,17 @@ int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time)
     if (proc_ok) {
         char st;
         uint64_t start;
-        if (task_stat(pid, tid, &st, &start) != 0)
-            return errno != ENOENT && errno != ESRCH;
-        if (st == 'Z' || st == 'X')
-            return 0;
-        return !start_time || start == start_time;
+        if (task_stat(pid, tid, &st, &start) == 0) {
+            if (st == 'Z' || st == 'X')
+                return 0;
+            return !start_time || start == start_time;
+        }
+        if (errno != ENOENT && errno != ESRCH)
+            return 1;
+        /* ENOENT: gone, or hidden (/proc mounted hidepid=2 hides other
+         * users' processes): ask the kernel. */
     }
-    return kill(pid, 0) == 0 || errno != ESRCH;
+    return syscall(SYS_tgkill, pid, tid, 0) == 0 || errno != ESRCH;
 }
 
 /* ---- the thread's slot ------------------------------------------------- */
@@ -268,6 +272,11 @@ int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
          * start when that one is installed.  Chunks are installed in
          * order, so c0 + 1 installed means c0 never will be. */
         uint64_t w1 = atomic_load_explicit(&r->map[(c0 + 1) % M], memory_order_acquire);
+        /* Look at c0 again after c0 + 1: if c0 was installed between the
+         * two loads, claim in it rather than skip its installed rest. */
+        w = atomic_load_explicit(&r->map[c0 % M], memory_order_acquire);
+        if (w == RING_MAPW(c0, RING_MAP_INSTALLED, RING_MAPW_PHYS(w)))
+            goto claim;
         if (w1 != RING_MAPW(c0 + 1, RING_MAP_INSTALLED, RING_MAPW_PHYS(w1))) {
             note_full(r);
             return MPSCQ_FULL;
@@ -285,6 +294,7 @@ int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
             return MPSCQ_FULL;
         }
     }
+claim:
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_PRECHECKED, NULL, t);
     /* Release (a plain store on x86): the fetch-and-add below is a
      * release too, so a consumer whose tail load (acquire) covers this

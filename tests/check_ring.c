@@ -667,6 +667,146 @@ START_TEST(test_wake_before_last_look)
 }
 END_TEST
 
+/* Stops at two points at once, each for its own thread (hk_me 1: the
+ * pre-check, 2: the closer between its two steps, 3: a barrier at the
+ * pre-check for every such thread). */
+static _Atomic int st_pre, go_pre, st_close, go_close, bar_in, bar_go;
+static void multi_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_RING_PRECHECKED && hk_me == 1) {
+        atomic_store(&st_pre, 1);
+        while (!atomic_load(&go_pre))
+            sched_yield();
+    } else if (where == MPSCQ_HOOK_RING_CLOSING && hk_me == 2) {
+        atomic_store(&st_close, 1);
+        while (!atomic_load(&go_close))
+            sched_yield();
+    } else if (where == MPSCQ_HOOK_RING_PRECHECKED && hk_me == 3) {
+        atomic_fetch_add(&bar_in, 1);
+        while (!atomic_load(&bar_go))
+            sched_yield();
+    }
+}
+static void *closer_main(void *arg)
+{
+    hk_me = 2;
+    mpscq_ring_close(arg);
+    return NULL;
+}
+static void *pre_writer_main(void *arg)
+{
+    struct hwriter *w = arg;
+    static const uint8_t m[100];
+    hk_me = 1;
+    w->rc = mpscq_ring_write(w->r, m, sizeof m);
+    return NULL;
+}
+
+/* A claim refused after the close raises the consumer's limit past the
+ * close position before the closer has stored it; once it is stored, an
+ * open claim below it must not hold the close up. */
+START_TEST(test_close_after_refused_claim)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    atomic_store(&st_pre, 0);
+    atomic_store(&go_pre, 0);
+    atomic_store(&st_close, 0);
+    atomic_store(&go_close, 0);
+    mpscq_test_hook = multi_hook;
+    struct holder h = { .r = r, .len = 10 };
+    MPSCQ_HG_ATOMIC(&h, sizeof h);
+    pthread_t ht, bt, ct;
+    ck_assert_int_eq(pthread_create(&ht, NULL, holder_main, &h), 0);
+    while (!atomic_load(&h.reserved))
+        sched_yield();
+    struct hwriter b = { r, -1 };
+    MPSCQ_HG_ATOMIC(&b, sizeof b);
+    ck_assert_int_eq(pthread_create(&bt, NULL, pre_writer_main, &b), 0);
+    while (!atomic_load(&st_pre))
+        sched_yield();
+    ck_assert_int_eq(pthread_create(&ct, NULL, closer_main, r), 0);
+    while (!atomic_load(&st_close))
+        sched_yield();
+    atomic_store(&go_pre, 1);
+    pthread_join(bt, NULL);
+    ck_assert_int_eq(b.rc, MPSCQ_CLOSED);
+    uint8_t out[64];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);  /* not final yet */
+    atomic_store(&go_close, 1);
+    pthread_join(ct, NULL);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
+    atomic_store(&h.go, 1);
+    pthread_join(ht, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Records of many chunks (max_message far above the chunk size) from
+ * producers that all passed the pre-check at once: tail runs up to a
+ * record each past what the consumer has seen, which is no corruption. */
+struct big_writer {
+    mpscq_ring_t *r;
+    _Atomic int rc;
+};
+static void *big_writer_main(void *arg)
+{
+    struct big_writer *w = arg;
+    static const uint8_t m[3888];
+    hk_me = 3;
+    atomic_store(&w->rc, mpscq_ring_write(w->r, m, sizeof m));
+    return NULL;
+}
+
+START_TEST(test_records_longer_than_chunks_at_once)
+{
+    enum { NW = 10 };
+    mpscq_ring_t *r = new_ring(8192, 3888);
+    ck_assert_uint_gt(r->max_rec, 10 * r->S);
+    atomic_store(&bar_in, 0);
+    atomic_store(&bar_go, 0);
+    mpscq_test_hook = multi_hook;
+    struct big_writer w[NW];
+    pthread_t t[NW];
+    for (int i = 0; i < NW; i++) {
+        w[i].r = r;
+        atomic_store(&w[i].rc, -1);
+        ck_assert_int_eq(pthread_create(&t[i], NULL, big_writer_main, &w[i]), 0);
+    }
+    while (atomic_load(&bar_in) < NW)
+        sched_yield();
+    atomic_store(&bar_go, 1);
+    int ok = 0;
+    for (int i = 0; i < NW; i++) {
+        pthread_join(t[i], NULL);
+        int rc = atomic_load(&w[i].rc);
+        ck_assert(rc == MPSCQ_OK || rc == MPSCQ_FULL);
+        ok += rc == MPSCQ_OK;
+    }
+    mpscq_test_hook = NULL;
+    ck_assert_int_ge(ok, 1);
+    static uint8_t out[3888];
+    size_t len;
+    for (int i = 0; i < ok; i++) {
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+        ck_assert_uint_eq(len, 3888);
+    }
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    /* And the ring goes on. */
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(mpscq_ring_write(r, out, 1000), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    }
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* ---- close ------------------------------------------------------------------ */
 
 START_TEST(test_close)
@@ -1385,6 +1525,8 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_refused_chunk_passed_while_pinned);
     tcase_add_test(tc, test_spill_over_aliased_chunks);
     tcase_add_test(tc, test_wake_before_last_look);
+    tcase_add_test(tc, test_close_after_refused_claim);
+    tcase_add_test(tc, test_records_longer_than_chunks_at_once);
     tcase_add_test(tc, test_close);
     tcase_add_test(tc, test_close_with_open_claim);
     tcase_add_test(tc, test_read_wait_timeout);
