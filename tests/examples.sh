@@ -17,4 +17,20 @@ for run in "lanes 2000" "workers 2000"; do
     *) echo "FAIL: examples/$run: $out"; fail=1 ;;
     esac
 done
+# The interprocess ring: a consumer process and three producer processes
+# through a named ring (the last one closes it).
+name="/mpscq-examples-$$"
+"$dir/ring-consumer" "$name" 3000 > "ring-consumer.$$.out" &
+cpid=$!
+"$dir/ring-producer" "$name" 1000 & p1=$!
+"$dir/ring-producer" "$name" 1000 & p2=$!
+wait $p1 && wait $p2 && "$dir/ring-producer" "$name" 1000 --close || {
+    echo "FAIL: examples/ring-producer"; fail=1; kill $cpid 2>/dev/null; }
+if wait $cpid; then
+    echo "ok: examples/ring-consumer: $(cat "ring-consumer.$$.out")"
+else
+    echo "FAIL: examples/ring-consumer: $(cat "ring-consumer.$$.out")"
+    fail=1
+fi
+rm -f "ring-consumer.$$.out"
 exit $fail
