@@ -37,7 +37,12 @@ int mpscq_ring_layout(uint64_t bytes, uint64_t max_message, struct ring_header *
         max_message == 0 || max_message > MPSCQ_RING_MAX_MESSAGE_MAX)
         return MPSCQ_INVAL;
     uint64_t max_rec = ring_round_unit(RING_HDR + max_message);
-    uint64_t k = bytes / (8 * max_rec);
+    /* Chunks of 8 records of the largest size, and at least 16 KiB: a
+     * chunk is retired and installed as a whole, so small ones cost the
+     * consumer that bookkeeping every few messages; and a stopped claim
+     * pins one (1/K of the ring). */
+    uint64_t per = 8 * max_rec > 16384 ? 8 * max_rec : 16384;
+    uint64_t k = bytes / per;
     if (k < 2)
         k = 2;
     if (k > 65535)
@@ -193,6 +198,7 @@ static void handle_bind(struct mpscq_ring *r, const struct ring_header *h)
     r->state_bytes = h->state_bytes;
     r->max_message = h->max_message;
     r->max_rec = h->max_rec;
+    r->s_inv = UINT64_MAX / r->S;
     r->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     pthread_mutex_init(&r->lock, NULL);
     r->regs = NULL;

@@ -141,6 +141,7 @@ struct mpscq_ring {
     uint8_t *chunks;
     /* Copies of the validated header fields (never re-read from shared). */
     uint64_t S, K, M, P, G, stride, state_bytes, max_message, max_rec;
+    uint64_t s_inv;              /* UINT64_MAX / S, for ring_chunk */
     /* The consumer's counts during one of its calls: read from the region
      * once (clamped), written back at the end, so that a process writing
      * garbage meanwhile cannot move an index out of the arrays. */
@@ -170,6 +171,26 @@ static inline _Atomic uint8_t *ring_state(const struct mpscq_ring *r, uint32_t p
 static inline uint8_t *ring_data(const struct mpscq_ring *r, uint32_t phys)
 {
     return r->chunks + (uint64_t)phys * r->stride + r->state_bytes;
+}
+/* x / S without a division (a 64-bit divide costs 30-40 cycles, and the
+ * producer and the consumer each need a few per message): for x < 2^63
+ * the high half of x * floor((2^64 - 1) / S) is x / S or one less (it
+ * exceeds x / S - 1 since x (1/S + 1) / 2^64 < 1), so one step corrects
+ * it.  tests/check_ring.c (test_chunk_division) compares it with x / S. */
+static inline uint64_t ring_chunk(const struct mpscq_ring *r, uint64_t x)
+{
+#ifdef __SIZEOF_INT128__
+    if (MPSCQ_UNLIKELY(x >> 63))
+        return x / r->S;            /* only a corrupt value gets here */
+    uint64_t q = (uint64_t)(((unsigned __int128)x * r->s_inv) >> 64);
+    return (q + 1) * r->S <= x ? q + 1 : q;
+#else
+    return x / r->S;
+#endif
+}
+static inline uint64_t ring_off(const struct mpscq_ring *r, uint64_t x)
+{
+    return x - ring_chunk(r, x) * r->S;
 }
 static inline uint64_t ring_round_unit(uint64_t n) { return (n + RING_UNIT - 1) & ~(uint64_t)(RING_UNIT - 1); }
 

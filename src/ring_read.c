@@ -59,7 +59,7 @@ void mpscq_ring_wake(struct mpscq_ring *r)
 static int chunk_has_gap(const struct mpscq_ring *r, uint64_t c)
 {
     for (uint32_t i = 0; i < r->ng; i++) {
-        uint64_t gc = r->gaps[i].start / r->S;
+        uint64_t gc = ring_chunk(r, r->gaps[i].start);
         if (gc == c)
             return 1;
         if (gc > c)
@@ -92,7 +92,7 @@ static void retire(struct mpscq_ring *r, uint64_t c)
     /* The word's next chunk number: c + M, or the first one after it the
      * head has not passed (a chunk passed while this word was still c's,
      * under a record's spill, is never installed). */
-    uint64_t next = c + r->M, hc = cs->head / r->S;
+    uint64_t next = c + r->M, hc = ring_chunk(r, cs->head);
     if (next < hc)
         next += (hc - next + r->M - 1) / r->M * r->M;
     /* Release: the zeroed states before the word a producer may read. */
@@ -104,9 +104,9 @@ static void retire(struct mpscq_ring *r, uint64_t c)
 static uint64_t oldest(const struct mpscq_ring *r)
 {
     const struct ring_consumer *cs = r->cs;
-    uint64_t h = cs->head / r->S;
+    uint64_t h = ring_chunk(r, cs->head);
     if (r->ng) {
-        uint64_t g = r->gaps[0].start / r->S;
+        uint64_t g = ring_chunk(r, r->gaps[0].start);
         if (g < h)
             return g;
     }
@@ -159,7 +159,7 @@ static void install_free(struct mpscq_ring *r)
 /* The main scan moved from chunk `from` to the chunk of the head. */
 static void passed_chunks(struct mpscq_ring *r, uint64_t from)
 {
-    uint64_t to = r->cs->head / r->S;
+    uint64_t to = ring_chunk(r, r->cs->head);
     for (uint64_t c = from; c < to; c++)
         if (!chunk_has_gap(r, c))
             retire(r, c);
@@ -176,7 +176,7 @@ static void passed_chunks(struct mpscq_ring *r, uint64_t from)
  * the list is full. */
 static int gap_add(struct mpscq_ring *r, uint64_t a, uint64_t b)
 {
-    if (r->ng && r->gaps[r->ng - 1].end == a && r->gaps[r->ng - 1].start / r->S == a / r->S) {
+    if (r->ng && r->gaps[r->ng - 1].end == a && ring_chunk(r, r->gaps[r->ng - 1].start) == ring_chunk(r, a)) {
         r->gaps[r->ng - 1].end = b;
         return 0;
     }
@@ -200,7 +200,7 @@ static void gap_delete(struct mpscq_ring *r, uint32_t i)
 static void gap_remove(struct mpscq_ring *r, uint64_t a, uint64_t b)
 {
     struct ring_consumer *cs = r->cs;
-    uint64_t first = a / r->S, last = (b - 1) / r->S;
+    uint64_t first = ring_chunk(r, a), last = ring_chunk(r, b - 1);
     for (uint32_t i = 0; i < r->ng;) {
         struct ring_gap *g = &r->gaps[i];
         if (g->end <= a) {
@@ -230,7 +230,7 @@ static void gap_remove(struct mpscq_ring *r, uint64_t a, uint64_t b)
          * pass skips it; the sweep drops what is left.) */
         i++;
     }
-    uint64_t head_chunk = cs->head / r->S;
+    uint64_t head_chunk = ring_chunk(r, cs->head);
     for (uint64_t c = first; c <= last && c < head_chunk; c++)
         if (!chunk_has_gap(r, c))
             retire(r, c);
@@ -245,7 +245,7 @@ static void gap_remove(struct mpscq_ring *r, uint64_t a, uint64_t b)
 static int take_record(struct mpscq_ring *r, uint64_t pos, uint32_t p, void *buf, size_t cap,
                        size_t *len, uint64_t *recend)
 {
-    uint64_t off = pos % r->S;
+    uint64_t off = ring_off(r, pos);
     const uint8_t *rec = ring_data(r, p) + off;
     struct ring_rec h;
     memcpy(&h, rec, sizeof h);
@@ -275,9 +275,9 @@ static int gap_pass(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
         struct ring_gap g = r->gaps[i];
         if (g.end <= cs->pass_pos)
             continue;
-        uint64_t c = g.start / r->S;
+        uint64_t c = ring_chunk(r, g.start);
         uint64_t w = mapw(r, c);
-        if (!installed(w, c) || g.start >= g.end || (g.end - 1) / r->S != c) {
+        if (!installed(w, c) || g.start >= g.end || ring_chunk(r, g.end - 1) != c) {
             cs->corrupt++;            /* not a range of an installed chunk */
             gap_delete(r, i--);
             continue;
@@ -323,7 +323,7 @@ static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t
                      size_t *len)
 {
     struct ring_consumer *cs = r->cs;
-    uint64_t h = cs->head, c = h / r->S, cend = (c + 1) * r->S;
+    uint64_t h = cs->head, c = ring_chunk(r, h), cend = (c + 1) * r->S;
     if (c >= oldest(r) + r->M)
         return STUCK;                 /* its map word is a pinned chunk's */
     uint64_t w = mapw(r, c);
@@ -426,8 +426,8 @@ static void sweep(struct mpscq_ring *r)
     }
     for (uint32_t i = 0; i < r->ng;) {
         struct ring_gap g = r->gaps[i];
-        uint64_t c = g.start / r->S;
-        if (g.start >= g.end || (g.end - 1) / r->S != c) {
+        uint64_t c = ring_chunk(r, g.start);
+        if (g.start >= g.end || ring_chunk(r, g.end - 1) != c) {
             cs->corrupt++;              /* not a range inside one chunk */
             gap_delete(r, i);
             continue;
@@ -453,7 +453,7 @@ static void sweep(struct mpscq_ring *r)
             if (!head) {
                 cs->dropped_claims++;
                 gap_delete(r, i);
-                if (c < cs->head / r->S && !chunk_has_gap(r, c))
+                if (c < ring_chunk(r, cs->head) && !chunk_has_gap(r, c))
                     retire(r, c);
                 continue;
             }

@@ -263,7 +263,7 @@ int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
     uint64_t t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
     if (t & RING_CLOSED)
         return MPSCQ_CLOSED;
-    uint64_t c0 = t / S;
+    uint64_t c0 = ring_chunk(r, t);
     uint64_t w = atomic_load_explicit(&r->map[c0 % M], memory_order_acquire);
     if (w != RING_MAPW(c0, RING_MAP_INSTALLED, RING_MAPW_PHYS(w))) {
         /* The rest of a chunk that will never be installed (refused, or
@@ -287,7 +287,7 @@ int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
         t = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
         if (t & RING_CLOSED)
             return MPSCQ_CLOSED;
-        c0 = t / S;
+        c0 = ring_chunk(r, t);
         w = atomic_load_explicit(&r->map[c0 % M], memory_order_acquire);
         if (w != RING_MAPW(c0, RING_MAP_INSTALLED, RING_MAPW_PHYS(w))) {
             note_full(r);
@@ -310,7 +310,7 @@ claim:
         return MPSCQ_CLOSED;
     }
     MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CLAIMED, NULL, pos);
-    uint64_t c = pos / S;
+    uint64_t c = ring_chunk(r, pos);
     w = atomic_load_explicit(&r->map[c % M], memory_order_acquire);
     if (w == RING_MAPW(c, RING_MAP_FREE, 0)) {
         /* No physical chunk for c yet: refuse c (the consumer skips it
@@ -346,7 +346,7 @@ int mpscq_ring_commit(mpscq_ring_t *r, void *buf)
     struct ring_reg *g = reg_of(r);
     if (!g || g->open_buf != buf)
         return MPSCQ_INVAL;
-    uint64_t off = g->open_pos % r->S;
+    uint64_t off = ring_off(r, g->open_pos);
     _Atomic uint8_t *st = ring_state(r, g->open_phys) + off / RING_UNIT;
     /* seq_cst (XCHG): publishes the record (release for the consumer's
      * acquire load of the state byte) and is the StoreLoad fence of the

@@ -1507,12 +1507,38 @@ START_TEST(test_corrupt_region_fuzz)
 }
 END_TEST
 
+/* ring_chunk (a multiply for x / S) against the division, for every S a
+ * layout can give and positions near multiples of S and at random. */
+START_TEST(test_chunk_division)
+{
+    struct mpscq_ring fake;
+    memset(&fake, 0, sizeof fake);
+    uint64_t seed = 88172645463325252u;
+    for (uint64_t s = 16; s <= (1u << 24); s += s < 4096 ? 16 : 16 * (s / 4096)) {
+        fake.S = s;
+        fake.s_inv = UINT64_MAX / s;
+        for (int i = 0; i < 64; i++) {
+            seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
+            uint64_t x = seed >> (1 + (i & 31));           /* below 2^63 */
+            uint64_t near = (x / s) * s;
+            uint64_t xs[] = { x, near, near ? near - 1 : 0, near + 1, s, s - 1,
+                              (UINT64_C(1) << 63) - 1 - (uint64_t)i, (UINT64_C(1) << 63) + x };
+            for (size_t k = 0; k < sizeof xs / sizeof xs[0]; k++) {
+                ck_assert_uint_eq(ring_chunk(&fake, xs[k]), xs[k] / s);
+                ck_assert_uint_eq(ring_off(&fake, xs[k]), xs[k] % s);
+            }
+        }
+    }
+}
+END_TEST
+
 static Suite *ring_suite(void)
 {
     Suite *s = suite_create("ring");
     TCase *tc = tcase_create("api");
     tcase_set_timeout(tc, 600);
     tcase_add_test(tc, test_config_and_args);
+    tcase_add_test(tc, test_chunk_division);
     tcase_add_test(tc, test_roundtrip_every_size);
     tcase_add_test(tc, test_max_message_exact);
     tcase_add_test(tc, test_small_buffer_keeps_message);
