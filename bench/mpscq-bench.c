@@ -7,6 +7,7 @@
 #include "adapter.h"
 #include "clock.h"
 #include "report.h"
+#include "ipc.h"
 #include "workload.h"
 
 #include <errno.h>
@@ -55,7 +56,8 @@ static void usage(FILE *f)
             "  -r, --repeats N          runs of every configuration (default 5)\n"
             "  -q, --queues LIST        queues to run (default all; see --list)\n"
             "  -w, --workloads LIST     throughput,bounded,batch,latency,sleeping,burst,probe,\n"
-            "                           consumers\n"
+            "                           consumers,ipc (ipc: producer processes through\n"
+            "                           mpscq_ring, pipe, socket, mqueue, shared rings)\n"
             "                           (default all)\n"
             "  -c, --capacity N         bounded capacity (default 1024)\n"
             "  -b, --batch N            batch size (default 32)\n"
@@ -344,7 +346,7 @@ int main(int argc, char **argv)
     };
     static const char *const workload_names[] = { "throughput", "bounded", "batch", "latency",
                                                   "sleeping", "burst", "probe", "consumers",
-                                                  NULL };
+                                                  "ipc", NULL };
     const char *queue_names[16] = { 0 };
     for (int i = 0; bench_adapters[i] && i < 15; i++)
         queue_names[i] = bench_adapters[i]->name;
@@ -738,5 +740,11 @@ int main(int argc, char **argv)
         }
     }
     bench_report_free(&rep);
+    if (in_list(o.workloads, "ipc")) {
+        /* Its own table: the transports are not queue adapters. */
+        uint64_t n = o.messages < 500000 ? o.messages : 500000;
+        if (bench_ipc(stdout, o.repeats, n) != 0)
+            status = 1;
+    }
     return status;
 }

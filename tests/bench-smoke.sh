@@ -37,6 +37,11 @@ for q in $(echo "$queues" | tr , ' '); do
     grep -q "\"queue\": \"$q\"" "$tmp/r.json" || fail "queue $q missing from the JSON"
 done
 grep -q 'libmpscq/mutex+ring' "$tmp/out" || fail "no ratio line"
+# The interprocess table (producer processes): every transport that ran
+# was verified, and the ratio lines are there.
+grep -q '^Interprocess: producer processes' "$tmp/out" || fail "no interprocess table"
+grep -q '^mpscq_ring / best of pipe, socket, mqueue (64 B, 1P)' "$tmp/out" ||
+    fail "no interprocess ratio line"
 grep -q 'FAILED' "$tmp/out" && fail "a run failed"
 # JSON: balanced, and every non-skipped result verified.
 opens=$(tr -cd '{' <"$tmp/r.json" | wc -c)
