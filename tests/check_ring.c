@@ -246,6 +246,15 @@ static unsigned drain(mpscq_ring_t *r)
     return n;
 }
 
+/* The ring holds, from empty, at least 7/8 of `cap` 100-byte messages
+ * (its capacity came back) and gives them all back. */
+static void capacity_back(mpscq_ring_t *r, unsigned cap)
+{
+    unsigned again = fill_100(r);
+    ck_assert_uint_ge(again, cap - cap / 8);
+    ck_assert_uint_eq(drain(r), again);
+}
+
 START_TEST(test_capacity_100_byte_messages)
 {
     static const size_t sizes[] = { 1, 4096, 65536, 1 << 20 };
@@ -258,11 +267,8 @@ START_TEST(test_capacity_100_byte_messages)
         ck_assert_int_eq(mpscq_ring_write(r, m, 100), MPSCQ_FULL);  /* at once, again */
         ck_assert_uint_eq(drain(r), n);
         /* The whole capacity comes back, lap after lap. */
-        for (int lap = 0; lap < 3; lap++) {
-            unsigned again = fill_100(r);
-            ck_assert_uint_ge(again, n - n / 8);
-            ck_assert_uint_eq(drain(r), again);
-        }
+        for (int lap = 0; lap < 3; lap++)
+            capacity_back(r, n);
         mpscq_ring_detach(r);
     }
 }
@@ -316,6 +322,23 @@ static void *holder_main(void *arg)
     return NULL;
 }
 
+/* Start a holder on its own thread; back once its claim is open. */
+static void holder_start(struct holder *h, pthread_t *t)
+{
+    MPSCQ_HG_ATOMIC(h, sizeof *h);   /* the test's flags: C11 atomics */
+    ck_assert_int_eq(pthread_create(t, NULL, holder_main, h), 0);
+    while (!atomic_load(&h->reserved))
+        sched_yield();
+    ck_assert_int_eq(h->rc, MPSCQ_OK);
+}
+/* Let it commit, join it, check its commit. */
+static void holder_finish(struct holder *h, pthread_t t)
+{
+    atomic_store(&h->go, 1);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(h->rc, MPSCQ_OK);
+}
+
 /* Push `laps` capacities of 100-byte messages through r, draining as it
  * fills; every message read must be one of ours (no 'H'). */
 static void push_through(mpscq_ring_t *r, unsigned per_lap, unsigned laps)
@@ -352,18 +375,12 @@ START_TEST(test_consumer_passes_open_claim)
     unsigned cap = fill_100(r);
     ck_assert_uint_eq(drain(r), cap);
     struct holder h = { .r = r, .len = 300 };
-    MPSCQ_HG_ATOMIC(&h, sizeof h);   /* the test's flags: C11 atomics */
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, &h), 0);
-    while (!atomic_load(&h.reserved))
-        sched_yield();
-    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    holder_start(&h, &t);
     /* Everything written after the open claim is delivered, through three
      * capacities of the ring: the claim pins its chunk, not the ring. */
     push_through(r, cap, 3);
-    atomic_store(&h.go, 1);
-    pthread_join(t, NULL);
-    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    holder_finish(&h, t);
     uint8_t out[MPSCQ_RING_MAX_MESSAGE_DEFAULT];
     size_t len;
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
@@ -372,8 +389,7 @@ START_TEST(test_consumer_passes_open_claim)
     ck_assert_uint_eq(out[299], 'H');
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
     /* The pinned chunk came back. */
-    unsigned again = fill_100(r);
-    ck_assert_uint_ge(again, cap - cap / 8);
+    capacity_back(r, cap);
     mpscq_ring_detach(r);
 }
 END_TEST
@@ -384,18 +400,14 @@ START_TEST(test_order_after_passed_claim)
 {
     mpscq_ring_t *r = new_ring(65536, 0);
     struct holder h = { .r = r, .len = 40 };
-    MPSCQ_HG_ATOMIC(&h, sizeof h);   /* the test's flags: C11 atomics */
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, &h), 0);
-    while (!atomic_load(&h.reserved))
-        sched_yield();
+    holder_start(&h, &t);
     ck_assert_int_eq(mpscq_ring_write(r, "after", 5), MPSCQ_OK);
     uint8_t out[64];
     size_t len;
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);   /* passes H */
     ck_assert_uint_eq(len, 5);
-    atomic_store(&h.go, 1);
-    pthread_join(t, NULL);
+    holder_finish(&h, t);
     /* The main thread now writes two more; H (committed first) comes first. */
     ck_assert_int_eq(mpscq_ring_write(r, "m1", 2), MPSCQ_OK);
     ck_assert_int_eq(mpscq_ring_write(r, "m2", 2), MPSCQ_OK);
@@ -433,6 +445,15 @@ static void hk_next(int where)
     atomic_store(&hk_want, where);
     atomic_store(&hk_go, 1);
 }
+/* Arm the hook: the next thread with hk_me set stops at `where`. */
+static void hk_arm(int where)
+{
+    atomic_store(&hk_want, where);
+    atomic_store(&hk_stopped, 0);
+    atomic_store(&hk_go, 0);
+    if (mpscq_test_hook != ring_hook)   /* no write while others read it */
+        mpscq_test_hook = ring_hook;
+}
 static void hk_wait(void)
 {
     while (!atomic_load(&hk_stopped))
@@ -461,10 +482,7 @@ static void *hwriter_main(void *arg)
 START_TEST(test_claim_in_refused_chunk)
 {
     mpscq_ring_t *r = new_ring(16384, 0);
-    atomic_store(&hk_want, MPSCQ_HOOK_RING_PRECHECKED);
-    atomic_store(&hk_stopped, 0);
-    atomic_store(&hk_go, 0);
-    mpscq_test_hook = ring_hook;
+    hk_arm(MPSCQ_HOOK_RING_PRECHECKED);
     struct hwriter w = { r, -1 };
     MPSCQ_HG_ATOMIC(&w, sizeof w);
     pthread_t t;
@@ -478,9 +496,7 @@ START_TEST(test_claim_in_refused_chunk)
     ck_assert_uint_eq(drain(r), n);
     ck_assert_uint_eq(r->cs->refused_chunks, 1);
     /* The ring takes messages again, as many as before. */
-    unsigned again = fill_100(r);
-    ck_assert_uint_ge(again, n - n / 8);
-    ck_assert_uint_eq(drain(r), again);
+    capacity_back(r, n);
     mpscq_ring_detach(r);
 }
 END_TEST
@@ -491,10 +507,7 @@ END_TEST
 START_TEST(test_claim_then_install)
 {
     mpscq_ring_t *r = new_ring(16384, 0);
-    atomic_store(&hk_want, MPSCQ_HOOK_RING_PRECHECKED);
-    atomic_store(&hk_stopped, 0);
-    atomic_store(&hk_go, 0);
-    mpscq_test_hook = ring_hook;
+    hk_arm(MPSCQ_HOOK_RING_PRECHECKED);
     struct hwriter w = { r, -1 };
     MPSCQ_HG_ATOMIC(&w, sizeof w);
     pthread_t t;
@@ -542,15 +555,9 @@ START_TEST(test_refused_chunk_passed_while_pinned)
         while (atomic_load(&r->sh->tail) / r->S < c0 + i)
             ck_assert_int_eq(mpscq_ring_write(r, m, sizeof m), MPSCQ_OK);
         h[i] = (struct holder){ .r = r, .len = 20 };
-        MPSCQ_HG_ATOMIC(&h[i], sizeof h[i]);
-        ck_assert_int_eq(pthread_create(&ht[i], NULL, holder_main, &h[i]), 0);
-        while (!atomic_load(&h[i].reserved))
-            sched_yield();
-        ck_assert_int_eq(h[i].rc, MPSCQ_OK);
+        holder_start(&h[i], &ht[i]);
     }
-    atomic_store(&hk_want, MPSCQ_HOOK_RING_PRECHECKED);
-    atomic_store(&hk_stopped, 0);
-    atomic_store(&hk_go, 0);
+    hk_arm(MPSCQ_HOOK_RING_PRECHECKED);
     struct hwriter w = { r, -1 };
     MPSCQ_HG_ATOMIC(&w, sizeof w);
     pthread_t t;
@@ -564,15 +571,11 @@ START_TEST(test_refused_chunk_passed_while_pinned)
     ck_assert_uint_eq(r->cs->refused_chunks, 1);
     ck_assert_uint_eq(r->cs->nfree, 0);          /* every chunk pinned */
     for (unsigned i = 0; i < r->K; i++) {
-        atomic_store(&h[i].go, 1);
-        pthread_join(ht[i], NULL);
-        ck_assert_int_eq(h[i].rc, MPSCQ_OK);
+        holder_finish(&h[i], ht[i]);
     }
     mpscq_test_hook = NULL;
     ck_assert_uint_eq(drain(r), r->K);          /* the late commits */
-    unsigned again = fill_100(r);
-    ck_assert_uint_ge(again, cap - cap / 8);
-    ck_assert_uint_eq(drain(r), again);
+    capacity_back(r, cap);
     mpscq_ring_detach(r);
 }
 END_TEST
@@ -589,11 +592,8 @@ START_TEST(test_spill_over_aliased_chunks)
         mpscq_ring_t *r = new_ring(4096, 1500);
         ck_assert_uint_lt(r->S, r->max_rec);     /* records span chunks */
         struct holder h = { .r = r, .len = 1 + (size_t)rand() % 100 };
-        MPSCQ_HG_ATOMIC(&h, sizeof h);   /* the test's flags: C11 atomics */
         pthread_t t;
-        ck_assert_int_eq(pthread_create(&t, NULL, holder_main, &h), 0);
-        while (!atomic_load(&h.reserved))
-            sched_yield();
+        holder_start(&h, &t);
         static uint8_t m[1500], out[1500];
         size_t len;
         /* Write and drain until writes stop (the pinned chunk's word is
@@ -606,9 +606,7 @@ START_TEST(test_spill_over_aliased_chunks)
             while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
                 ;
         }
-        atomic_store(&h.go, 1);
-        pthread_join(t, NULL);
-        ck_assert_int_eq(h.rc, MPSCQ_OK);
+        holder_finish(&h, t);
         while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
             ;
         /* Laps over more than M chunk numbers: every map word reused. */
@@ -647,10 +645,7 @@ static void *waiter_main(void *arg)
 START_TEST(test_wake_before_last_look)
 {
     mpscq_ring_t *r = new_ring(16384, 0);
-    atomic_store(&hk_want, MPSCQ_HOOK_RING_PARK);
-    atomic_store(&hk_stopped, 0);
-    atomic_store(&hk_go, 0);
-    mpscq_test_hook = ring_hook;
+    hk_arm(MPSCQ_HOOK_RING_PARK);
     struct waiter w = { r, -1, 0 };
     MPSCQ_HG_ATOMIC(&w, sizeof w);
     pthread_t t;
@@ -716,11 +711,8 @@ START_TEST(test_close_after_refused_claim)
     atomic_store(&go_close, 0);
     mpscq_test_hook = multi_hook;
     struct holder h = { .r = r, .len = 10 };
-    MPSCQ_HG_ATOMIC(&h, sizeof h);
     pthread_t ht, bt, ct;
-    ck_assert_int_eq(pthread_create(&ht, NULL, holder_main, &h), 0);
-    while (!atomic_load(&h.reserved))
-        sched_yield();
+    holder_start(&h, &ht);
     struct hwriter b = { r, -1 };
     MPSCQ_HG_ATOMIC(&b, sizeof b);
     ck_assert_int_eq(pthread_create(&bt, NULL, pre_writer_main, &b), 0);
@@ -738,8 +730,7 @@ START_TEST(test_close_after_refused_claim)
     atomic_store(&go_close, 1);
     pthread_join(ct, NULL);
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
-    atomic_store(&h.go, 1);
-    pthread_join(ht, NULL);
+    holder_finish(&h, ht);
     mpscq_test_hook = NULL;
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
     ck_assert_uint_eq(len, 10);
@@ -836,11 +827,8 @@ START_TEST(test_close_with_open_claim)
 {
     mpscq_ring_t *r = new_ring(16384, 0);
     struct holder h = { .r = r, .len = 3 };
-    MPSCQ_HG_ATOMIC(&h, sizeof h);   /* the test's flags: C11 atomics */
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, holder_main, &h), 0);
-    while (!atomic_load(&h.reserved))
-        sched_yield();
+    holder_start(&h, &t);
     ck_assert_int_eq(mpscq_ring_write(r, "x", 1), MPSCQ_OK);
     mpscq_ring_close(r);
     uint8_t out[64];
@@ -850,9 +838,7 @@ START_TEST(test_close_with_open_claim)
     /* The open claim does not hold the close up. */
     ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, -1), MPSCQ_CLOSED);
     /* Committed late, it is still delivered. */
-    atomic_store(&h.go, 1);
-    pthread_join(t, NULL);
-    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    holder_finish(&h, t);
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
     ck_assert_uint_eq(len, 3);
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
