@@ -82,6 +82,9 @@ int mpscq_set_create(mpscq_set_t **s)
     if (!set)
         return MPSCQ_NOMEM;
     set->spin_ns = MPSCQ_WAIT_SPIN_MAX_NS;
+    /* Helgrind: a process-wide flag read and written only atomically, by
+     * every set's thread (and the tests). */
+    MPSCQ_HG_ATOMIC(&mpscq_set_waitv_missing, sizeof mpscq_set_waitv_missing);
     *s = set;
     return MPSCQ_OK;
 }
