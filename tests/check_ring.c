@@ -1493,14 +1493,15 @@ START_TEST(test_corrupt_region_fuzz)
 }
 END_TEST
 
-/* ring_chunk (a multiply for x / S) against the division, for every S a
- * layout can give and positions near multiples of S and at random. */
+/* ring_chunk (a multiply for x / S) against the division, for S over
+ * the whole range a layout can give (16 .. about 1.1e8, at bytes 2^40 and
+ * max_message 2^24), positions near multiples of S and at random. */
 START_TEST(test_chunk_division)
 {
     struct mpscq_ring fake;
     memset(&fake, 0, sizeof fake);
     uint64_t seed = 88172645463325252u;
-    for (uint64_t s = 16; s <= (1u << 24); s += s < 4096 ? 16 : 16 * (s / 4096)) {
+    for (uint64_t s = 16; s <= (1u << 27); s += s < 4096 ? 16 : 16 * (s / 4096)) {
         fake.S = s;
         fake.s_inv = UINT64_MAX / s;
         for (int i = 0; i < 64; i++) {
