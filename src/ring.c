@@ -122,7 +122,6 @@ static void handle_unlink(struct mpscq_ring *r)
 /* Fork: the child's only thread holds no slot (the parent's threads own
  * the registrations it copied), so it forgets them; ring_write.c's
  * thread-local cache is invalidated by its own handler. */
-MPSCQ_HIDDEN void mpscq_ring_forget_regs_in_child(void);
 void mpscq_ring_forget_regs_in_child(void)
 {
     pthread_mutex_init(&handles_lock, NULL);
@@ -139,7 +138,6 @@ void mpscq_ring_forget_regs_in_child(void)
 }
 
 /* Thread exit: release this thread's slot in every ring it wrote to. */
-MPSCQ_HIDDEN void mpscq_ring_release_thread(pid_t tid);
 void mpscq_ring_release_thread(pid_t tid)
 {
     pthread_mutex_lock(&handles_lock);

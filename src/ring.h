@@ -206,6 +206,10 @@ struct ring_rec {
  * consumer's sweep and a producer looking for a slot). */
 MPSCQ_HIDDEN int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time);
 MPSCQ_HIDDEN void mpscq_ring_regs_release(struct mpscq_ring *r);
+/* ring.c: every handle of the process, for fork (the child forgets the
+ * parent threads' slots) and thread exit (its slots are given back). */
+MPSCQ_HIDDEN void mpscq_ring_forget_regs_in_child(void);
+MPSCQ_HIDDEN void mpscq_ring_release_thread(pid_t tid);
 /* ring_read.c: wake a sleeping consumer (producers and close). */
 MPSCQ_HIDDEN void mpscq_ring_wake(struct mpscq_ring *r);
 

@@ -330,6 +330,8 @@ static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t
     if (RING_MAPW_CHUNK(w) == (c & RING_CMASK) && RING_MAPW_STATE(w) == RING_MAP_FREE) {
         install_free(r);
         w = mapw(r, c);
+        /* acq_rel, as a producer's refusal (ring_write.c); on failure w
+         * is what won (a producer's refusal, or our own install). */
         if (w == RING_MAPW(c, RING_MAP_FREE, 0) &&
             atomic_compare_exchange_strong_explicit(&r->map[c % r->M], &w,
                                                     RING_MAPW(c, RING_MAP_REFUSED, 0),
@@ -342,6 +344,8 @@ static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t
         if (w != RING_MAPW(c, RING_MAP_REFUSED, 0)) {
             /* Neither free, installed nor refused for c: corrupt. */
             cs->corrupt++;
+            /* Release, as every map word the consumer writes: a producer
+             * reading it (acquire) sees a chunk nobody may write. */
             atomic_store_explicit(&r->map[c % r->M], RING_MAPW(c, RING_MAP_REFUSED, 0),
                                   memory_order_release);
         }
@@ -603,6 +607,8 @@ int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
         MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_PARK, NULL, seq);
         rc = mpscq_ring_read(r, buf, cap, len);
         if (rc != MPSCQ_EMPTY) {
+            /* Relaxed (here and below): awake again; a producer that still
+             * reads 1 only pays a needless wake. */
             atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);
             return rc;
         }

@@ -16,8 +16,6 @@
 
 #include "ring.h"
 
-MPSCQ_HIDDEN void mpscq_ring_forget_regs_in_child(void);
-MPSCQ_HIDDEN void mpscq_ring_release_thread(pid_t tid);
 
 /* ---- who we are ------------------------------------------------------- */
 
@@ -226,6 +224,8 @@ void mpscq_ring_regs_release(struct mpscq_ring *r)
         struct ring_reg *g = r->regs;
         r->regs = g->next;
         struct ring_slot *sl = &r->slots[g->slot];
+        /* Release, both: the claim is idle before the owner word frees
+         * the slot, and whoever takes it (acquire CAS) sees both. */
         atomic_store_explicit(&sl->claim, RING_CLAIM_IDLE, memory_order_release);
         atomic_store_explicit(&sl->owner, 0, memory_order_release);
         free(g);
