@@ -242,14 +242,42 @@ static void region_init(struct mpscq_ring *r, const struct ring_header *h)
     atomic_store_explicit(&rh->ready, RING_READY, memory_order_release);
 }
 
+/* The region is mapped between two inaccessible guard pages: a read or
+ * write just outside it (a bug, since the consumer validates every
+ * offset it takes from the region) faults instead of touching this
+ * process's neighbouring memory, and the fuzz target (fuzz/fuzz_ring.c)
+ * sees it. */
+static size_t guard_size(void)
+{
+    long pg = sysconf(_SC_PAGESIZE);
+    return pg > 0 ? (size_t)pg : RING_PAGE;
+}
+
 static int map_fd(struct mpscq_ring *r, size_t size)
 {
-    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, r->fd, 0);
-    if (p == MAP_FAILED)
+    size_t g = guard_size();
+    if (size > SIZE_MAX - 2 * g)
+        return MPSCQ_NOMEM;
+    uint8_t *res = mmap(NULL, size + 2 * g, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+    if (res == MAP_FAILED)
         return errno_status(errno);
+    /* MAP_FIXED over our own reservation only. */
+    void *p = mmap(res + g, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_FIXED, r->fd, 0);
+    if (p == MAP_FAILED) {
+        int e = errno;
+        munmap(res, size + 2 * g);
+        return errno_status(e);
+    }
     r->base = p;
     r->size = size;
     return MPSCQ_OK;
+}
+
+static void unmap_region(struct mpscq_ring *r)
+{
+    size_t g = guard_size();
+    munmap(r->base - g, r->size + 2 * g);
 }
 
 int mpscq_ring_create(mpscq_ring_t **rp, const char *name, const mpscq_ring_config *cfg)
@@ -347,7 +375,7 @@ static int region_check(struct mpscq_ring *r)
             struct ring_header *mh = (struct ring_header *)r->base;
             if (atomic_load_explicit(&mh->ready, memory_order_acquire) != RING_READY ||
                 memcmp(mh, &want, offsetof(struct ring_header, ready)) != 0) {
-                munmap(r->base, r->size);
+                unmap_region(r);
                 return MPSCQ_INVAL;
             }
             handle_bind(r, &h);
@@ -432,7 +460,7 @@ void mpscq_ring_detach(mpscq_ring_t *r)
         return;
     handle_unlink(r);
     mpscq_ring_regs_release(r);
-    munmap(r->base, r->size);
+    unmap_region(r);
     close(r->fd);
     pthread_mutex_destroy(&r->lock);
     free(r);
