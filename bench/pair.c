@@ -11,6 +11,9 @@
  *   pair lanes N       as pairs, through a queue set of three lanes
  *                      with the messages in the lowest (run_lanes): the
  *                      set's cost over one queue
+ *   pair ring N SIZE   N mpscq_ring_write + mpscq_ring_read pairs of SIZE
+ *                      bytes on one thread (run_ring: the ring's producer
+ *                      fast paths, which have the asm and C twins)
  *
  * Environment: PAIR_SLOTS=N sets segment_slots; PAIR_STATS=1 prints the
  * queue's segment counters after an mt run (on stderr).
@@ -54,6 +57,24 @@ __attribute__((noinline)) uintptr_t run_lanes(mpscq_set_t *s, mpscq_t *q, uint64
         mpscq_enqueue(q, (void *)(uintptr_t)i);
         mpscq_set_dequeue_wait(s, NULL, &m, 0);
         sum += (uintptr_t)m;
+    }
+    return sum;
+}
+
+__attribute__((noinline)) uintptr_t run_ring(mpscq_ring_t *r, uint64_t n, size_t size);
+
+__attribute__((noinline)) uintptr_t run_ring(mpscq_ring_t *r, uint64_t n, size_t size)
+{
+    uint8_t m[4096], out[4096];
+    uintptr_t sum = 0;
+    memset(m, 0, size);
+    for (uint64_t i = 0; i < n; i++) {
+        size_t len;
+        m[0] = (uint8_t)i;
+        if (mpscq_ring_write(r, m, size) != MPSCQ_OK ||
+            mpscq_ring_read(r, out, sizeof out, &len) != MPSCQ_OK || len != size)
+            return 0;
+        sum += out[0] + 1u;
     }
     return sum;
 }
@@ -110,6 +131,29 @@ int main(int argc, char **argv)
         mpscq_set_destroy(s);
         mpscq_destroy(hi, NULL, NULL);
         mpscq_destroy(mid, NULL, NULL);
+    } else if (argc == 4 && strcmp(argv[1], "ring") == 0) {
+        uint64_t n = strtoull(argv[2], NULL, 10);
+        size_t size = strtoull(argv[3], NULL, 10);
+        mpscq_ring_t *r;
+        if (size < 1 || size > 4096 || n < 1)
+            return 2;
+        mpscq_ring_config rc;
+        mpscq_ring_config_init(&rc);
+        rc.max_message = 4096;
+        if (mpscq_ring_create(&r, NULL, &rc) != MPSCQ_OK)
+            return 1;
+        run_ring(r, 1000, size); /* register the thread, warm the chunks */
+        uint64_t t0 = now_ns();
+        uintptr_t sum = run_ring(r, n, size);
+        double ns = (double)(now_ns() - t0) / (double)n;
+        uintptr_t want = 0;
+        for (uint64_t i = 0; i < n; i++)
+            want += (uint8_t)i + 1u;
+        if (sum != want)
+            return 2;
+        printf("%s ring %llu %zu ns/pair %.2f\n", mpscq_implementation(), (unsigned long long)n,
+               size, ns);
+        mpscq_ring_detach(r);
     } else if (argc == 4 && strcmp(argv[1], "mt") == 0) {
         unsigned P = (unsigned)atoi(argv[2]);
         uint64_t n = strtoull(argv[3], NULL, 10) / P;
@@ -142,7 +186,7 @@ int main(int argc, char **argv)
                     st.segments_allocated, st.segments_recycled, st.segments_freed, st.cas_failures);
         }
     } else {
-        fprintf(stderr, "usage: %s pairs N [CAPACITY] | lanes N | mt P N\n", argv[0]);
+        fprintf(stderr, "usage: %s pairs N [CAPACITY] | lanes N | ring N SIZE | mt P N\n", argv[0]);
         return 2;
     }
     mpscq_destroy(q, NULL, NULL);

@@ -15,6 +15,8 @@
 #include "internal.h"
 
 struct mpscq_hp_rec;
+struct mpscq_ring;
+struct ring_reg;
 
 /* ---- the routines with two implementations ------------------------ */
 
@@ -73,7 +75,24 @@ MPSCQ_HIDDEN int mpscq_enqueue_refused(struct mpscq *q, struct mpscq_hp_rec *r,
 MPSCQ_HIDDEN int mpscq_dequeue_slow(struct mpscq *q, void **msg);
 MPSCQ_HIDDEN int mpscq_dequeue_crossed(struct mpscq *q);
 
-/* C11 twins: always built (arch_base.c, fastpath.c). */
+/* mpscq_ring's producer fast paths (ring.h has the layout and the C
+ * continuations, ring-design.md s. 3 the argument).  Each takes the
+ * calling thread's registration g, which has no claim open, does the
+ * common case itself and tail-calls a continuation (ring_write.c) for
+ * anything else; each returns an MPSCQ_ status.
+ *   claim(r, g, len)        mpscq_ring_reserve: the pre-check, the
+ *                           fetch-and-add, the record's header; g->open_*
+ *                           name the claim.
+ *   publish(r, g)           mpscq_ring_commit of g's open claim.
+ *   write(r, g, data, len)  mpscq_ring_write: claim, copy, publish in one
+ *                           (g->open_* untouched: the claim is never open
+ *                           to the caller). */
+typedef int mpscq_ring_claim_fn(struct mpscq_ring *r, struct ring_reg *g, size_t len);
+typedef int mpscq_ring_publish_fn(struct mpscq_ring *r, struct ring_reg *g);
+typedef int mpscq_ring_write_fn(struct mpscq_ring *r, struct ring_reg *g, const void *data,
+                                size_t len);
+
+/* C11 twins: always built (arch_base.c, fastpath.c, ring_fastpath.c). */
 MPSCQ_HIDDEN mpscq_cas16_fn mpscq_arch_cas16_base;
 MPSCQ_HIDDEN mpscq_pause_loop_fn mpscq_arch_pause_loop_base;
 MPSCQ_HIDDEN mpscq_enqueue_fn mpscq_fast_enqueue_base;
@@ -81,6 +100,9 @@ MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_base;
 MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_base;
 MPSCQ_HIDDEN mpscq_enqueue_entry_fn mpscq_enqueue_entry_base;
 MPSCQ_HIDDEN mpscq_dequeue_entry_fn mpscq_dequeue_entry_base;
+MPSCQ_HIDDEN mpscq_ring_claim_fn mpscq_ring_claim_base;
+MPSCQ_HIDDEN mpscq_ring_publish_fn mpscq_ring_publish_base;
+MPSCQ_HIDDEN mpscq_ring_write_fn mpscq_ring_write_base;
 
 /* MPSCQ_FORCE_C: the benchmark's C-only twin library in an asm build.
  * MPSCQ_VALGRIND_ANNOTATIONS: Helgrind builds use the C twins, since
@@ -94,6 +116,9 @@ MPSCQ_HIDDEN mpscq_reserve_fn mpscq_fast_reserve_x86_64;
 MPSCQ_HIDDEN mpscq_dequeue_fn mpscq_fast_dequeue_x86_64;
 MPSCQ_HIDDEN mpscq_enqueue_entry_fn mpscq_enqueue_entry_x86_64;
 MPSCQ_HIDDEN mpscq_dequeue_entry_fn mpscq_dequeue_entry_x86_64;
+MPSCQ_HIDDEN mpscq_ring_claim_fn mpscq_ring_claim_x86_64;
+MPSCQ_HIDDEN mpscq_ring_publish_fn mpscq_ring_publish_x86_64;
+MPSCQ_HIDDEN mpscq_ring_write_fn mpscq_ring_write_x86_64;
 #define MPSCQ_ASM_NAME "x86_64-nasm"
 #endif
 
@@ -110,6 +135,9 @@ struct mpscq_impl {
     mpscq_dequeue_fn *dequeue;
     mpscq_enqueue_entry_fn *enqueue_entry;
     mpscq_dequeue_entry_fn *dequeue_entry;
+    mpscq_ring_claim_fn *ring_claim;
+    mpscq_ring_publish_fn *ring_publish;
+    mpscq_ring_write_fn *ring_write;
 };
 extern const struct mpscq_impl mpscq_impl_base;
 #ifdef MPSCQ_HAVE_ASM
@@ -123,6 +151,9 @@ extern const struct mpscq_impl *mpscq_impl;
 #define mpscq_fast_dequeue    (mpscq_impl->dequeue)
 #define mpscq_enqueue_entry   (mpscq_impl->enqueue_entry)
 #define mpscq_dequeue_entry   (mpscq_impl->dequeue_entry)
+#define mpscq_ring_claim      (mpscq_impl->ring_claim)
+#define mpscq_ring_publish    (mpscq_impl->ring_publish)
+#define mpscq_ring_write_fast (mpscq_impl->ring_write)
 #define MPSCQ_ENTRIES_DISPATCHED 1
 #define MPSCQ_IMPLEMENTATION  (mpscq_impl->name)
 #elif defined(MPSCQ_HAVE_ASM) && !defined(MPSCQ_FORCE_C) && !defined(MPSCQ_VALGRIND_ANNOTATIONS)
@@ -134,6 +165,9 @@ extern const struct mpscq_impl *mpscq_impl;
 #define mpscq_fast_dequeue    mpscq_fast_dequeue_x86_64
 #define mpscq_enqueue_entry   mpscq_enqueue_entry_x86_64
 #define mpscq_dequeue_entry   mpscq_dequeue_entry_x86_64
+#define mpscq_ring_claim      mpscq_ring_claim_x86_64
+#define mpscq_ring_publish    mpscq_ring_publish_x86_64
+#define mpscq_ring_write_fast mpscq_ring_write_x86_64
 #define MPSCQ_ENTRIES_DISPATCHED 1
 #define MPSCQ_IMPLEMENTATION  MPSCQ_ASM_NAME
 #else
@@ -142,6 +176,9 @@ extern const struct mpscq_impl *mpscq_impl;
 #define mpscq_fast_enqueue    mpscq_fast_enqueue_base
 #define mpscq_fast_reserve    mpscq_fast_reserve_base
 #define mpscq_fast_dequeue    mpscq_fast_dequeue_base
+#define mpscq_ring_claim      mpscq_ring_claim_base
+#define mpscq_ring_publish    mpscq_ring_publish_base
+#define mpscq_ring_write_fast mpscq_ring_write_base
 #define MPSCQ_IMPLEMENTATION  "c11"
 #endif
 

@@ -132,11 +132,13 @@ const struct mpscq_impl mpscq_impl_base = {
     "c11", mpscq_arch_cas16_base, mpscq_arch_pause_loop_base,
     mpscq_fast_enqueue_base, mpscq_fast_reserve_base, mpscq_fast_dequeue_base,
     mpscq_enqueue_entry_base, mpscq_dequeue_entry_base,
+    mpscq_ring_claim_base, mpscq_ring_publish_base, mpscq_ring_write_base,
 };
 #ifdef MPSCQ_HAVE_ASM
 const struct mpscq_impl mpscq_impl_asm = {
     MPSCQ_ASM_NAME, mpscq_arch_cas16_x86_64, mpscq_arch_pause_loop_x86_64, mpscq_fast_enqueue_x86_64, mpscq_fast_reserve_x86_64,
     mpscq_fast_dequeue_x86_64, mpscq_enqueue_entry_x86_64, mpscq_dequeue_entry_x86_64,
+    mpscq_ring_claim_x86_64, mpscq_ring_publish_x86_64, mpscq_ring_write_x86_64,
 };
 #endif
 const struct mpscq_impl *mpscq_impl = &mpscq_impl_base;

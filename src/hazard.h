@@ -85,7 +85,6 @@ struct mpscq_tls_ent {
      * its first consumer call. */
     struct mpscq_consumer_mark *mark;
 };
-#define MPSCQ_TLS_MODEL __attribute__((tls_model("initial-exec")))
 extern _Thread_local struct mpscq_tls_ent mpscq_tls MPSCQ_HIDDEN MPSCQ_TLS_MODEL;
 /* mpscq_tls's offset from the thread pointer, the same in every thread
  * (static TLS), for the NASM enqueue entry: NASM cannot emit a TLS

@@ -16,6 +16,9 @@
 #define MPSCQ_CACHELINE 64
 #define MPSCQ_ALIGNED   _Alignas(MPSCQ_CACHELINE)
 #define MPSCQ_HIDDEN    __attribute__((visibility("hidden")))
+/* The library's thread-local data: initial-exec, so that an access is one
+ * %fs-relative load even in the shared library (no __tls_get_addr). */
+#define MPSCQ_TLS_MODEL __attribute__((tls_model("initial-exec")))
 #define MPSCQ_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define MPSCQ_UNLIKELY(x) __builtin_expect(!!(x), 0)
 

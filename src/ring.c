@@ -197,6 +197,7 @@ static void handle_bind(struct mpscq_ring *r, const struct ring_header *h)
     r->max_message = h->max_message;
     r->max_rec = h->max_rec;
     r->s_inv = UINT64_MAX / r->S;
+    r->mmask = r->M - 1;
     r->id = atomic_fetch_add_explicit(&next_id, 1, memory_order_relaxed);
     pthread_mutex_init(&r->lock, NULL);
     r->regs = NULL;

@@ -20,6 +20,7 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stddef.h>
+#include <string.h>
 #include <sys/types.h>
 
 #include "internal.h"
@@ -142,6 +143,7 @@ struct mpscq_ring {
     /* Copies of the validated header fields (never re-read from shared). */
     uint64_t S, K, M, P, G, stride, state_bytes, max_message, max_rec;
     uint64_t s_inv;              /* UINT64_MAX / S, for ring_chunk */
+    uint64_t mmask;              /* M - 1 (M is a power of two): c % M = c & mmask */
     /* The consumer's counts during one of its calls: read from the region
      * once (clamped), written back at the end, so that a process writing
      * garbage meanwhile cannot move an index out of the arrays. */
@@ -151,14 +153,16 @@ struct mpscq_ring {
     struct mpscq_ring *next;     /* every handle of the process (ring.c) */
 };
 
-/* A producer thread's attachment to one ring handle. */
+/* A producer thread's attachment to one ring handle.  The fast paths
+ * (ring_fastpath.c and its NASM twin asm/x86_64/ring.asm) read and write
+ * slot and the open_ fields: offsets.c gives their offsets. */
 struct ring_reg {
     struct ring_reg *next;
     pid_t tid;
     uint32_t slot;
     void *open_buf;              /* the open claim's payload, NULL if none */
-    uint64_t open_pos;
-    uint32_t open_phys;
+    uint64_t open_pos;           /* its logical position */
+    _Atomic uint8_t *open_state; /* its state byte, which commit sets */
 };
 
 /* Layout from (bytes, max_message): 0 or MPSCQ_INVAL. */
@@ -212,5 +216,39 @@ MPSCQ_HIDDEN void mpscq_ring_forget_regs_in_child(void);
 MPSCQ_HIDDEN void mpscq_ring_release_thread(pid_t tid);
 /* ring_read.c: wake a sleeping consumer (producers and close). */
 MPSCQ_HIDDEN void mpscq_ring_wake(struct mpscq_ring *r);
+
+/* ---- the producers' fast paths' continuations ----------------------
+ *
+ * arch.h declares the fast paths (claim, publish, write), which have a
+ * C11 twin in ring_fastpath.c and an x86-64 NASM one in
+ * asm/x86_64/ring.asm.  What is not their common case goes on here, in
+ * ring_write.c, tail-called with the state as it stands.  _slow: the
+ * pre-check did not pass (or tail says closed); start over.  _after: the
+ * fetch-and-add returned pos, and pos is closed or not in an installed
+ * chunk. */
+MPSCQ_HIDDEN int mpscq_ring_claim_slow(struct mpscq_ring *r, struct ring_reg *g, size_t len);
+MPSCQ_HIDDEN int mpscq_ring_claim_after(struct mpscq_ring *r, struct ring_reg *g, size_t len,
+                                        uint64_t pos);
+MPSCQ_HIDDEN int mpscq_ring_write_slow(struct mpscq_ring *r, struct ring_reg *g,
+                                       const void *data, size_t len);
+MPSCQ_HIDDEN int mpscq_ring_write_after(struct mpscq_ring *r, struct ring_reg *g,
+                                        const void *data, size_t len, uint64_t pos);
+/* Wake the consumer, return MPSCQ_OK (the publish's tail call). */
+MPSCQ_HIDDEN int mpscq_ring_wake_ok(struct mpscq_ring *r);
+
+/* A claim at pos in chunk c, physical chunk phys, now in the slot's
+ * claim word: write the record's header; the claim's payload and state
+ * byte. */
+static inline uint8_t *ring_claim_record(const struct mpscq_ring *r, uint64_t pos, uint64_t c,
+                                         uint32_t phys, size_t len, _Atomic uint8_t **state)
+{
+    uint64_t off = pos - c * r->S;
+    uint8_t *chunk = r->chunks + (uint64_t)phys * r->stride;
+    uint8_t *rec = chunk + r->state_bytes + off;
+    struct ring_rec h = { pos, (uint32_t)len, (uint32_t)len ^ RING_REC_CHECK };
+    memcpy(rec, &h, sizeof h);
+    *state = (_Atomic uint8_t *)(chunk + off / RING_UNIT);
+    return rec + RING_HDR;
+}
 
 #endif /* MPSCQ_RING_H */

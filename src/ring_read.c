@@ -30,7 +30,7 @@
 static inline uint64_t mapw(const struct mpscq_ring *r, uint64_t c)
 {
     /* Acquire: an install (release CAS) or a producer's refusal. */
-    return atomic_load_explicit(&r->map[c % r->M], memory_order_acquire);
+    return atomic_load_explicit(&r->map[c & r->mmask], memory_order_acquire);
 }
 
 /* w installs chunk c on a physical chunk that exists (the map is in
@@ -96,7 +96,7 @@ static void retire(struct mpscq_ring *r, uint64_t c)
     if (next < hc)
         next += (hc - next + r->M - 1) / r->M * r->M;
     /* Release: the zeroed states before the word a producer may read. */
-    atomic_store_explicit(&r->map[c % r->M], RING_MAPW(next, RING_MAP_FREE, 0),
+    atomic_store_explicit(&r->map[c & r->mmask], RING_MAPW(next, RING_MAP_FREE, 0),
                           memory_order_release);
 }
 
@@ -141,8 +141,8 @@ static void install_free(struct mpscq_ring *r)
             }
             /* Release: the zeroed states before the install; acq on
              * failure: a producer's refusal. */
-            MPSCQ_HB_BEFORE(&r->map[n % r->M]);
-            if (atomic_compare_exchange_strong_explicit(&r->map[n % r->M], &w,
+            MPSCQ_HB_BEFORE(&r->map[n & r->mmask]);
+            if (atomic_compare_exchange_strong_explicit(&r->map[n & r->mmask], &w,
                                                         RING_MAPW(n, RING_MAP_INSTALLED, p),
                                                         memory_order_acq_rel,
                                                         memory_order_acquire))
@@ -333,7 +333,7 @@ static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t
         /* acq_rel, as a producer's refusal (ring_write.c); on failure w
          * is what won (a producer's refusal, or our own install). */
         if (w == RING_MAPW(c, RING_MAP_FREE, 0) &&
-            atomic_compare_exchange_strong_explicit(&r->map[c % r->M], &w,
+            atomic_compare_exchange_strong_explicit(&r->map[c & r->mmask], &w,
                                                     RING_MAPW(c, RING_MAP_REFUSED, 0),
                                                     memory_order_acq_rel, memory_order_acquire))
             w = RING_MAPW(c, RING_MAP_REFUSED, 0);
@@ -346,7 +346,7 @@ static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t
             cs->corrupt++;
             /* Release, as every map word the consumer writes: a producer
              * reading it (acquire) sees a chunk nobody may write. */
-            atomic_store_explicit(&r->map[c % r->M], RING_MAPW(c, RING_MAP_REFUSED, 0),
+            atomic_store_explicit(&r->map[c & r->mmask], RING_MAPW(c, RING_MAP_REFUSED, 0),
                                   memory_order_release);
         }
         cs->refused_chunks++;

@@ -14,6 +14,7 @@
 #include <sys/syscall.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "ring.h"
 
 
@@ -138,8 +139,8 @@ static _Thread_local struct {
     uint64_t id;
     uint32_t epoch;
     struct ring_reg *reg;
-} reg_cache[TLS_CACHE];
-static _Thread_local unsigned reg_victim;
+} reg_cache[TLS_CACHE] MPSCQ_TLS_MODEL;   /* initial-exec: no __tls_get_addr call */
+static _Thread_local unsigned reg_victim MPSCQ_TLS_MODEL;
 
 /* Take a free slot, or one whose owner died with no claim open (a claim
  * of a dead owner is the consumer's to drop first). */
@@ -173,7 +174,9 @@ static int slot_take(struct mpscq_ring *r, uint64_t me, int reclaim)
     return -1;
 }
 
-static struct ring_reg *reg_slow(struct mpscq_ring *r)
+/* Out of line and cold: the public calls' fast paths then need no frame
+ * (their only call is the tail call to a fast path). */
+static __attribute__((noinline, cold)) struct ring_reg *reg_slow(struct mpscq_ring *r)
 {
     who_am_i();
     pthread_mutex_lock(&r->lock);
@@ -207,14 +210,16 @@ static struct ring_reg *reg_slow(struct mpscq_ring *r)
     return g;
 }
 
-static inline struct ring_reg *reg_of(struct mpscq_ring *r)
+/* This thread's registration with r from its cache, or NULL. */
+static inline struct ring_reg *reg_cached(const struct mpscq_ring *r)
 {
     uint32_t e = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
     for (int i = 0; i < TLS_CACHE; i++)
         if (reg_cache[i].id == r->id && reg_cache[i].epoch == e)
             return reg_cache[i].reg;
-    return reg_slow(r);
+    return NULL;
 }
+
 
 /* detach: every registration of this handle gives its slot back. */
 void mpscq_ring_regs_release(struct mpscq_ring *r)
@@ -244,17 +249,12 @@ static void note_full(struct mpscq_ring *r)
         mpscq_ring_wake(r);
 }
 
-int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
+/* The claim, whole, from the pre-check on: the continuation of the fast
+ * path when the pre-check did not pass (ring-design.md s. 3). */
+int mpscq_ring_claim_slow(struct mpscq_ring *r, struct ring_reg *g, size_t len)
 {
-    if (!r || !buf || len == 0 || len > r->max_message)
-        return MPSCQ_INVAL;
-    struct ring_reg *g = reg_of(r);
-    if (!g)
-        return MPSCQ_NOMEM;
-    if (g->open_buf)
-        return MPSCQ_INVAL;         /* one open claim per thread */
     struct ring_slot *sl = &r->slots[g->slot];
-    const uint64_t S = r->S, M = r->M;
+    const uint64_t S = r->S;
     uint64_t reclen = ring_round_unit(RING_HDR + len);
 
     /* Pre-check: claim only when the chunk under tail is installed, so a
@@ -264,17 +264,17 @@ int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
     if (t & RING_CLOSED)
         return MPSCQ_CLOSED;
     uint64_t c0 = ring_chunk(r, t);
-    uint64_t w = atomic_load_explicit(&r->map[c0 % M], memory_order_acquire);
+    uint64_t w = atomic_load_explicit(&r->map[c0 & r->mmask], memory_order_acquire);
     if (w != RING_MAPW(c0, RING_MAP_INSTALLED, RING_MAPW_PHYS(w))) {
         /* The rest of a chunk that will never be installed (refused, or
          * refused and already passed by the consumer, its word now FREE
          * for c0 + M) is skipped: one CAS moves tail to the next chunk's
          * start when that one is installed.  Chunks are installed in
          * order, so c0 + 1 installed means c0 never will be. */
-        uint64_t w1 = atomic_load_explicit(&r->map[(c0 + 1) % M], memory_order_acquire);
+        uint64_t w1 = atomic_load_explicit(&r->map[(c0 + 1) & r->mmask], memory_order_acquire);
         /* Look at c0 again after c0 + 1: if c0 was installed between the
          * two loads, claim in it rather than skip its installed rest. */
-        w = atomic_load_explicit(&r->map[c0 % M], memory_order_acquire);
+        w = atomic_load_explicit(&r->map[c0 & r->mmask], memory_order_acquire);
         if (w == RING_MAPW(c0, RING_MAP_INSTALLED, RING_MAPW_PHYS(w)))
             goto claim;
         if (w1 != RING_MAPW(c0 + 1, RING_MAP_INSTALLED, RING_MAPW_PHYS(w1))) {
@@ -288,7 +288,7 @@ int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
         if (t & RING_CLOSED)
             return MPSCQ_CLOSED;
         c0 = ring_chunk(r, t);
-        w = atomic_load_explicit(&r->map[c0 % M], memory_order_acquire);
+        w = atomic_load_explicit(&r->map[c0 & r->mmask], memory_order_acquire);
         if (w != RING_MAPW(c0, RING_MAP_INSTALLED, RING_MAPW_PHYS(w))) {
             note_full(r);
             return MPSCQ_FULL;
@@ -305,17 +305,26 @@ claim:
      * PENDING before the claim and the claim in tail's single order
      * (linearization point of the write). */
     uint64_t pos = atomic_fetch_add_explicit(&r->sh->tail, reclen, memory_order_seq_cst);
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CLAIMED, NULL, pos);
+    return mpscq_ring_claim_after(r, g, len, pos);
+}
+
+/* After the fetch-and-add: pos is this thread's claim (the slot's claim
+ * word says PENDING).  Closed, a chunk not installed (refused here or by
+ * another producer), or installed: the claim is recorded. */
+int mpscq_ring_claim_after(struct mpscq_ring *r, struct ring_reg *g, size_t len, uint64_t pos)
+{
+    struct ring_slot *sl = &r->slots[g->slot];
     if (pos & RING_CLOSED) {
         atomic_store_explicit(&sl->claim, RING_CLAIM_IDLE, memory_order_release);
         return MPSCQ_CLOSED;
     }
-    MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CLAIMED, NULL, pos);
     uint64_t c = ring_chunk(r, pos);
-    w = atomic_load_explicit(&r->map[c % M], memory_order_acquire);
+    uint64_t w = atomic_load_explicit(&r->map[c & r->mmask], memory_order_acquire);
     if (w == RING_MAPW(c, RING_MAP_FREE, 0)) {
         /* No physical chunk for c yet: refuse c (the consumer skips it
          * whole).  acq_rel; on failure w is what the consumer installed. */
-        if (atomic_compare_exchange_strong_explicit(&r->map[c % M], &w,
+        if (atomic_compare_exchange_strong_explicit(&r->map[c & r->mmask], &w,
                                                     RING_MAPW(c, RING_MAP_REFUSED, 0),
                                                     memory_order_acq_rel, memory_order_acquire))
             w = RING_MAPW(c, RING_MAP_REFUSED, 0);
@@ -325,52 +334,112 @@ claim:
         note_full(r);
         return MPSCQ_FULL;
     }
-    MPSCQ_HB_AFTER(&r->map[c % M]);      /* the consumer's install */
+    MPSCQ_HB_AFTER(&r->map[c & r->mmask]);      /* the consumer's install */
     /* Relaxed: a refinement of PENDING for the consumer's sweep. */
     atomic_store_explicit(&sl->claim, pos, memory_order_relaxed);
-    uint32_t phys = RING_MAPW_PHYS(w);
-    uint8_t *rec = ring_data(r, phys) + (pos - c * S);
-    struct ring_rec h = { pos, (uint32_t)len, (uint32_t)len ^ RING_REC_CHECK };
-    memcpy(rec, &h, sizeof h);
-    g->open_buf = rec + RING_HDR;
+    g->open_buf = ring_claim_record(r, pos, c, RING_MAPW_PHYS(w), len, &g->open_state);
     g->open_pos = pos;
-    g->open_phys = phys;
-    *buf = g->open_buf;
     return MPSCQ_OK;
+}
+
+int mpscq_ring_write_slow(struct mpscq_ring *r, struct ring_reg *g, const void *data, size_t len)
+{
+    int rc = mpscq_ring_claim_slow(r, g, len);
+    if (rc)
+        return rc;
+    memcpy(g->open_buf, data, len);
+    return mpscq_ring_publish_base(r, g);
+}
+
+int mpscq_ring_write_after(struct mpscq_ring *r, struct ring_reg *g, const void *data, size_t len,
+                           uint64_t pos)
+{
+    int rc = mpscq_ring_claim_after(r, g, len, pos);
+    if (rc)
+        return rc;
+    memcpy(g->open_buf, data, len);
+    return mpscq_ring_publish_base(r, g);
+}
+
+int mpscq_ring_wake_ok(struct mpscq_ring *r)
+{
+    mpscq_ring_wake(r);
+    return MPSCQ_OK;
+}
+
+/* The public calls: the registration from the cache and a tail call to
+ * the fast path; a thread not in the cache goes through the cold
+ * versions, so that the common case keeps no frame. */
+static __attribute__((noinline, cold)) int reserve_unregistered(struct mpscq_ring *r, size_t len,
+                                                                 void **buf)
+{
+    struct ring_reg *g = reg_slow(r);
+    if (!g)
+        return MPSCQ_NOMEM;
+    if (g->open_buf)
+        return MPSCQ_INVAL;
+    int rc = mpscq_ring_claim(r, g, len);
+    if (rc == MPSCQ_OK)
+        *buf = g->open_buf;
+    return rc;
+}
+
+int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf)
+{
+    if (!r || !buf || len == 0 || len > r->max_message)
+        return MPSCQ_INVAL;
+    struct ring_reg *g = reg_cached(r);
+    if (MPSCQ_UNLIKELY(!g))
+        return reserve_unregistered(r, len, buf);
+    if (g->open_buf)
+        return MPSCQ_INVAL;         /* one open claim per thread */
+    int rc = mpscq_ring_claim(r, g, len);
+    if (rc == MPSCQ_OK)
+        *buf = g->open_buf;
+    return rc;
+}
+
+static __attribute__((noinline, cold)) int commit_uncached(struct mpscq_ring *r, void *buf)
+{
+    /* Evicted from the cache by other rings since the reserve: the
+     * handle's list has it. */
+    struct ring_reg *g = reg_slow(r);
+    if (!g || g->open_buf != buf)
+        return MPSCQ_INVAL;
+    return mpscq_ring_publish(r, g);
 }
 
 int mpscq_ring_commit(mpscq_ring_t *r, void *buf)
 {
     if (!r || !buf)
         return MPSCQ_INVAL;
-    struct ring_reg *g = reg_of(r);
-    if (!g || g->open_buf != buf)
+    struct ring_reg *g = reg_cached(r);
+    if (MPSCQ_UNLIKELY(!g))
+        return commit_uncached(r, buf);
+    if (g->open_buf != buf)
         return MPSCQ_INVAL;
-    uint64_t off = ring_off(r, g->open_pos);
-    _Atomic uint8_t *st = ring_state(r, g->open_phys) + off / RING_UNIT;
-    /* seq_cst (XCHG): publishes the record (release for the consumer's
-     * acquire load of the state byte) and is the StoreLoad fence of the
-     * Dekker pair with the consumer's `sleeping` (ring_read.c). */
-    MPSCQ_HB_BEFORE(st);
-    atomic_exchange_explicit(st, RING_ST_HEAD, memory_order_seq_cst);
-    /* Release: a sweep that reads IDLE also sees HEAD. */
-    atomic_store_explicit(&r->slots[g->slot].claim, RING_CLAIM_IDLE, memory_order_release);
-    g->open_buf = NULL;
-    /* seq_cst (a plain load on x86): with the exchange above, one side of
-     * the Dekker pair with read_wait's store of `sleeping` and its fence. */
-    if (MPSCQ_UNLIKELY(atomic_load_explicit(&r->sh->sleeping, memory_order_seq_cst)))
-        mpscq_ring_wake(r);
-    return MPSCQ_OK;
+    return mpscq_ring_publish(r, g);
+}
+
+static __attribute__((noinline, cold)) int write_unregistered(struct mpscq_ring *r,
+                                                               const void *data, size_t len)
+{
+    struct ring_reg *g = reg_slow(r);
+    if (!g)
+        return MPSCQ_NOMEM;
+    if (g->open_buf)
+        return MPSCQ_INVAL;
+    return mpscq_ring_write_fast(r, g, data, len);
 }
 
 int mpscq_ring_write(mpscq_ring_t *r, const void *data, size_t len)
 {
-    if (!data)
+    if (!r || !data || len == 0 || len > r->max_message)
         return MPSCQ_INVAL;
-    void *buf;
-    int rc = mpscq_ring_reserve(r, len, &buf);
-    if (rc)
-        return rc;
-    memcpy(buf, data, len);
-    return mpscq_ring_commit(r, buf);
+    struct ring_reg *g = reg_cached(r);
+    if (MPSCQ_UNLIKELY(!g))
+        return write_unregistered(r, data, len);
+    if (g->open_buf)
+        return MPSCQ_INVAL;         /* one open claim per thread */
+    return mpscq_ring_write_fast(r, g, data, len);
 }

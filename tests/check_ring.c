@@ -19,6 +19,7 @@
 
 #include "mpscq.h"
 #include "internal.h"
+#include "arch.h"
 #include "ring.h"
 #include "testutil.h"
 
@@ -1493,6 +1494,90 @@ START_TEST(test_corrupt_region_fuzz)
 }
 END_TEST
 
+/* ---- the fast paths' two builds ------------------------------------------ */
+
+/* The producer fast paths (claim, publish, write) have a C twin and, in
+ * an x86-64 build, a NASM one; the test library dispatches through
+ * mpscq_impl (arch.h), which starts at the C twins.  Both must leave the
+ * region byte for byte the same: every length from 1 to 1100 written
+ * (inline copies of every size, and memcpy above 256 bytes in the NASM
+ * write), then reserved and committed, each read back at once so that
+ * records wrap around the chunks and the ring, some past a chunk's end
+ * into its spill area. */
+static void fill_region(const struct mpscq_impl *impl, uint8_t *snap, size_t *size)
+{
+    const struct mpscq_impl *saved = mpscq_impl;
+    mpscq_impl = impl;
+    mpscq_ring_t *r = new_ring(32768, 1100);
+    static uint8_t in[1100], out[1100];
+    size_t got;
+    for (int round = 0; round < 2; round++) {
+        for (size_t len = 1; len <= 1100; len++) {
+            for (size_t i = 0; i < len; i++)
+                in[i] = (uint8_t)(len * 7 + i * 13 + round);
+            if (round == 0) {
+                ck_assert_int_eq(mpscq_ring_write(r, in, len), MPSCQ_OK);
+            } else {
+                void *b;
+                ck_assert_int_eq(mpscq_ring_reserve(r, len, &b), MPSCQ_OK);
+                memcpy(b, in, len);
+                ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_OK);
+            }
+            ck_assert_int_eq(mpscq_ring_read(r, out, len, &got), MPSCQ_OK);
+            ck_assert_uint_eq(got, len);
+            ck_assert_int_eq(memcmp(in, out, len), 0);
+        }
+    }
+    ck_assert_uint_eq(r->cs->corrupt, 0);
+    /* Closed: the fast paths answer CLOSED through their continuations. */
+    mpscq_ring_close(r);
+    ck_assert_int_eq(mpscq_ring_write(r, in, 10), MPSCQ_CLOSED);
+    void *b;
+    ck_assert_int_eq(mpscq_ring_reserve(r, 10, &b), MPSCQ_CLOSED);
+    *size = r->size;
+    memcpy(snap, r->base, r->size);
+    mpscq_ring_detach(r);
+    mpscq_impl = saved;
+}
+
+START_TEST(test_fast_paths_same_region)
+{
+#ifdef MPSCQ_HAVE_ASM
+    size_t na, nc;
+    uint8_t *a = malloc(1 << 20), *c = malloc(1 << 20);
+    ck_assert_ptr_nonnull(a);
+    ck_assert_ptr_nonnull(c);
+    fill_region(&mpscq_impl_base, c, &nc);
+    fill_region(&mpscq_impl_asm, a, &na);
+    ck_assert_uint_eq(na, nc);
+    ck_assert_uint_le(na, 1 << 20);
+    for (size_t i = 0; i < na; i++)
+        if (a[i] != c[i])
+            ck_abort_msg("the regions differ at byte %zu: asm %u, C %u", i, a[i], c[i]);
+    free(a);
+    free(c);
+#else
+    /* A C-only build: the C twin alone, which must still deliver all. */
+    static uint8_t c[1 << 20];
+    size_t nc;
+    fill_region(&mpscq_impl_base, c, &nc);
+#endif
+}
+END_TEST
+
+#ifdef MPSCQ_HAVE_ASM
+/* The "asm" test case runs the contract through the NASM fast paths. */
+static void use_asm(void)
+{
+    mpscq_impl = &mpscq_impl_asm;
+}
+
+static void use_c(void)
+{
+    mpscq_impl = &mpscq_impl_base;
+}
+#endif
+
 /* ring_chunk (a multiply for x / S) against the division, for S over
  * the whole range a layout can give (16 .. about 1.1e8, at bytes 2^40 and
  * max_message 2^24), positions near multiples of S and at random. */
@@ -1559,6 +1644,35 @@ static Suite *ring_suite(void)
     tcase_add_test(tp, test_sleeping_consumer_across_processes);
     tcase_add_test(tp, test_owner_alive_after_main_thread_exit);
     suite_add_tcase(s, tp);
+    TCase *tf = tcase_create("fast paths");
+    tcase_set_timeout(tf, 600);
+    tcase_add_test(tf, test_fast_paths_same_region);
+    suite_add_tcase(s, tf);
+#ifdef MPSCQ_HAVE_ASM
+    /* Everything that uses no hook (the hooks are in the C twins), again
+     * through the NASM fast paths. */
+    TCase *ta = tcase_create("asm");
+    tcase_set_timeout(ta, 600);
+    tcase_add_checked_fixture(ta, use_asm, use_c);
+    tcase_add_test(ta, test_roundtrip_every_size);
+    tcase_add_test(ta, test_max_message_exact);
+    tcase_add_test(ta, test_small_buffer_keeps_message);
+    tcase_add_test(ta, test_capacity_100_byte_messages);
+    tcase_add_test(ta, test_uncommitted_claim_invisible);
+    tcase_add_test(ta, test_consumer_passes_open_claim);
+    tcase_add_test(ta, test_order_after_passed_claim);
+    tcase_add_test(ta, test_spill_over_aliased_chunks);
+    tcase_add_test(ta, test_close);
+    tcase_add_test(ta, test_close_with_open_claim);
+    tcase_add_test(ta, test_read_wait_woken_and_closed);
+    tcase_add_test(ta, test_threads_exact);
+    tcase_add_test(ta, test_corrupt_region_fuzz);
+    tcase_add_test(ta, test_processes_exact);
+    tcase_add_test(ta, test_sigstop_between_reserve_and_commit);
+    tcase_add_test(ta, test_sigkill_between_reserve_and_commit);
+    tcase_add_test(ta, test_sleeping_consumer_across_processes);
+    suite_add_tcase(s, ta);
+#endif
     return s;
 }
 

@@ -12,6 +12,7 @@
 #include "internal.h"
 #include "consumer.h"
 #include "hazard.h"
+#include "ring.h"
 
 #define DEFINE(sym, val) __asm__ volatile("\n.ascii \"->" #sym " %c0\"" : : "i"((long)(val)))
 
@@ -67,6 +68,40 @@ void mpscq_asm_offsets(void)
     _Static_assert(offsetof(struct mpscq, need_fence) == offsetof(struct mpscq, parked) + 4 &&
                        offsetof(struct mpscq, parked) % 8 == 0,
                    "parked and need_fence must share one aligned qword");
+    /* mpscq_ring (ring.asm). */
+    DEFINE(R_SH, offsetof(struct mpscq_ring, sh));
+    DEFINE(R_MAP, offsetof(struct mpscq_ring, map));
+    DEFINE(R_SLOTS, offsetof(struct mpscq_ring, slots));
+    DEFINE(R_CHUNKS, offsetof(struct mpscq_ring, chunks));
+    DEFINE(R_S, offsetof(struct mpscq_ring, S));
+    DEFINE(R_K, offsetof(struct mpscq_ring, K));
+    DEFINE(R_STRIDE, offsetof(struct mpscq_ring, stride));
+    DEFINE(R_STATE_BYTES, offsetof(struct mpscq_ring, state_bytes));
+    DEFINE(R_SINV, offsetof(struct mpscq_ring, s_inv));
+    DEFINE(R_MMASK, offsetof(struct mpscq_ring, mmask));
+    DEFINE(SH_TAIL, offsetof(struct ring_shared, tail));
+    DEFINE(SH_SLEEPING, offsetof(struct ring_shared, sleeping));
+    DEFINE(RSLOT_CLAIM, offsetof(struct ring_slot, claim));
+    DEFINE(RREG_SLOT, offsetof(struct ring_reg, slot));
+    DEFINE(RREG_OPEN_BUF, offsetof(struct ring_reg, open_buf));
+    DEFINE(RREG_OPEN_POS, offsetof(struct ring_reg, open_pos));
+    DEFINE(RREG_OPEN_STATE, offsetof(struct ring_reg, open_state));
+    DEFINE(RING_HDR_BYTES, RING_HDR);
+    DEFINE(RING_REC_CHECK, RING_REC_CHECK);
+    DEFINE(RING_ST_HEAD, RING_ST_HEAD);
+    DEFINE(RING_MAP_INSTALLED, RING_MAP_INSTALLED);
+    _Static_assert(sizeof(struct ring_slot) == 64, "ring.asm indexes slots by << 6");
+    _Static_assert(sizeof(((struct ring_reg *)0)->slot) == 4, "ring.asm loads slot as a dword");
+    _Static_assert(RING_UNIT == 16 && RING_HDR == 16, "ring.asm: units and headers of 16 bytes");
+    _Static_assert(RING_CLAIM_PENDING == (UINT64_C(1) << 63) && RING_CLAIM_IDLE == UINT64_MAX &&
+                       RING_CLOSED == (UINT64_C(1) << 63),
+                   "ring.asm: PENDING and CLOSED are bit 63, IDLE all ones");
+    _Static_assert(RING_MAPW(1, 1, 0) == ((UINT64_C(1) << 20) | (UINT64_C(1) << 16)) &&
+                       RING_CMASK == (UINT64_C(1) << 44) - 1,
+                   "ring.asm: a map word is chunk:44 << 20 | state:4 << 16 | phys:16");
+    _Static_assert(sizeof(struct ring_rec) == 16 && offsetof(struct ring_rec, len) == 8 &&
+                       offsetof(struct ring_rec, check) == 12,
+                   "ring.asm writes the header as two qwords");
     /* The routines assume these sizes. */
     DEFINE(SIZEOF_INT_OK, sizeof(int) == 4 && sizeof(unsigned) == 4);
     DEFINE(SIZEOF_SIZE_OK, sizeof(size_t) == 8 && sizeof(void *) == 8);
