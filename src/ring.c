@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "ring.h"
 
 #define RING_PAGE 4096u
@@ -179,6 +180,7 @@ static int errno_status(int e)
  * header h. */
 static void handle_bind(struct mpscq_ring *r, const struct ring_header *h)
 {
+    mpscq_spin_init();            /* the consumer's catch-up spin (ring_read.c) */
     r->hdr = (struct ring_header *)r->base;
     r->sh = (struct ring_shared *)(r->base + h->off_shared);
     r->map = (_Atomic uint64_t *)(r->base + h->off_map);

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "arch.h"
 #include "ring.h"
 #include "wait.h"
 
@@ -242,14 +243,21 @@ static void gap_remove(struct mpscq_ring *r, uint64_t a, uint64_t b)
 /* The record whose HEAD is at logical pos, in physical chunk p: check
  * its header, copy it out.  MPSCQ_OK (*recend = its end), MPSCQ_INVAL
  * (cap too small; *len = its length), or STUCK for a corrupt header. */
+/* 1 when the record header at logical pos in physical chunk p is sound:
+ * its position, its check, a length of 1 .. max_message. */
+static int rec_ok(const struct mpscq_ring *r, uint64_t pos, uint32_t p, struct ring_rec *h)
+{
+    memcpy(h, ring_data(r, p) + ring_off(r, pos), sizeof *h);
+    return h->pos == pos && (h->check ^ h->len) == RING_REC_CHECK && h->len != 0 &&
+           h->len <= r->max_message;
+}
+
 static int take_record(struct mpscq_ring *r, uint64_t pos, uint32_t p, void *buf, size_t cap,
                        size_t *len, uint64_t *recend)
 {
-    uint64_t off = ring_off(r, pos);
-    const uint8_t *rec = ring_data(r, p) + off;
+    const uint8_t *rec = ring_data(r, p) + ring_off(r, pos);
     struct ring_rec h;
-    memcpy(&h, rec, sizeof h);
-    if (h.pos != pos || (h.check ^ h.len) != RING_REC_CHECK || h.len == 0 || h.len > r->max_message) {
+    if (!rec_ok(r, pos, p, &h)) {
         r->cs->corrupt++;
         return STUCK;
     }
@@ -391,6 +399,50 @@ static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t
     return MOVED;
 }
 
+/* The main scan has reached its limit and nothing is passed: the record
+ * at head, if it is committed, is read without a load of tail, whose line
+ * every claim writes (a consumer that keeps up would otherwise pull it
+ * away from the producers once per message).  Its claim's fetch-and-add
+ * came before its commit exchange, which the acquire load of its state
+ * byte reads, so tail already covers its end and the limit moves there;
+ * with no range passed, no earlier record of any producer is waiting
+ * (ring-design.md s. 4).  1 with the status in *rc; 0 when tail is to be
+ * loaded after all (a corrupt header too: the main scan counts and skips
+ * it, below a limit that a tail value bounds). */
+static int ahead_step(struct mpscq_ring *r, void *buf, size_t cap, size_t *len, int *rc)
+{
+    struct ring_consumer *cs = r->cs;
+    uint64_t h = cs->head, c = ring_chunk(r, h), cend = (c + 1) * r->S;
+    if (c >= oldest(r) + r->M)
+        return 0;
+    uint64_t w = mapw(r, c);
+    if (!installed(w, c))
+        return 0;
+    uint32_t p = RING_MAPW_PHYS(w);
+    _Atomic uint8_t *st = ring_state(r, p);
+    uint64_t u = (h - c * r->S) / RING_UNIT;
+    /* Acquire: pairs with the producer's commit exchange. */
+    if (atomic_load_explicit(&st[u], memory_order_acquire) != RING_ST_HEAD)
+        return 0;
+    MPSCQ_HB_AFTER(&st[u]);
+    struct ring_rec hd;
+    if (!rec_ok(r, h, p, &hd))
+        return 0;
+    uint64_t end;
+    int k = take_record(r, h, p, buf, cap, len, &end);
+    if (k == STUCK)
+        return 0;                    /* rewritten since rec_ok: a faulty process */
+    if (k == MPSCQ_OK) {
+        cs->head = end;
+        if (end > cs->limit)
+            cs->limit = end;
+        if (end >= cend)
+            passed_chunks(r, c);
+    }
+    *rc = k;
+    return 1;
+}
+
 /* ---- the sweep: claims whose owner died ----------------------------------- */
 
 static void sweep(struct mpscq_ring *r)
@@ -520,7 +572,7 @@ int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
 static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
 {
     struct ring_consumer *cs = r->cs;
-    int reloaded = 0;
+    int reloaded = 0, caught_up = 0;
     uint64_t final_end = RING_UNKNOWN;
     for (;;) {
         if (cs->pass_active) {
@@ -530,8 +582,22 @@ static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
         }
         while (cs->head < cs->limit) {
             int rc = main_step(r, final_end, buf, cap, len);
-            if (rc == STUCK)
+            if (rc == STUCK) {
+                /* Catch-up: after a fresh tail, with nothing passed, the
+                 * claim at head is almost always a producer a few
+                 * instructions from its commit.  Give it
+                 * MPSCQ_CATCH_UP_NS once per call, touching none of its
+                 * lines, then look again; reading on at once would pass
+                 * it (a gap) or say EMPTY and poll tail.  Bounded: a
+                 * stopped producer costs each such call this much. */
+                if (reloaded && !caught_up && !r->ng) {
+                    caught_up = 1;
+                    mpscq_spin_ns(MPSCQ_CATCH_UP_NS);
+                    MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CATCH_UP, NULL, cs->head);
+                    continue;
+                }
                 break;
+            }
             if (rc != MOVED) {
                 cs->empty_reads = 0;
                 return rc;
@@ -539,6 +605,13 @@ static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
         }
         if (reloaded)
             break;
+        if (!r->ng && !cs->pass_active && cs->head >= cs->limit) {
+            int rc;
+            if (ahead_step(r, buf, cap, len, &rc)) {
+                cs->empty_reads = 0;
+                return rc;
+            }
+        }
         reloaded = 1;
         /* Acquire: every claim below t was made before this load, and the
          * PENDING word and the commits that preceded it are visible

@@ -475,6 +475,98 @@ static void *hwriter_main(void *arg)
     return NULL;
 }
 
+/* The consumer reads a committed record at its head without loading
+ * tail only while nothing is passed: here a claim X is passed (a gap),
+ * then committed, and a record Z written after that commit lands at the
+ * head.  X's commit came first, so X is read first (the gap pass after a
+ * tail load); taking Z at the head at once would read Z first.  Failed
+ * with the head look made regardless of gaps. */
+START_TEST(test_passed_claim_before_head_record)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    struct holder h = { .r = r, .len = 7 };
+    pthread_t t;
+    holder_start(&h, &t);                        /* X, open */
+    ck_assert_int_eq(mpscq_ring_write(r, "W1", 2), MPSCQ_OK);
+    uint8_t out[64];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 2);                   /* W1; X passed */
+    ck_assert_uint_eq(r->cs->ngaps, 1);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    holder_finish(&h, t);                        /* X committed */
+    ck_assert_int_eq(mpscq_ring_write(r, "Z", 1), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 7);                   /* X first */
+    ck_assert_uint_eq(out[0], 'H');
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 1);
+    ck_assert_uint_eq(out[0], 'Z');
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Catch-up: the consumer stops at a claim with nothing committed after
+ * it, spins, and looks once more in the same call.  The hook commits the
+ * claim during the spin: the read delivers it instead of EMPTY.  A claim
+ * that stays open costs one spin and EMPTY, and nothing is passed. */
+static struct holder *cu_holder;
+static void cu_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where != MPSCQ_HOOK_RING_CATCH_UP || !cu_holder)
+        return;
+    atomic_fetch_add(&hk_stopped, 1);
+    if (atomic_load(&hk_go)) {
+        atomic_store(&cu_holder->go, 1);         /* commit now ... */
+        while (atomic_load(&cu_holder->reserved) != 2)
+            sched_yield();                       /* ... and wait for it */
+    }
+}
+static void *cu_holder_main(void *arg)
+{
+    holder_main(arg);
+    atomic_store(&((struct holder *)arg)->reserved, 2);   /* committed */
+    return NULL;
+}
+
+START_TEST(test_catch_up_sees_commit)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    struct holder h = { .r = r, .len = 5 };
+    MPSCQ_HG_ATOMIC(&h, sizeof h);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, cu_holder_main, &h), 0);
+    while (!atomic_load(&h.reserved))
+        sched_yield();
+    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    uint8_t out[64];
+    size_t len;
+    atomic_store(&hk_stopped, 0);
+    atomic_store(&hk_go, 0);
+    cu_holder = &h;
+    mpscq_test_hook = cu_hook;
+    /* Open claim, nothing after it: one spin, EMPTY, nothing passed. */
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    ck_assert_int_eq(atomic_load(&hk_stopped), 1);
+    ck_assert_uint_eq(r->cs->ngaps, 0);
+    /* Committed during the spin: delivered by the same call. */
+    atomic_store(&hk_go, 1);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_int_eq(atomic_load(&hk_stopped), 2);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_uint_eq(out[0], 'H');
+    mpscq_test_hook = NULL;
+    cu_holder = NULL;
+    pthread_join(t, NULL);
+    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* A producer passes the pre-check, the ring fills, and its claim lands
  * in the chunk after the last installed one: it refuses that chunk (FULL).
  * The consumer passes the refused chunk and gives its map word to a later
@@ -1618,6 +1710,8 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_uncommitted_claim_invisible);
     tcase_add_test(tc, test_consumer_passes_open_claim);
     tcase_add_test(tc, test_order_after_passed_claim);
+    tcase_add_test(tc, test_passed_claim_before_head_record);
+    tcase_add_test(tc, test_catch_up_sees_commit);
     tcase_add_test(tc, test_claim_in_refused_chunk);
     tcase_add_test(tc, test_claim_then_install);
     tcase_add_test(tc, test_refused_chunk_passed_while_pinned);
@@ -1661,6 +1755,8 @@ static Suite *ring_suite(void)
     tcase_add_test(ta, test_uncommitted_claim_invisible);
     tcase_add_test(ta, test_consumer_passes_open_claim);
     tcase_add_test(ta, test_order_after_passed_claim);
+    tcase_add_test(ta, test_passed_claim_before_head_record);
+    tcase_add_test(ta, test_catch_up_sees_commit);
     tcase_add_test(ta, test_spill_over_aliased_chunks);
     tcase_add_test(ta, test_close);
     tcase_add_test(ta, test_close_with_open_claim);
