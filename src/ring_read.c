@@ -240,37 +240,48 @@ static void gap_remove(struct mpscq_ring *r, uint64_t a, uint64_t b)
 
 /* ---- delivering ---------------------------------------------------------- */
 
-/* The record whose HEAD is at logical pos, in physical chunk p: check
- * its header, copy it out.  MPSCQ_OK (*recend = its end), MPSCQ_INVAL
- * (cap too small; *len = its length), or STUCK for a corrupt header. */
-/* 1 when the record header at logical pos in physical chunk p is sound:
- * its position, its check, a length of 1 .. max_message. */
-static int rec_ok(const struct mpscq_ring *r, uint64_t pos, uint32_t p, struct ring_rec *h)
+/* 1 when the header of the record at logical pos, stored at rec, is
+ * sound: its position, its check, a length of 1 .. max_message.  *h is
+ * the copy checked (the region may change under us: use only it). */
+static int rec_ok(const struct mpscq_ring *r, uint64_t pos, const uint8_t *rec, struct ring_rec *h)
 {
-    memcpy(h, ring_data(r, p) + ring_off(r, pos), sizeof *h);
+    memcpy(h, rec, sizeof *h);
     return h->pos == pos && (h->check ^ h->len) == RING_REC_CHECK && h->len != 0 &&
            h->len <= r->max_message;
 }
 
-static int take_record(struct mpscq_ring *r, uint64_t pos, uint32_t p, void *buf, size_t cap,
-                       size_t *len, uint64_t *recend)
+/* Copy out the record at pos, stored at rec, whose header h is sound.
+ * MPSCQ_OK (*recend = its end) or MPSCQ_INVAL (cap too small; *len = its
+ * length). */
+static int rec_take(struct mpscq_ring *r, uint64_t pos, const uint8_t *rec,
+                    const struct ring_rec *h, void *buf, size_t cap, size_t *len,
+                    uint64_t *recend)
 {
-    const uint8_t *rec = ring_data(r, p) + ring_off(r, pos);
-    struct ring_rec h;
-    if (!rec_ok(r, pos, p, &h)) {
-        r->cs->corrupt++;
-        return STUCK;
-    }
-    if (h.len > cap) {
-        *len = h.len;
+    if (h->len > cap) {
+        *len = h->len;
         return MPSCQ_INVAL;
     }
     /* off < S and 16 + len <= max_rec: inside the chunk's data and spill. */
-    memcpy(buf, rec + RING_HDR, h.len);
-    *len = h.len;
-    *recend = pos + ring_round_unit(RING_HDR + h.len);
+    memcpy(buf, rec + RING_HDR, h->len);
+    *len = h->len;
+    *recend = pos + ring_round_unit(RING_HDR + h->len);
     r->cs->delivered++;
     return MPSCQ_OK;
+}
+
+/* The record whose HEAD is at logical pos, offset off (< S) in physical
+ * chunk p: check its header, copy it out.  As rec_take, or STUCK for a
+ * corrupt header (counted). */
+static int take_record(struct mpscq_ring *r, uint64_t pos, uint64_t off, uint32_t p, void *buf,
+                       size_t cap, size_t *len, uint64_t *recend)
+{
+    const uint8_t *rec = ring_data(r, p) + off;
+    struct ring_rec h;
+    if (!rec_ok(r, pos, rec, &h)) {
+        r->cs->corrupt++;
+        return STUCK;
+    }
+    return rec_take(r, pos, rec, &h, buf, cap, len, recend);
 }
 
 /* The gap pass: the next committed record inside a gap at or after
@@ -300,7 +311,7 @@ static int gap_pass(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
                 continue;
             MPSCQ_HB_AFTER(&st[u]);
             uint64_t end;
-            int rc = take_record(r, pos, p, buf, cap, len, &end);
+            int rc = take_record(r, pos, pos - c * r->S, p, buf, cap, len, &end);
             if (rc == MPSCQ_INVAL) {
                 cs->pass_pos = pos;
                 return rc;
@@ -369,7 +380,7 @@ static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t
     if (atomic_load_explicit(&st[u], memory_order_acquire) == RING_ST_HEAD) {
         MPSCQ_HB_AFTER(&st[u]);
         uint64_t end;
-        int rc = take_record(r, h, p, buf, cap, len, &end);
+        int rc = take_record(r, h, h - c * r->S, p, buf, cap, len, &end);
         if (rc == STUCK) {
             cs->head = h + RING_UNIT;   /* skip the corrupt unit */
         } else if (rc == MPSCQ_OK) {
@@ -413,8 +424,8 @@ static int ahead_step(struct mpscq_ring *r, void *buf, size_t cap, size_t *len, 
 {
     struct ring_consumer *cs = r->cs;
     uint64_t h = cs->head, c = ring_chunk(r, h), cend = (c + 1) * r->S;
-    if (c >= oldest(r) + r->M)
-        return 0;
+    /* No gap: the oldest chunk not retired is the head's, c (main_step's
+     * test c >= oldest + M cannot hold). */
     uint64_t w = mapw(r, c);
     if (!installed(w, c))
         return 0;
@@ -425,13 +436,12 @@ static int ahead_step(struct mpscq_ring *r, void *buf, size_t cap, size_t *len, 
     if (atomic_load_explicit(&st[u], memory_order_acquire) != RING_ST_HEAD)
         return 0;
     MPSCQ_HB_AFTER(&st[u]);
+    const uint8_t *rec = ring_data(r, p) + (h - c * r->S);
     struct ring_rec hd;
-    if (!rec_ok(r, h, p, &hd))
+    if (!rec_ok(r, h, rec, &hd))
         return 0;
     uint64_t end;
-    int k = take_record(r, h, p, buf, cap, len, &end);
-    if (k == STUCK)
-        return 0;                    /* rewritten since rec_ok: a faulty process */
+    int k = rec_take(r, h, rec, &hd, buf, cap, len, &end);
     if (k == MPSCQ_OK) {
         cs->head = end;
         if (end > cs->limit)
