@@ -535,11 +535,27 @@ static void sweep(struct mpscq_ring *r)
  * head at most a chunk and a record past the limit.  (The limit is
  * checked against tail where tail is loaded anyway: reading the
  * producers' line on every call would cost a cache miss per message.) */
+/* How far a tail may be ahead of the consumer's head: M chunk numbers
+ * installed or refused ahead, and a record from each producer that
+ * passed its pre-check, up to max_rec each (ring-design.md s. 6). */
+static inline uint64_t tail_reach(const struct mpscq_ring *r)
+{
+    return (r->M + 2) * r->S + (r->P + 1) * r->max_rec;
+}
+
 static int consumer_ok(const struct mpscq_ring *r)
 {
     const struct ring_consumer *cs = r->cs;
+    uint64_t h = cs->head, l = cs->limit;
+    /* The head at most a chunk and a record past the limit (a refused
+     * chunk or a record's end moves it there), and the limit no further
+     * ahead of the head than a tail may be (read_one's check of a loaded
+     * tail): the first scan of a call runs on the stored limit, before any
+     * tail load, and would otherwise walk up to a garbage limit one
+     * refused chunk a step.  Differences, not sums: no overflow. */
     return cs->ngaps <= r->G && cs->nfree <= r->K &&
-           cs->head <= cs->limit + r->S + r->max_rec;
+           (h <= l || h - l <= r->S + r->max_rec) &&
+           (l <= h || l - h <= tail_reach(r));
 }
 
 /* The consumer's counts into the handle for one call, and back. */
@@ -641,7 +657,7 @@ static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
          * its pre-check, up to max_rec each), or behind the
          * limit (a tail value seen before: tail only grows), is corrupt:
          * say so rather than walk towards it. */
-        if (tl > cs->head + (r->M + 2) * r->S + (r->P + 1) * r->max_rec ||
+        if (tl > cs->head + tail_reach(r) ||
             cs->limit > (t & ~RING_CLOSED))
             return MPSCQ_INVAL;
         if (tl > cs->limit)

@@ -1545,6 +1545,32 @@ START_TEST(test_corrupt_record_skipped)
 }
 END_TEST
 
+/* A limit written far past the head (a faulty process; found by a
+ * review): the first scan runs on the stored limit before any tail load,
+ * and walked one refused chunk a step up to it (2^40: 1.5e8 chunks, 3 s;
+ * 2^62: months).  The consumer state is checked first: INVAL at once,
+ * nothing walked. */
+START_TEST(test_corrupt_limit_far_ahead)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    uint8_t out[64];
+    size_t len;
+    struct ring_consumer *cs = r->cs;
+    cs->head = r->K * r->S;
+    cs->limit = cs->head + ((uint64_t)1 << 32);
+    uint64_t refused = cs->refused_chunks;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_INVAL);
+    ck_assert_uint_eq(cs->refused_chunks, refused);
+    /* A limit just within reach is no corruption. */
+    cs->head = 0;
+    cs->limit = 0;
+    ck_assert_int_eq(mpscq_ring_write(r, "ok", 2), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 2);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* Random words over the shared parts (consumer state, gaps, map, state
  * bytes, headers): the consumer stays inside the mapping (ASan and
  * Valgrind watch) and answers with a status. */
@@ -1728,6 +1754,7 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_open_checks);
     tcase_add_test(tc, test_corrupt_record_skipped);
     tcase_add_test(tc, test_corrupt_region_fuzz);
+    tcase_add_test(tc, test_corrupt_limit_far_ahead);
     suite_add_tcase(s, tc);
     TCase *tp = tcase_create("processes");
     tcase_set_timeout(tp, 600);
