@@ -181,6 +181,7 @@ static int errno_status(int e)
 static void handle_bind(struct mpscq_ring *r, const struct ring_header *h)
 {
     mpscq_spin_init();            /* the consumer's catch-up spin (ring_read.c) */
+    r->wait_spin_ns = MPSCQ_WAIT_SPIN_MAX_NS;
     r->hdr = (struct ring_header *)r->base;
     r->sh = (struct ring_shared *)(r->base + h->off_shared);
     r->map = (_Atomic uint64_t *)(r->base + h->off_map);

@@ -148,6 +148,8 @@ struct mpscq_ring {
      * once (clamped), written back at the end, so that a process writing
      * garbage meanwhile cannot move an index out of the arrays. */
     uint32_t ng, nf;
+    /* read_wait's adaptive spin budget in ns (wait.c, mpscq_wait_spin). */
+    unsigned wait_spin_ns;
     pthread_mutex_t lock;        /* regs */
     struct ring_reg *regs;       /* this process's attached producer threads */
     struct mpscq_ring *next;     /* every handle of the process (ring.c) */

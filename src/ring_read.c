@@ -680,6 +680,20 @@ static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
     return MPSCQ_EMPTY;
 }
 
+/* mpscq_wait_spin's take: one read. */
+struct ring_take {
+    struct mpscq_ring *r;
+    void *buf;
+    size_t cap;
+    size_t *len;
+};
+static int ring_take(void *ctx, void **unused)
+{
+    struct ring_take *t = ctx;
+    (void)unused;
+    return mpscq_ring_read(t->r, t->buf, t->cap, t->len);
+}
+
 int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
                          long long timeout_ns)
 {
@@ -687,6 +701,14 @@ int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
     if (rc != MPSCQ_EMPTY || timeout_ns == 0)
         return rc;
     uint64_t deadline = mpscq_deadline(timeout_ns);
+    /* Spin first, as mpscq_dequeue_wait does (wait.c): a message is often
+     * a write away, and a consumer that sleeps at once makes every
+     * message a FUTEX_WAKE; one that polls back to back takes tail's line
+     * from the producers' fetch-and-adds between their messages. */
+    struct ring_take t = { r, buf, cap, len };
+    rc = mpscq_wait_spin(&r->wait_spin_ns, timeout_ns, ring_take, &t, NULL);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
     for (;;) {
         if (r->cs->ngaps && counts_load(r)) {
             sweep(r);

@@ -567,6 +567,54 @@ START_TEST(test_catch_up_sees_commit)
 }
 END_TEST
 
+/* read_wait spins before it sleeps: a claim committed during the spin
+ * (here at the spin's first read, the second catch-up of the call) is
+ * returned with no `sleeping` store (the PARK hook never runs).  Failed
+ * before the spin: the second look was read_wait's last one after
+ * storing `sleeping`. */
+static _Atomic int sw_catch, sw_park;
+static void sw_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_RING_PARK)
+        atomic_fetch_add(&sw_park, 1);
+    if (where == MPSCQ_HOOK_RING_CATCH_UP && atomic_fetch_add(&sw_catch, 1) == 1 && cu_holder) {
+        atomic_store(&cu_holder->go, 1);
+        while (atomic_load(&cu_holder->reserved) != 2)
+            sched_yield();
+    }
+}
+
+START_TEST(test_read_wait_spins_before_sleeping)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    struct holder h = { .r = r, .len = 9 };
+    MPSCQ_HG_ATOMIC(&h, sizeof h);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, cu_holder_main, &h), 0);
+    while (!atomic_load(&h.reserved))
+        sched_yield();
+    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    atomic_store(&sw_catch, 0);
+    atomic_store(&sw_park, 0);
+    cu_holder = &h;
+    mpscq_test_hook = sw_hook;
+    uint8_t out[64];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, -1), MPSCQ_OK);
+    ck_assert_uint_eq(len, 9);
+    ck_assert_int_ge(atomic_load(&sw_catch), 2);
+    ck_assert_int_eq(atomic_load(&sw_park), 0);
+    ck_assert_uint_eq(atomic_load_explicit(&r->sh->sleeping, memory_order_relaxed), 0);
+    mpscq_test_hook = NULL;
+    cu_holder = NULL;
+    pthread_join(t, NULL);
+    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* A producer passes the pre-check, the ring fills, and its claim lands
  * in the chunk after the last installed one: it refuses that chunk (FULL).
  * The consumer passes the refused chunk and gives its map word to a later
@@ -1738,6 +1786,7 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_order_after_passed_claim);
     tcase_add_test(tc, test_passed_claim_before_head_record);
     tcase_add_test(tc, test_catch_up_sees_commit);
+    tcase_add_test(tc, test_read_wait_spins_before_sleeping);
     tcase_add_test(tc, test_claim_in_refused_chunk);
     tcase_add_test(tc, test_claim_then_install);
     tcase_add_test(tc, test_refused_chunk_passed_while_pinned);
