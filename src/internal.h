@@ -37,6 +37,9 @@
 /* Its spin before sleeping: adaptive between these bounds (wait.c). */
 #define MPSCQ_WAIT_SPIN_MIN_NS 128u
 #define MPSCQ_WAIT_SPIN_MAX_NS 2048u
+/* mpscq_ring_read_wait: the first pause after a read that found nothing,
+ * before it looks again (ring_read.c says why). */
+#define MPSCQ_RING_WAIT_FIRST_NS 2048u
 
 /* The consumer's bounded wait for an issued ticket's slot write, before
  * it looks past it or says EMPTY (dequeue.c, catch_up; design.md s. 8). */

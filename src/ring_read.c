@@ -703,8 +703,21 @@ int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
     uint64_t deadline = mpscq_deadline(timeout_ns);
     /* Spin first, as mpscq_dequeue_wait does (wait.c): a message is often
      * a write away, and a consumer that sleeps at once makes every
-     * message a FUTEX_WAKE; one that polls back to back takes tail's line
-     * from the producers' fetch-and-adds between their messages. */
+     * message a FUTEX_WAKE.  But first pause MPSCQ_RING_WAIT_FIRST_NS and
+     * look once: a consumer that keeps up with a stream and polls back to
+     * back reads tail's and the state bytes' lines between the producers'
+     * messages, and each producer's fetch-and-add and commit exchange then
+     * waits for its line to come back (one producer, 64-byte messages:
+     * 4-5 million/s polling, 15-20 with the pause; doc/performance.md).
+     * Paused, it finds a run of messages and reads lines the producers
+     * have left.  At most the timeout. */
+    uint64_t first = MPSCQ_RING_WAIT_FIRST_NS;
+    if (timeout_ns > 0 && (uint64_t)timeout_ns < first)
+        first = (uint64_t)timeout_ns;
+    mpscq_spin_ns((unsigned)first);
+    rc = mpscq_ring_read(r, buf, cap, len);
+    if (rc != MPSCQ_EMPTY)
+        return rc;
     struct ring_take t = { r, buf, cap, len };
     rc = mpscq_wait_spin(&r->wait_spin_ns, timeout_ns, ring_take, &t, NULL);
     if (rc != MPSCQ_EMPTY)
