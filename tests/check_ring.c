@@ -537,6 +537,12 @@ START_TEST(test_catch_up_sees_commit)
     mpscq_ring_t *r = new_ring(16384, 0);
     struct holder h = { .r = r, .len = 5 };
     MPSCQ_HG_ATOMIC(&h, sizeof h);
+    atomic_store(&hk_stopped, 0);
+    atomic_store(&hk_go, 0);
+    /* The hook before the thread (which reads it at its own hooks): no
+     * write while another thread reads it. */
+    cu_holder = &h;
+    mpscq_test_hook = cu_hook;
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, cu_holder_main, &h), 0);
     while (!atomic_load(&h.reserved))
@@ -544,10 +550,6 @@ START_TEST(test_catch_up_sees_commit)
     ck_assert_int_eq(h.rc, MPSCQ_OK);
     uint8_t out[64];
     size_t len;
-    atomic_store(&hk_stopped, 0);
-    atomic_store(&hk_go, 0);
-    cu_holder = &h;
-    mpscq_test_hook = cu_hook;
     /* Open claim, nothing after it: one spin, EMPTY, nothing passed. */
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
     ck_assert_int_eq(atomic_load(&hk_stopped), 1);
@@ -558,9 +560,9 @@ START_TEST(test_catch_up_sees_commit)
     ck_assert_int_eq(atomic_load(&hk_stopped), 2);
     ck_assert_uint_eq(len, 5);
     ck_assert_uint_eq(out[0], 'H');
+    pthread_join(t, NULL);
     mpscq_test_hook = NULL;
     cu_holder = NULL;
-    pthread_join(t, NULL);
     ck_assert_int_eq(h.rc, MPSCQ_OK);
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
     mpscq_ring_detach(r);
@@ -591,15 +593,15 @@ START_TEST(test_read_wait_spins_before_sleeping)
     mpscq_ring_t *r = new_ring(16384, 0);
     struct holder h = { .r = r, .len = 9 };
     MPSCQ_HG_ATOMIC(&h, sizeof h);
+    atomic_store(&sw_catch, 0);
+    atomic_store(&sw_park, 0);
+    cu_holder = &h;
+    mpscq_test_hook = sw_hook;   /* before the thread, as above */
     pthread_t t;
     ck_assert_int_eq(pthread_create(&t, NULL, cu_holder_main, &h), 0);
     while (!atomic_load(&h.reserved))
         sched_yield();
     ck_assert_int_eq(h.rc, MPSCQ_OK);
-    atomic_store(&sw_catch, 0);
-    atomic_store(&sw_park, 0);
-    cu_holder = &h;
-    mpscq_test_hook = sw_hook;
     uint8_t out[64];
     size_t len;
     ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, -1), MPSCQ_OK);
@@ -607,9 +609,9 @@ START_TEST(test_read_wait_spins_before_sleeping)
     ck_assert_int_ge(atomic_load(&sw_catch), 2);
     ck_assert_int_eq(atomic_load(&sw_park), 0);
     ck_assert_uint_eq(atomic_load_explicit(&r->sh->sleeping, memory_order_relaxed), 0);
+    pthread_join(t, NULL);
     mpscq_test_hook = NULL;
     cu_holder = NULL;
-    pthread_join(t, NULL);
     ck_assert_int_eq(h.rc, MPSCQ_OK);
     mpscq_ring_detach(r);
 }
