@@ -163,7 +163,6 @@ struct ring_reg {
     pid_t tid;
     uint32_t slot;
     void *open_buf;              /* the open claim's payload, NULL if none */
-    uint64_t open_pos;           /* its logical position */
     _Atomic uint8_t *open_state; /* its state byte, which commit sets */
 };
 

@@ -83,7 +83,6 @@ int mpscq_ring_claim_base(struct mpscq_ring *r, struct ring_reg *g, size_t len)
     if (MPSCQ_UNLIKELY(k == 2))
         return mpscq_ring_claim_after(r, g, len, pos);
     g->open_buf = buf;
-    g->open_pos = pos;
     g->open_state = st;
     return MPSCQ_OK;
 }

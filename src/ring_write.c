@@ -338,7 +338,6 @@ int mpscq_ring_claim_after(struct mpscq_ring *r, struct ring_reg *g, size_t len,
     /* Relaxed: a refinement of PENDING for the consumer's sweep. */
     atomic_store_explicit(&sl->claim, pos, memory_order_relaxed);
     g->open_buf = ring_claim_record(r, pos, c, RING_MAPW_PHYS(w), len, &g->open_state);
-    g->open_pos = pos;
     return MPSCQ_OK;
 }
 

@@ -301,7 +301,8 @@ START_TEST(test_uncommitted_claim_invisible)
 }
 END_TEST
 
-/* A thread that reserves, says so, and commits only when told. */
+/* A thread that reserves, says so (reserved = 1), commits only when
+ * told, and says so (reserved = 2). */
 struct holder {
     mpscq_ring_t *r;
     size_t len;
@@ -320,6 +321,7 @@ static void *holder_main(void *arg)
         sched_yield();
     if (h->rc == MPSCQ_OK)
         h->rc = mpscq_ring_commit(h->r, buf);
+    atomic_store(&h->reserved, 2);
     return NULL;
 }
 
@@ -512,6 +514,13 @@ END_TEST
  * claim during the spin: the read delivers it instead of EMPTY.  A claim
  * that stays open costs one spin and EMPTY, and nothing is passed. */
 static struct holder *cu_holder;
+/* From a hook in the consumer: let cu_holder commit, wait until it has. */
+static void cu_commit_now(void)
+{
+    atomic_store(&cu_holder->go, 1);
+    while (atomic_load(&cu_holder->reserved) != 2)
+        sched_yield();
+}
 static void cu_hook(int where, const struct mpscq *q, uint64_t t)
 {
     (void)q;
@@ -519,24 +528,13 @@ static void cu_hook(int where, const struct mpscq *q, uint64_t t)
     if (where != MPSCQ_HOOK_RING_CATCH_UP || !cu_holder)
         return;
     atomic_fetch_add(&hk_stopped, 1);
-    if (atomic_load(&hk_go)) {
-        atomic_store(&cu_holder->go, 1);         /* commit now ... */
-        while (atomic_load(&cu_holder->reserved) != 2)
-            sched_yield();                       /* ... and wait for it */
-    }
+    if (atomic_load(&hk_go))
+        cu_commit_now();
 }
-static void *cu_holder_main(void *arg)
-{
-    holder_main(arg);
-    atomic_store(&((struct holder *)arg)->reserved, 2);   /* committed */
-    return NULL;
-}
-
 START_TEST(test_catch_up_sees_commit)
 {
     mpscq_ring_t *r = new_ring(16384, 0);
     struct holder h = { .r = r, .len = 5 };
-    MPSCQ_HG_ATOMIC(&h, sizeof h);
     atomic_store(&hk_stopped, 0);
     atomic_store(&hk_go, 0);
     /* The hook before the thread (which reads it at its own hooks): no
@@ -544,10 +542,7 @@ START_TEST(test_catch_up_sees_commit)
     cu_holder = &h;
     mpscq_test_hook = cu_hook;
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, cu_holder_main, &h), 0);
-    while (!atomic_load(&h.reserved))
-        sched_yield();
-    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    holder_start(&h, &t);
     uint8_t out[64];
     size_t len;
     /* Open claim, nothing after it: one spin, EMPTY, nothing passed. */
@@ -581,27 +576,20 @@ static void sw_hook(int where, const struct mpscq *q, uint64_t t)
     (void)t;
     if (where == MPSCQ_HOOK_RING_PARK)
         atomic_fetch_add(&sw_park, 1);
-    if (where == MPSCQ_HOOK_RING_CATCH_UP && atomic_fetch_add(&sw_catch, 1) == 1 && cu_holder) {
-        atomic_store(&cu_holder->go, 1);
-        while (atomic_load(&cu_holder->reserved) != 2)
-            sched_yield();
-    }
+    if (where == MPSCQ_HOOK_RING_CATCH_UP && atomic_fetch_add(&sw_catch, 1) == 1 && cu_holder)
+        cu_commit_now();
 }
 
 START_TEST(test_read_wait_spins_before_sleeping)
 {
     mpscq_ring_t *r = new_ring(16384, 0);
     struct holder h = { .r = r, .len = 9 };
-    MPSCQ_HG_ATOMIC(&h, sizeof h);
     atomic_store(&sw_catch, 0);
     atomic_store(&sw_park, 0);
     cu_holder = &h;
     mpscq_test_hook = sw_hook;   /* before the thread, as above */
     pthread_t t;
-    ck_assert_int_eq(pthread_create(&t, NULL, cu_holder_main, &h), 0);
-    while (!atomic_load(&h.reserved))
-        sched_yield();
-    ck_assert_int_eq(h.rc, MPSCQ_OK);
+    holder_start(&h, &t);
     uint8_t out[64];
     size_t len;
     ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, -1), MPSCQ_OK);

@@ -84,7 +84,6 @@ void mpscq_asm_offsets(void)
     DEFINE(RSLOT_CLAIM, offsetof(struct ring_slot, claim));
     DEFINE(RREG_SLOT, offsetof(struct ring_reg, slot));
     DEFINE(RREG_OPEN_BUF, offsetof(struct ring_reg, open_buf));
-    DEFINE(RREG_OPEN_POS, offsetof(struct ring_reg, open_pos));
     DEFINE(RREG_OPEN_STATE, offsetof(struct ring_reg, open_state));
     DEFINE(RING_HDR_BYTES, RING_HDR);
     DEFINE(RING_REC_CHECK, RING_REC_CHECK);

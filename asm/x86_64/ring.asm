@@ -134,14 +134,13 @@ extern memcpy
 ; int mpscq_ring_claim_x86_64(struct mpscq_ring *r, struct ring_reg *g,
 ;                             size_t len);
 ; in:   rdi r, rsi g (no claim open), rdx len (1 .. max_message)
-; out:  eax = ST_OK with g->open_buf, open_pos, open_state naming the
+; out:  eax = ST_OK with g->open_buf and g->open_state naming the
 ;       claim; or a tail call to mpscq_ring_claim_slow(r, g, len) or
 ;       mpscq_ring_claim_after(r, g, len, pos).
 FUNC mpscq_ring_claim_x86_64
     mov     [rsp - 8], rdx              ; len, in the red zone
     CLAIM   .slow, .after
     mov     [rsi + RREG_OPEN_BUF], r9
-    mov     [rsi + RREG_OPEN_POS], r8
     mov     [rsi + RREG_OPEN_STATE], rcx
     xor     eax, eax
     ret
