@@ -7,6 +7,8 @@
  * in order ("PID SEQ TEXT", SEQ counting from 0).  With `expected`, it
  * also checks that many messages arrived.  Prints a JSON summary; exit
  * status 0 when everything checked.  Unlinks the name at the end.
+ * It reads in place (mpscq_ring_peek_wait / mpscq_ring_release, the
+ * zero-copy read): only each line's "PID SEQ" head is copied out.
  * Start it first, then ring-producer in other shells (see README).
  */
 #include <mpscq.h>
@@ -39,14 +41,20 @@ int main(int argc, char **argv)
     struct seen { long pid, next; } seen[MAXP];
     int producers = 0, bad = 0;
     long total = 0;
-    char buf[257];
+    const void *msg;
     size_t len;
     /* Sleeps in the kernel while the ring is empty; a producer of any
-     * process wakes it. */
-    while ((rc = mpscq_ring_read_wait(r, buf, sizeof buf - 1, &len, -1)) == MPSCQ_OK) {
-        buf[len] = 0;
+     * process wakes it.  msg points into the ring until the release. */
+    while ((rc = mpscq_ring_peek_wait(r, &msg, &len, -1)) == MPSCQ_OK) {
+        /* Parse a copy: the ring's bytes are in memory every producer
+         * process can write. */
+        char head[32];
+        size_t n = len < sizeof head - 1 ? len : sizeof head - 1;
+        memcpy(head, msg, n);
+        head[n] = 0;
+        mpscq_ring_release(r);
         long pid, seq;
-        if (sscanf(buf, "%ld %ld", &pid, &seq) != 2) {
+        if (sscanf(head, "%ld %ld", &pid, &seq) != 2) {
             bad++;
             continue;
         }

@@ -18,14 +18,20 @@
  *                      new handle reads from then on (skipped while the
  *                      header says the ring is being created)
  *   close              mpscq_ring_close
+ *   peek W             mpscq_ring_peek (mpscq_ring_peek_wait, 1 us, when W
+ *                      is odd): the message stays held, in place
+ *   release            mpscq_ring_release
  *
  * Until the first scribble the model is exact: every message committed is
  * delivered once, whole, the messages of mpscq_ring_write in the order
  * written (a claim open meanwhile is passed), EMPTY only when nothing
  * committed is waiting, a buffer one byte short gives INVAL and keeps the
- * message, CLOSED only after close and once drained.  After it, only what
+ * message, CLOSED only after close and once drained; a held message is
+ * the same on every peek and its bytes stay as they were until it is
+ * released (by release or by the next read).  After it, only what
  * the consumer promises a corrupt region: a status from the documented
- * set, a length within the buffer and max_message, and no access outside
+ * set, a length within the buffer and max_message, a peeked message
+ * inside the reader's mapping, and no access outside
  * the mapping (the library maps the region between guard pages, so such
  * an access faults; AddressSanitizer reports it).
  */
@@ -88,6 +94,24 @@ static size_t model_find(const struct model *m, const uint8_t *p, size_t len)
 
 #define FLAG_RESERVED 0x80000000u   /* a message number from a claim */
 
+/* A message delivered (read or peeked): it was committed and not yet
+ * delivered, and the writes come in the order written. */
+static void model_take(struct model *m, const uint8_t *p, size_t len)
+{
+    size_t k = model_find(m, p, len);
+    if (k == SIZE_MAX)
+        abort();        /* never written, or delivered twice */
+    uint32_t id = m->q[k];
+    if (!(id & FLAG_RESERVED)) {
+        if (id < m->last_write)
+            abort();    /* writes out of order */
+        m->last_write = id;
+    }
+    memmove(&m->q[k], &m->q[k + 1], (m->n - k - 1) * sizeof m->q[0]);
+    memmove(&m->len[k], &m->len[k + 1], (m->n - k - 1) * sizeof m->len[0]);
+    m->n--;
+}
+
 static const size_t max_messages[4] = { 64, 200, 1024, 4000 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -114,12 +138,20 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     uint32_t next_id = 1;
     void *open_buf = NULL;
     uint32_t open_id = 0, open_len = 0;
-    static uint8_t msg[4096 + 1], out[4096 + 64];
+    static uint8_t msg[4096 + 1], out[4096 + 64], held_copy[4096];
+    const void *held = NULL;     /* the reader's peeked message, if any */
+    size_t held_len = 0;
+    /* Until the first scribble a held message's bytes are as peeked. */
+#define held_check()                                                        \
+    do {                                                                    \
+        if (held && !scribbled && memcmp(held, held_copy, held_len) != 0)   \
+            abort();                                                        \
+    } while (0)
     size_t i = 1;
 #define ARG() (i < size ? data[i++] : 0)
     while (i < size) {
         uint8_t op = data[i++];
-        switch (op % 8) {
+        switch (op % 10) {
         case 0: { /* write */
             size_t len = 1 + (size_t)ARG() * cfg.max_message / 256;
             uint32_t id = next_id++;
@@ -170,9 +202,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (cap > sizeof out - 64)
                 cap = sizeof out - 64;
             memset(out + cap, 0xa5, 64);
+            held_check();           /* a read releases the held message */
+            held = NULL;
             size_t len = SIZE_MAX;
-            int rc = op % 8 == 3 ? mpscq_ring_read(reader, out, cap, &len)
-                                 : mpscq_ring_read_wait(reader, out, cap, &len, 1000);
+            int rc = op % 10 == 3 ? mpscq_ring_read(reader, out, cap, &len)
+                                  : mpscq_ring_read_wait(reader, out, cap, &len, 1000);
             for (size_t k = 0; k < 64; k++)
                 if (out[cap + k] != 0xa5)
                     abort();        /* written past the buffer */
@@ -180,24 +214,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (len > cap || len > cfg.max_message || len == 0)
                     abort();
             } else if (rc != MPSCQ_EMPTY && rc != MPSCQ_INVAL && rc != MPSCQ_CLOSED &&
-                       !(rc == MPSCQ_TIMEOUT && op % 8 == 4)) {
+                       !(rc == MPSCQ_TIMEOUT && op % 10 == 4)) {
                 abort();
             }
             if (scribbled)
                 break;
             if (rc == MPSCQ_OK) {
-                size_t k = model_find(&m, out, len);
-                if (k == SIZE_MAX)
-                    abort();        /* never written, or delivered twice */
-                uint32_t id = m.q[k];
-                if (!(id & FLAG_RESERVED)) {
-                    if (id < m.last_write)
-                        abort();    /* writes out of order */
-                    m.last_write = id;
-                }
-                memmove(&m.q[k], &m.q[k + 1], (m.n - k - 1) * sizeof m.q[0]);
-                memmove(&m.len[k], &m.len[k + 1], (m.n - k - 1) * sizeof m.len[0]);
-                m.n--;
+                model_take(&m, out, len);
             } else if (rc == MPSCQ_INVAL) {
                 /* Only a buffer too small for a message waiting (the
                  * next one, which the model does not pin down). */
@@ -254,15 +277,66 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (opened)
                 mpscq_ring_detach(opened);
             opened = reader = o;
+            held = NULL;            /* the new handle is the consumer now */
             break;
         }
         case 7: /* close */
             mpscq_ring_close(r);
             m.closed = 1;
             break;
+        case 8: { /* peek */
+            int wait = ARG() & 1;
+            const void *d = NULL;
+            size_t len = SIZE_MAX;
+            int rc = wait ? mpscq_ring_peek_wait(reader, &d, &len, 1000)
+                          : mpscq_ring_peek(reader, &d, &len);
+            if (rc == MPSCQ_OK) {
+                const uint8_t *p = d;
+                if (len == 0 || len > cfg.max_message || p < reader->base ||
+                    len > reader->size || (size_t)(p - reader->base) > reader->size - len)
+                    abort();        /* outside the reader's mapping */
+            } else if (rc != MPSCQ_EMPTY && rc != MPSCQ_INVAL && rc != MPSCQ_CLOSED &&
+                       !(rc == MPSCQ_TIMEOUT && wait)) {
+                abort();
+            }
+            if (held) {
+                if (rc != MPSCQ_OK || d != held || len != held_len)
+                    abort();        /* a held message is peeked again */
+                held_check();
+                break;
+            }
+            if (rc == MPSCQ_OK) {
+                held = d;
+                held_len = len;
+                memcpy(held_copy, d, len);
+            }
+            if (scribbled)
+                break;
+            if (rc == MPSCQ_OK) {
+                model_take(&m, d, len);
+            } else if (rc == MPSCQ_EMPTY || rc == MPSCQ_TIMEOUT) {
+                if (m.n != 0 || m.closed)
+                    abort();
+            } else if (rc == MPSCQ_CLOSED) {
+                if (!m.closed || m.n != 0)
+                    abort();
+            } else {
+                abort();            /* INVAL only for a corrupt region */
+            }
+            break;
+        }
+        case 9: { /* release */
+            int rc = mpscq_ring_release(reader);
+            if (rc != (held ? MPSCQ_OK : MPSCQ_INVAL))
+                abort();
+            held_check();
+            held = NULL;
+            break;
+        }
         }
     }
 #undef ARG
+#undef held_check
     if (open_buf)
         mpscq_ring_commit(r, open_buf);
     munmap(view, region);

@@ -503,6 +503,27 @@ MPSCQ_API int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *le
  * close; MPSCQ_TIMEOUT when a positive timeout expires. */
 MPSCQ_API int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
                                    long long timeout_ns);
+/* The zero-copy read.
+ * mpscq_ring_peek: the next message in place: *data points at its *len
+ * bytes inside the shared region, which stay there, unchanged by the
+ * ring, until mpscq_ring_release (or the consumer's next read,
+ * read_wait or detach).  Calling it again before the release gives the
+ * same message.  MPSCQ_OK, MPSCQ_EMPTY, MPSCQ_CLOSED (closed and
+ * drained), MPSCQ_INVAL (NULL argument, or consumer state in the region
+ * that fails its checks).  The bytes are in memory every attached
+ * process can write: a consumer that does not trust its producers
+ * copies before it validates. */
+MPSCQ_API int mpscq_ring_peek(mpscq_ring_t *r, const void **data, size_t *len);
+/* mpscq_ring_peek_wait: as mpscq_ring_peek, waiting as
+ * mpscq_ring_read_wait does. */
+MPSCQ_API int mpscq_ring_peek_wait(mpscq_ring_t *r, const void **data, size_t *len,
+                                   long long timeout_ns);
+/* mpscq_ring_release: done with the message mpscq_ring_peek gave; its
+ * space goes back to the producers.  MPSCQ_OK, or MPSCQ_INVAL (r NULL or
+ * no message held).  A message held when its consumer detaches or dies
+ * counts as read (it is not delivered again); the next consumer's call
+ * gives its space back. */
+MPSCQ_API int mpscq_ring_release(mpscq_ring_t *r);
 /* mpscq_ring_close: from any process; later writes and reserves get
  * MPSCQ_CLOSED, reads MPSCQ_CLOSED once drained.  Wakes the consumer. */
 MPSCQ_API void mpscq_ring_close(mpscq_ring_t *r);

@@ -85,7 +85,10 @@ int mpscq_ring_layout(uint64_t bytes, uint64_t max_message, struct ring_header *
     h->off_slots = off;
     off = round_up(off + (uint64_t)RING_SLOTS * sizeof(struct ring_slot), 64);
     h->off_consumer = off;
-    off = round_up(off + sizeof(struct ring_consumer), 64);
+    /* Layout version 1 gives the consumer's state 128 bytes (fields added
+     * since fit in them: a region made by an older build reads them 0). */
+    _Static_assert(sizeof(struct ring_consumer) <= 128, "ring_consumer outgrew layout 1");
+    off = round_up(off + 128, 64);
     h->off_free = off;
     off = round_up(off + k * 4, 64);
     h->off_gaps = off;

@@ -123,7 +123,14 @@ struct ring_consumer {
     uint64_t swept_oldest;   /* 1 + the oldest chunk when installing last
                               * stopped at oldest + M and a sweep ran */
     uint64_t delivered, dropped_claims, corrupt, refused_chunks;
+    uint64_t held;           /* 1 + the chunk of a record taken by
+                              * mpscq_ring_peek whose retirement waits for
+                              * mpscq_ring_release; 0 none */
 };
+
+#define RING_PEEK_NONE   0
+#define RING_PEEK_TAKING 1
+#define RING_PEEK_HELD   2
 
 /* The process-local handle. */
 struct ring_reg;
@@ -150,6 +157,15 @@ struct mpscq_ring {
     uint32_t ng, nf;
     /* read_wait's adaptive spin budget in ns (wait.c, mpscq_wait_spin). */
     unsigned wait_spin_ns;
+    /* The zero-copy read (mpscq_ring_peek, ring_read.c): RING_PEEK_NONE,
+     * _TAKING during a peek until it takes a record, _HELD from then until
+     * mpscq_ring_release.  While a record is held, its chunk (hold_c) is
+     * not retired: hold_retire says its retirement is due at the release. */
+    int peek;
+    int hold_retire;
+    uint64_t hold_c;
+    const void *peek_data;       /* the held record's payload, in the region */
+    size_t peek_len;
     pthread_mutex_t lock;        /* regs */
     struct ring_reg *regs;       /* this process's attached producer threads */
     struct mpscq_ring *next;     /* every handle of the process (ring.c) */

@@ -77,6 +77,14 @@ static void install_free(struct mpscq_ring *r);
 static void retire(struct mpscq_ring *r, uint64_t c)
 {
     struct ring_consumer *cs = r->cs;
+    if (r->peek == RING_PEEK_HELD && c == r->hold_c) {
+        /* A record mpscq_ring_peek handed out lies in it: retired at the
+         * release (unhold).  Recorded in the region too, so that the next
+         * consumer retires it if this one never releases. */
+        r->hold_retire = 1;
+        cs->held = c + 1;
+        return;
+    }
     uint64_t w = mapw(r, c);
     uint64_t c_chunk = c & RING_CMASK;
     if (RING_MAPW_CHUNK(w) != c_chunk)
@@ -262,7 +270,16 @@ static int rec_take(struct mpscq_ring *r, uint64_t pos, const uint8_t *rec,
         return MPSCQ_INVAL;
     }
     /* off < S and 16 + len <= max_rec: inside the chunk's data and spill. */
-    memcpy(buf, rec + RING_HDR, h->len);
+    if (r->peek == RING_PEEK_TAKING) {
+        /* mpscq_ring_peek: hand out the payload in place, and hold its
+         * chunk until the release (retire). */
+        r->peek = RING_PEEK_HELD;
+        r->peek_data = rec + RING_HDR;
+        r->hold_c = ring_chunk(r, pos);
+        r->hold_retire = 0;
+    } else {
+        memcpy(buf, rec + RING_HDR, h->len);
+    }
     *len = h->len;
     *recend = pos + ring_round_unit(RING_HDR + h->len);
     r->cs->delivered++;
@@ -575,12 +592,30 @@ static void counts_store(struct mpscq_ring *r)
 
 static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len);
 
-int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
+/* The chunk c of a record that mpscq_ring_peek handed out is released:
+ * retire it if it is behind the head with nothing passed in it (only a
+ * held chunk is left so; anything else in cs->held, which the region
+ * may hold garbage in, is not retired: retire() also checks that c's map
+ * word is c's and installed). */
+static void unhold(struct mpscq_ring *r, uint64_t c)
 {
-    if (!r || !buf || !len)
-        return MPSCQ_INVAL;
+    struct ring_consumer *cs = r->cs;
+    cs->held = 0;
+    if (c < ring_chunk(r, cs->head) && !chunk_has_gap(r, c))
+        retire(r, c);
+    install_free(r);
+}
+
+/* One consumer call: the counts in, a read (or a peek's take), the sweep
+ * when installing is stuck, the counts out. */
+static int consume(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
+{
     if (!counts_load(r))
         return MPSCQ_INVAL;
+    /* A chunk held by a consumer that never released it (it detached or
+     * died between peek and release): retire it now. */
+    if (r->cs->held)
+        unhold(r, r->cs->held - 1);
     int rc = read_one(r, buf, cap, len);
     /* Installing stopped at a pinned chunk's M-th successor while chunks
      * are free: producers are (or soon will be) refused.  Look for dead
@@ -593,6 +628,49 @@ int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
     }
     counts_store(r);
     return rc;
+}
+
+int mpscq_ring_release(mpscq_ring_t *r)
+{
+    if (!r || r->peek != RING_PEEK_HELD)
+        return MPSCQ_INVAL;
+    r->peek = RING_PEEK_NONE;
+    if (r->hold_retire) {
+        r->hold_retire = 0;
+        if (counts_load(r)) {
+            unhold(r, r->hold_c);
+            counts_store(r);
+        }
+        /* (Consumer state that fails its checks: every read says INVAL
+         * from now on anyway.) */
+    }
+    return MPSCQ_OK;
+}
+
+int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
+{
+    if (!r || !buf || !len)
+        return MPSCQ_INVAL;
+    if (r->peek == RING_PEEK_HELD)
+        mpscq_ring_release(r);        /* reading on releases a held record */
+    return consume(r, buf, cap, len);
+}
+
+int mpscq_ring_peek(mpscq_ring_t *r, const void **data, size_t *len)
+{
+    if (!r || !data || !len)
+        return MPSCQ_INVAL;
+    if (r->peek != RING_PEEK_HELD) {
+        r->peek = RING_PEEK_TAKING;
+        int rc = consume(r, NULL, SIZE_MAX, &r->peek_len);
+        if (rc != MPSCQ_OK) {
+            r->peek = RING_PEEK_NONE;
+            return rc;
+        }
+    }
+    *data = r->peek_data;
+    *len = r->peek_len;
+    return MPSCQ_OK;
 }
 
 static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
@@ -680,26 +758,31 @@ static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
     return MPSCQ_EMPTY;
 }
 
-/* mpscq_wait_spin's take: one read. */
+/* One read, or one peek (data != NULL): mpscq_wait_spin's take, and what
+ * the waits below repeat. */
 struct ring_take {
     struct mpscq_ring *r;
     void *buf;
     size_t cap;
     size_t *len;
+    const void **data;
 };
+static int take(const struct ring_take *t)
+{
+    return t->data ? mpscq_ring_peek(t->r, t->data, t->len)
+                   : mpscq_ring_read(t->r, t->buf, t->cap, t->len);
+}
 static int ring_take(void *ctx, void **unused)
 {
-    struct ring_take *t = ctx;
     (void)unused;
-    return mpscq_ring_read(t->r, t->buf, t->cap, t->len);
+    return take(ctx);
 }
 
-int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
-                         long long timeout_ns)
+/* mpscq_ring_read_wait and mpscq_ring_peek_wait, after a first take that
+ * found nothing. */
+static int take_wait(const struct ring_take *t, long long timeout_ns)
 {
-    int rc = mpscq_ring_read(r, buf, cap, len);
-    if (rc != MPSCQ_EMPTY || timeout_ns == 0)
-        return rc;
+    struct mpscq_ring *r = t->r;
     uint64_t deadline = mpscq_deadline(timeout_ns);
     /* Spin first, as mpscq_dequeue_wait does (wait.c): a message is often
      * a write away, and a consumer that sleeps at once makes every
@@ -715,11 +798,10 @@ int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
     if (timeout_ns > 0 && (uint64_t)timeout_ns < first)
         first = (uint64_t)timeout_ns;
     mpscq_spin_ns((unsigned)first);
-    rc = mpscq_ring_read(r, buf, cap, len);
+    int rc = take(t);
     if (rc != MPSCQ_EMPTY)
         return rc;
-    struct ring_take t = { r, buf, cap, len };
-    rc = mpscq_wait_spin(&r->wait_spin_ns, timeout_ns, ring_take, &t, NULL);
+    rc = mpscq_wait_spin(&r->wait_spin_ns, timeout_ns, ring_take, (void *)t, NULL);
     if (rc != MPSCQ_EMPTY)
         return rc;
     for (;;) {
@@ -739,7 +821,7 @@ int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
         atomic_store_explicit(&r->sh->sleeping, 1, memory_order_seq_cst);
         atomic_thread_fence(memory_order_seq_cst);
         MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_PARK, NULL, seq);
-        rc = mpscq_ring_read(r, buf, cap, len);
+        rc = take(t);
         if (rc != MPSCQ_EMPTY) {
             /* Relaxed (here and below): awake again; a producer that still
              * reads 1 only pays a needless wake. */
@@ -761,10 +843,29 @@ int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
         /* Shared futex; EINTR and EAGAIN: look again (a signal does not
          * end the wait). */
         syscall(SYS_futex, (int *)&r->sh->wake_seq, FUTEX_WAIT, (int)seq, tsp, NULL, 0);
-        rc = mpscq_ring_read(r, buf, cap, len);
+        rc = take(t);
         if (rc != MPSCQ_EMPTY) {
             atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);
             return rc;
         }
     }
+}
+
+int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
+                         long long timeout_ns)
+{
+    int rc = mpscq_ring_read(r, buf, cap, len);
+    if (rc != MPSCQ_EMPTY || timeout_ns == 0)
+        return rc;
+    struct ring_take t = { r, buf, cap, len, NULL };
+    return take_wait(&t, timeout_ns);
+}
+
+int mpscq_ring_peek_wait(mpscq_ring_t *r, const void **data, size_t *len, long long timeout_ns)
+{
+    int rc = mpscq_ring_peek(r, data, len);
+    if (rc != MPSCQ_EMPTY || timeout_ns == 0)
+        return rc;
+    struct ring_take t = { r, NULL, 0, len, data };
+    return take_wait(&t, timeout_ns);
 }

@@ -424,6 +424,171 @@ START_TEST(test_order_after_passed_claim)
 }
 END_TEST
 
+/* ---- the zero-copy read ------------------------------------------------------ */
+
+START_TEST(test_peek_contract)
+{
+    const size_t maxm = 700;
+    mpscq_ring_t *r = new_ring(64 * 1024, maxm);
+    const void *d = NULL, *d2 = NULL;
+    size_t len = 0, len2 = 0;
+    uint8_t in[700], out[64];
+    ck_assert_int_eq(mpscq_ring_peek(NULL, &d, &len), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_peek(r, NULL, &len), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_peek_wait(r, NULL, &len, 0), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_release(NULL), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_INVAL);      /* nothing held */
+    ck_assert_int_eq(mpscq_ring_peek_wait(r, &d, &len, 0), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_ring_peek_wait(r, &d, &len, 1000000), MPSCQ_TIMEOUT);
+    /* Every size, in place, whole; a second peek before the release gives
+     * the same message; a release is once. */
+    for (size_t n = 1; n <= maxm; n++) {
+        for (size_t i = 0; i < n; i++)
+            in[i] = (uint8_t)(n + i * 13);
+        ck_assert_int_eq(mpscq_ring_write(r, in, n), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+        ck_assert_uint_eq(len, n);
+        ck_assert_int_eq(memcmp(d, in, n), 0);
+        ck_assert_int_eq(mpscq_ring_peek_wait(r, &d2, &len2, -1), MPSCQ_OK);
+        ck_assert_ptr_eq(d2, d);
+        ck_assert_uint_eq(len2, n);
+        ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_INVAL);
+    }
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_EMPTY);
+    /* Reading on releases the held message; peek and read share one order. */
+    ck_assert_int_eq(mpscq_ring_write(r, "one", 3), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(r, "two", 3), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write(r, "six", 3), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+    ck_assert_int_eq(memcmp(d, "one", 3), 0);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_int_eq(memcmp(out, "two", 3), 0);
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+    ck_assert_int_eq(memcmp(d, "six", 3), 0);
+    ck_assert_int_eq(mpscq_ring_read_wait(r, out, sizeof out, &len, 0), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_INVAL);
+    /* Close: the held message stays readable; CLOSED once drained. */
+    ck_assert_int_eq(mpscq_ring_write(r, "last", 4), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+    mpscq_ring_close(r);
+    ck_assert_int_eq(mpscq_ring_peek_wait(r, &d2, &len2, -1), MPSCQ_OK);
+    ck_assert_ptr_eq(d2, d);
+    ck_assert_int_eq(memcmp(d, "last", 4), 0);
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_CLOSED);
+    ck_assert_int_eq(mpscq_ring_peek_wait(r, &d, &len, -1), MPSCQ_CLOSED);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* A message passed by the main scan and one delivered late out of the gap
+ * it left, both peeked in place. */
+START_TEST(test_peek_passed_claim)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    struct holder h = { .r = r, .len = 40 };
+    pthread_t t;
+    holder_start(&h, &t);
+    ck_assert_int_eq(mpscq_ring_write(r, "after", 5), MPSCQ_OK);
+    const void *d;
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 5);
+    ck_assert_int_eq(memcmp(d, "after", 5), 0);
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_EMPTY);
+    holder_finish(&h, t);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 40);
+    ck_assert_uint_eq(((const uint8_t *)d)[0], 'H');
+    ck_assert_uint_eq(((const uint8_t *)d)[39], 'H');
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Write and peek 100-byte messages (releasing each) until a peek takes
+ * the record that ends the head's chunk, whose retirement then waits for
+ * the release.  That record stays held: its payload in *d. */
+static void peek_chunk_end(mpscq_ring_t *r, const void **d, size_t *len)
+{
+    uint8_t m[100];
+    for (uint32_t seq = 0;; seq++) {
+        uint64_t c = ring_chunk(r, r->cs->head);
+        msg_fill(m, 9, seq, sizeof m);
+        ck_assert_int_eq(mpscq_ring_write(r, m, sizeof m), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_ring_peek(r, d, len), MPSCQ_OK);
+        ck_assert_uint_eq(*len, sizeof m);
+        ck_assert_int_eq(memcmp(*d, m, sizeof m), 0);
+        if (ring_chunk(r, r->cs->head) != c) {
+            ck_assert_uint_eq(r->cs->held, c + 1);   /* the case meant */
+            return;
+        }
+        ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    }
+}
+
+/* The chunk of a held message is not given to the producers: filling the
+ * ring while the consumer holds the message that ended a chunk leaves its
+ * bytes as they were. */
+START_TEST(test_peek_holds_its_chunk)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    const void *d;
+    size_t len;
+    peek_chunk_end(r, &d, &len);
+    uint8_t copy[100], z[100];
+    memcpy(copy, d, sizeof copy);
+    memset(z, 'z', sizeof z);
+    unsigned n = 0;
+    while (mpscq_ring_write(r, z, sizeof z) == MPSCQ_OK)
+        n++;
+    ck_assert_uint_gt(n, 0);
+    ck_assert_int_eq(memcmp(d, copy, sizeof copy), 0);
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    ck_assert_uint_eq(r->cs->held, 0);
+    uint8_t out[100];
+    for (unsigned i = 0; i < n; i++) {
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+        ck_assert_int_eq(memcmp(out, z, sizeof z), 0);
+    }
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    /* The held chunk came back with the release. */
+    for (int lap = 0; lap < 3; lap++)
+        capacity_back(r, cap);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* A consumer that detaches (or dies) holding such a message: the next
+ * consumer, on another handle, gives its chunk back. */
+START_TEST(test_peek_abandoned_by_consumer)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    mpscq_ring_t *c2 = NULL;
+    ck_assert_int_eq(mpscq_ring_open_fd(&c2, mpscq_ring_fd(r)), MPSCQ_OK);
+    const void *d;
+    size_t len;
+    peek_chunk_end(c2, &d, &len);
+    mpscq_ring_detach(c2);
+    ck_assert_uint_ne(r->cs->held, 0);
+    push_through(r, cap, 3);
+    ck_assert_uint_eq(r->cs->held, 0);
+    for (int lap = 0; lap < 3; lap++)
+        capacity_back(r, cap);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* ---- a producer stopped at a chosen step (test hooks) ---------------------------- */
 
 static _Thread_local int hk_me;          /* this thread stops at hooks */
@@ -1770,6 +1935,10 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_roundtrip_every_size);
     tcase_add_test(tc, test_max_message_exact);
     tcase_add_test(tc, test_small_buffer_keeps_message);
+    tcase_add_test(tc, test_peek_contract);
+    tcase_add_test(tc, test_peek_passed_claim);
+    tcase_add_test(tc, test_peek_holds_its_chunk);
+    tcase_add_test(tc, test_peek_abandoned_by_consumer);
     tcase_add_test(tc, test_capacity_100_byte_messages);
     tcase_add_test(tc, test_uncommitted_claim_invisible);
     tcase_add_test(tc, test_consumer_passes_open_claim);
@@ -1817,6 +1986,8 @@ static Suite *ring_suite(void)
     tcase_add_test(ta, test_roundtrip_every_size);
     tcase_add_test(ta, test_max_message_exact);
     tcase_add_test(ta, test_small_buffer_keeps_message);
+    tcase_add_test(ta, test_peek_contract);
+    tcase_add_test(ta, test_peek_holds_its_chunk);
     tcase_add_test(ta, test_capacity_100_byte_messages);
     tcase_add_test(ta, test_uncommitted_claim_invisible);
     tcase_add_test(ta, test_consumer_passes_open_claim);
