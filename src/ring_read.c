@@ -801,9 +801,14 @@ static int take_wait(const struct ring_take *t, long long timeout_ns)
     int rc = take(t);
     if (rc != MPSCQ_EMPTY)
         return rc;
-    rc = mpscq_wait_spin(&r->wait_spin_ns, timeout_ns, ring_take, (void *)t, NULL);
-    if (rc != MPSCQ_EMPTY)
-        return rc;
+    /* The spin within what is left of the timeout after the pause (a
+     * timeout of a few us was overrun by up to itself again). */
+    long long left = timeout_ns > 0 ? timeout_ns - (long long)first : timeout_ns;
+    if (left != 0) {
+        rc = mpscq_wait_spin(&r->wait_spin_ns, left, ring_take, (void *)t, NULL);
+        if (rc != MPSCQ_EMPTY)
+            return rc;
+    }
     for (;;) {
         if (r->cs->ngaps && counts_load(r)) {
             sweep(r);
