@@ -132,7 +132,7 @@ typedef struct mpscq_config {
 #define MPSCQ_CONSUMERS_MANY 0xffffffffu
 
 /* The default nap of mpscq_dequeue_wait (mpscq_config.nap_ns = 0). */
-#define MPSCQ_NAP_DEFAULT_NS 45000ull
+#define MPSCQ_NAP_DEFAULT_NS 34000ull
 /* The longest nap_ns mpscq_create accepts (1 s). */
 #define MPSCQ_NAP_MAX_NS 1000000000ull
 
