@@ -12,6 +12,7 @@
 #include "testutil.h"
 #include "internal.h"
 #include "arch.h"
+#include "dispatch.h"
 
 static mpscq_t *bounded(size_t cap, size_t slots)
 {
@@ -741,12 +742,7 @@ int main(void)
     mpscq_impl = &mpscq_impl_base;
     int rc = tu_run("backpressure (C hot paths)", suite());
 #ifdef MPSCQ_HAVE_ASM
-    static struct mpscq_impl asm_dequeue;
-    asm_dequeue = mpscq_impl_base;
-    asm_dequeue.name = "c11 enqueue, x86_64-nasm dequeue";
-    asm_dequeue.dequeue = mpscq_impl_asm.dequeue;
-    asm_dequeue.dequeue_entry = mpscq_impl_asm.dequeue_entry;
-    mpscq_impl = &asm_dequeue;
+    tu_use_asm_dequeue("c11 enqueue, x86_64-nasm dequeue");
     rc |= tu_run("backpressure (NASM dequeue)", suite());
 #endif
     return rc;

@@ -16,6 +16,7 @@
 #include "testutil.h"
 #include "internal.h"
 #include "arch.h"
+#include "dispatch.h"
 
 /* ---- stopping one thread at one hook -------------------------------- */
 
@@ -669,11 +670,7 @@ int main(void)
     mpscq_impl = &mpscq_impl_base;
     int rc = tu_run("busy (C dequeue)", suite());
 #ifdef MPSCQ_HAVE_ASM
-    static struct mpscq_impl asm_dequeue;
-    asm_dequeue = mpscq_impl_base;
-    asm_dequeue.dequeue = mpscq_impl_asm.dequeue;
-    asm_dequeue.dequeue_entry = mpscq_impl_asm.dequeue_entry;
-    mpscq_impl = &asm_dequeue;
+    tu_use_asm_dequeue("c11 enqueue, x86_64-nasm dequeue");
     rc |= tu_run("busy (NASM dequeue)", suite());
 #endif
     return rc;

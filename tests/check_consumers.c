@@ -19,6 +19,7 @@
 #include "testutil.h"
 #include "internal.h"
 #include "arch.h"
+#include "dispatch.h"
 
 static mpscq_t *new_many(size_t capacity, size_t slots)
 {
@@ -2105,20 +2106,6 @@ START_TEST(test_close_gap)
 }
 END_TEST
 
-#ifdef MPSCQ_HAVE_ASM
-/* The test library dispatches through mpscq_impl, which starts at the C
- * twins: the "asm" case runs these tests through the NASM entries, whose
- * consumer check fails on a many-consumer queue and hands over to C. */
-static void use_asm(void)
-{
-    mpscq_impl = &mpscq_impl_asm;
-}
-
-static void use_c(void)
-{
-    mpscq_impl = &mpscq_impl_base;
-}
-#endif
 
 static Suite *consumers_suite(void)
 {
@@ -2166,7 +2153,9 @@ static Suite *consumers_suite(void)
 #ifdef MPSCQ_HAVE_ASM
     tc = tcase_create("asm");
     tcase_set_timeout(tc, 240);
-    tcase_add_checked_fixture(tc, use_asm, use_c);
+    /* Through the NASM entries, whose consumer check fails on a
+     * many-consumer queue and hands over to C. */
+    tcase_add_checked_fixture(tc, tu_use_asm, tu_use_c);
     tcase_add_test(tc, test_contract);
     tcase_add_test(tc, test_exact_16p4c);
     tcase_add_test(tc, test_stalled_consumer);

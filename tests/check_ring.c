@@ -22,6 +22,7 @@
 #include "arch.h"
 #include "ring.h"
 #include "testutil.h"
+#include "dispatch.h"
 
 /* Forked children: not where the suites run unforked (qemu-user, TSan:
  * a forked multi-threaded emulated process may hang). */
@@ -1886,18 +1887,6 @@ START_TEST(test_fast_paths_same_region)
 }
 END_TEST
 
-#ifdef MPSCQ_HAVE_ASM
-/* The "asm" test case runs the contract through the NASM fast paths. */
-static void use_asm(void)
-{
-    mpscq_impl = &mpscq_impl_asm;
-}
-
-static void use_c(void)
-{
-    mpscq_impl = &mpscq_impl_base;
-}
-#endif
 
 /* ring_chunk (a multiply for x / S) against the division, for S over
  * the whole range a layout can give (16 .. about 1.1e8, at bytes 2^40 and
@@ -1982,7 +1971,7 @@ static Suite *ring_suite(void)
      * through the NASM fast paths. */
     TCase *ta = tcase_create("asm");
     tcase_set_timeout(ta, 600);
-    tcase_add_checked_fixture(ta, use_asm, use_c);
+    tcase_add_checked_fixture(ta, tu_use_asm, tu_use_c);   /* the NASM fast paths */
     tcase_add_test(ta, test_roundtrip_every_size);
     tcase_add_test(ta, test_max_message_exact);
     tcase_add_test(ta, test_small_buffer_keeps_message);
