@@ -126,7 +126,8 @@ static int nadapters(void)
 START_TEST(test_adapter_fifo)
 {
     const struct bench_adapter *a = adapter(_i);
-    struct bench_run_shape shape = { 0, 1, 1000 };
+    struct bench_run_shape shape = { .capacity = 0, .producers = 1, .max_per_producer = 1000,
+                                     .consumers = 1 };
     void *q = a->create(&shape);
     ck_assert_ptr_nonnull(q);
     void *pc = a->producer(q, 0);
@@ -169,7 +170,8 @@ START_TEST(test_adapter_capacity)
     if (!(a->flags & BENCH_BOUNDED))
         return; /* unbounded-only queues are skipped by the benchmark too */
     /* Exactly 8 places, or (a rounded-up ring) at least 8. */
-    struct bench_run_shape shape = { 8, 1, 100000 };
+    struct bench_run_shape shape = { .capacity = 8, .producers = 1, .max_per_producer = 100000,
+                                     .consumers = 1 };
     void *q = a->create(&shape);
     ck_assert_ptr_nonnull(q);
     void *pc = a->producer(q, 0);
