@@ -13,11 +13,12 @@
 ; Beyond the C twin: the write keeps the record's position, payload,
 ; state byte and slot in registers from the claim to the commit (the C
 ; compiler reloads the handle's fields after each atomic), spills only
-; the length and the data pointer (to the red zone: the fast path calls
-; nothing), copies a payload of up to 256 bytes inline (32-byte blocks,
-; the last one overlapping; 16-, 8-, 4- and 1-byte moves below 32) rather
-; than calling memcpy, which it calls for longer ones, and tests
-; the map word's top 48 bits with one compare.
+; the length and the data pointer (to the red zone: up to 256 bytes the
+; fast path calls nothing; above that it pushes what it keeps and calls
+; memcpy after its last use of the red zone), copies a payload of up to
+; 256 bytes inline (32-byte blocks, the last one overlapping; 16-, 8-, 4-
+; and 1-byte moves below 32), and tests the map word's top 48 bits with
+; one compare.
 
 %include "mpscq.inc"
 
