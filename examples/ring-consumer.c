@@ -71,9 +71,15 @@ int main(int argc, char **argv)
         total++;
     }
     int ok = rc == MPSCQ_CLOSED && !bad && (expected < 0 || total == expected);
+    /* The ring's own counters: claims of producers that died before
+     * committing are dropped, and counted. */
+    struct mpscq_ring_stats st;
+    mpscq_ring_stats(r, &st);
     printf("{\"messages\": %ld, \"producers\": %d, \"out_of_order\": %d, "
+           "\"dropped_claims\": %llu, \"full_answers\": %llu, "
            "\"end\": \"%s\", \"verified\": %s}\n",
-           total, producers, bad, mpscq_strerror(rc), ok ? "true" : "false");
+           total, producers, bad, st.dropped_claims, st.full, mpscq_strerror(rc),
+           ok ? "true" : "false");
     mpscq_ring_detach(r);
     mpscq_ring_unlink(name);
     return ok ? 0 : 1;

@@ -524,6 +524,30 @@ MPSCQ_API int mpscq_ring_peek_wait(mpscq_ring_t *r, const void **data, size_t *l
  * counts as read (it is not delivered again); the next consumer's call
  * gives its space back. */
 MPSCQ_API int mpscq_ring_release(mpscq_ring_t *r);
+/* Counters of a ring, shared by every process attached to it. */
+struct mpscq_ring_stats {
+    unsigned long long delivered;      /* messages read or peeked */
+    unsigned long long full;           /* MPSCQ_FULL returned to write or reserve */
+    unsigned long long dropped_claims; /* claims dropped: their thread died
+                                        * before committing (or got FULL after
+                                        * claiming); never delivered */
+    unsigned long long corrupt;        /* records and consumer state found
+                                        * corrupt and skipped */
+    unsigned long long refused_chunks; /* chunk numbers passed before a physical
+                                        * chunk was free for them */
+    unsigned long long producers;      /* producer threads attached now */
+    unsigned long long closed;         /* 1 once mpscq_ring_close was called */
+};
+/* mpscq_ring_stats: copy the counters into *out (zeros for a NULL r).
+ * Any thread of any attached process; each counter is read atomically,
+ * the set is not a snapshot.  mpscq_ring_stats_sized writes size bytes:
+ * the counters this library has, zeros for any it does not know. */
+MPSCQ_API void mpscq_ring_stats_sized(const mpscq_ring_t *r, struct mpscq_ring_stats *out,
+                                      size_t size);
+static inline void mpscq_ring_stats(const mpscq_ring_t *r, struct mpscq_ring_stats *out)
+{
+    mpscq_ring_stats_sized(r, out, sizeof *out);
+}
 /* mpscq_ring_close: from any process; later writes and reserves get
  * MPSCQ_CLOSED, reads MPSCQ_CLOSED once drained.  Wakes the consumer. */
 MPSCQ_API void mpscq_ring_close(mpscq_ring_t *r);

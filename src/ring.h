@@ -132,6 +132,12 @@ struct ring_consumer {
 #define RING_PEEK_TAKING 1
 #define RING_PEEK_HELD   2
 
+/* A counter of the consumer state: written by the consumer only, read by
+ * mpscq_ring_stats in any thread or process.  The plain field is stored
+ * atomically (relaxed; GCC/Clang builtins) so that the reader's atomic
+ * load is no data race. */
+#define RING_COUNT(field) __atomic_store_n(&(field), (field) + 1, __ATOMIC_RELAXED)
+
 /* The process-local handle. */
 struct ring_reg;
 struct mpscq_ring {

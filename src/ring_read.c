@@ -145,7 +145,7 @@ static void install_free(struct mpscq_ring *r)
             uint32_t p = r->free_list[r->nf - 1];
             if (p >= r->K) {          /* corrupt entry: drop it */
                 r->nf--;
-                cs->corrupt++;
+                RING_COUNT(cs->corrupt);
                 continue;
             }
             /* Release: the zeroed states before the install; acq on
@@ -282,7 +282,7 @@ static int rec_take(struct mpscq_ring *r, uint64_t pos, const uint8_t *rec,
     }
     *len = h->len;
     *recend = pos + ring_round_unit(RING_HDR + h->len);
-    r->cs->delivered++;
+    RING_COUNT(r->cs->delivered);
     return MPSCQ_OK;
 }
 
@@ -295,7 +295,7 @@ static int take_record(struct mpscq_ring *r, uint64_t pos, uint64_t off, uint32_
     const uint8_t *rec = ring_data(r, p) + off;
     struct ring_rec h;
     if (!rec_ok(r, pos, rec, &h)) {
-        r->cs->corrupt++;
+        RING_COUNT(r->cs->corrupt);
         return STUCK;
     }
     return rec_take(r, pos, rec, &h, buf, cap, len, recend);
@@ -314,7 +314,7 @@ static int gap_pass(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
         uint64_t c = ring_chunk(r, g.start);
         uint64_t w = mapw(r, c);
         if (!installed(w, c) || g.start >= g.end || ring_chunk(r, g.end - 1) != c) {
-            cs->corrupt++;            /* not a range of an installed chunk */
+            RING_COUNT(cs->corrupt);            /* not a range of an installed chunk */
             gap_delete(r, i--);
             continue;
         }
@@ -379,13 +379,13 @@ static int main_step(struct mpscq_ring *r, uint64_t final_end, void *buf, size_t
     if (!installed(w, c)) {
         if (w != RING_MAPW(c, RING_MAP_REFUSED, 0)) {
             /* Neither free, installed nor refused for c: corrupt. */
-            cs->corrupt++;
+            RING_COUNT(cs->corrupt);
             /* Release, as every map word the consumer writes: a producer
              * reading it (acquire) sees a chunk nobody may write. */
             atomic_store_explicit(&r->map[c & r->mmask], RING_MAPW(c, RING_MAP_REFUSED, 0),
                                   memory_order_release);
         }
-        cs->refused_chunks++;
+        RING_COUNT(cs->refused_chunks);
         cs->head = cend;
         passed_chunks(r, c);
         return MOVED;
@@ -511,7 +511,7 @@ static void sweep(struct mpscq_ring *r)
         struct ring_gap g = r->gaps[i];
         uint64_t c = ring_chunk(r, g.start);
         if (g.start >= g.end || ring_chunk(r, g.end - 1) != c) {
-            cs->corrupt++;              /* not a range inside one chunk */
+            RING_COUNT(cs->corrupt);              /* not a range inside one chunk */
             gap_delete(r, i);
             continue;
         }
@@ -534,7 +534,7 @@ static void sweep(struct mpscq_ring *r)
                                                 memory_order_seq_cst) == RING_ST_HEAD;
             }
             if (!head) {
-                cs->dropped_claims++;
+                RING_COUNT(cs->dropped_claims);
                 gap_delete(r, i);
                 if (c < ring_chunk(r, cs->head) && !chunk_has_gap(r, c))
                     retire(r, c);

@@ -590,6 +590,70 @@ START_TEST(test_peek_abandoned_by_consumer)
 }
 END_TEST
 
+/* ---- counters ---------------------------------------------------------------- */
+
+static void *stats_writer_main(void *arg)
+{
+    mpscq_ring_t *r = arg;
+    return (void *)(intptr_t)mpscq_ring_write(r, "t", 1);
+}
+
+START_TEST(test_stats)
+{
+    struct mpscq_ring_stats st;
+    memset(&st, 0xff, sizeof st);
+    mpscq_ring_stats(NULL, &st);
+    ck_assert_uint_eq(st.delivered, 0);
+    ck_assert_uint_eq(st.closed, 0);
+    mpscq_ring_stats(NULL, NULL);                      /* ignored */
+    mpscq_ring_t *r = new_ring(16384, 0);
+    mpscq_ring_stats(r, &st);
+    ck_assert_uint_eq(st.delivered + st.full + st.dropped_claims + st.corrupt +
+                          st.refused_chunks + st.producers + st.closed, 0);
+    /* A producer thread counts while attached, and not after it exits. */
+    pthread_t t;
+    void *rc;
+    ck_assert_int_eq(pthread_create(&t, NULL, stats_writer_main, r), 0);
+    pthread_join(t, &rc);
+    ck_assert_int_eq((int)(intptr_t)rc, MPSCQ_OK);
+    mpscq_ring_stats(r, &st);
+    ck_assert_uint_eq(st.producers, 0);
+    unsigned n = fill_100(r);                           /* one FULL */
+    ck_assert_int_eq(mpscq_ring_write(r, "x", 1), MPSCQ_FULL);
+    mpscq_ring_stats(r, &st);
+    ck_assert_uint_eq(st.producers, 1);
+    ck_assert_uint_eq(st.full, 2);
+    ck_assert_uint_eq(st.delivered, 0);
+    /* Reads and peeks count as delivered, at the take. */
+    uint8_t out[100];
+    size_t len;
+    const void *d;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+    mpscq_ring_stats(r, &st);
+    ck_assert_uint_eq(st.delivered, 2);
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    ck_assert_uint_eq(drain(r), n + 1 - 2);
+    /* The sized call writes only the bytes it is given. */
+    memset(&st, 0xee, sizeof st);
+    mpscq_ring_stats_sized(r, &st, sizeof st.delivered);
+    ck_assert_uint_eq(st.delivered, n + 1);
+    ck_assert_uint_eq(st.full, 0xeeeeeeeeeeeeeeeeull);
+    mpscq_ring_close(r);
+    mpscq_ring_stats(r, &st);
+    ck_assert_uint_eq(st.closed, 1);
+    ck_assert_uint_eq(st.dropped_claims + st.corrupt, 0);
+    /* Another handle on the same region sees the same counters. */
+    mpscq_ring_t *o = NULL;
+    ck_assert_int_eq(mpscq_ring_open_fd(&o, mpscq_ring_fd(r)), MPSCQ_OK);
+    struct mpscq_ring_stats so;
+    mpscq_ring_stats(o, &so);
+    ck_assert_int_eq(memcmp(&so, &st, sizeof st), 0);
+    mpscq_ring_detach(o);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* ---- a producer stopped at a chosen step (test hooks) ---------------------------- */
 
 static _Thread_local int hk_me;          /* this thread stops at hooks */
@@ -1546,6 +1610,9 @@ START_TEST(test_sigkill_between_reserve_and_commit)
         }
         ck_assert_uint_ge(best * 100, cap * 85);
         ck_assert_uint_ge(r->cs->dropped_claims, 1);   /* the sweep dropped it */
+        struct mpscq_ring_stats rs;
+        mpscq_ring_stats(r, &rs);
+        ck_assert_uint_eq(rs.dropped_claims, r->cs->dropped_claims);
         if (!reap)
             ck_assert_int_eq(waitpid(pid, &st, 0), pid);
         mpscq_ring_detach(r);
@@ -1745,6 +1812,10 @@ START_TEST(test_corrupt_record_skipped)
     ck_assert_uint_eq(len, 4);
     ck_assert_int_eq(memcmp(b, "good", 4), 0);
     ck_assert_uint_eq(r->cs->corrupt, 1);
+    struct mpscq_ring_stats st;
+    mpscq_ring_stats(r, &st);
+    ck_assert_uint_eq(st.corrupt, 1);
+    ck_assert_uint_eq(st.delivered, 1);
     mpscq_ring_detach(r);
 }
 END_TEST
@@ -1928,6 +1999,7 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_peek_passed_claim);
     tcase_add_test(tc, test_peek_holds_its_chunk);
     tcase_add_test(tc, test_peek_abandoned_by_consumer);
+    tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_capacity_100_byte_messages);
     tcase_add_test(tc, test_uncommitted_claim_invisible);
     tcase_add_test(tc, test_consumer_passes_open_claim);
