@@ -274,10 +274,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     abort();        /* an intact ring always opens */
                 break;
             }
+            held_check();           /* before the old view goes */
+            held = NULL;            /* the new handle is the consumer now */
             if (opened)
                 mpscq_ring_detach(opened);
             opened = reader = o;
-            held = NULL;            /* the new handle is the consumer now */
             break;
         }
         case 7: /* close */

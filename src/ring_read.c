@@ -122,6 +122,20 @@ static uint64_t oldest(const struct mpscq_ring *r)
     return h;
 }
 
+/* n's map word w names an older chunk c (n - c a multiple of M) still
+ * installed, one the head has passed with nothing passed in it: only a
+ * held chunk is left so (retire), and this one is not held, by this
+ * handle or in the region.  A consumer that died holding a record whose
+ * `held` a faulty process then cleared leaves one; installing would stop
+ * at it for good (the producers FULL at n, the head never reaching n). */
+static int orphan(const struct mpscq_ring *r, uint64_t n, uint64_t w)
+{
+    uint64_t d = (n - RING_MAPW_CHUNK(w)) & RING_CMASK, c = n - d;
+    return d != 0 && d <= n && d % r->M == 0 && installed(w, c) &&
+           c < ring_chunk(r, r->cs->head) && r->cs->held != c + 1 &&
+           !(r->peek == RING_PEEK_HELD && r->hold_c == c) && !chunk_has_gap(r, c);
+}
+
 /* Give free physical chunks to the next chunk numbers, in order.  A
  * chunk number at or past oldest() + M must wait: its map word still
  * belongs to a pinned chunk. */
@@ -159,6 +173,10 @@ static void install_free(struct mpscq_ring *r)
             cs->next_install++;
         } else if (w == RING_MAPW(n, RING_MAP_REFUSED, 0) || installed(w, n)) {
             cs->next_install++;
+        } else if (orphan(r, n, w)) {
+            retire(r, n - ((n - RING_MAPW_CHUNK(w)) & RING_CMASK));
+            if (mapw(r, n) == w)
+                break;                /* not retired (corrupt counts): stop */
         } else {
             break;
         }
@@ -637,12 +655,16 @@ int mpscq_ring_release(mpscq_ring_t *r)
     r->peek = RING_PEEK_NONE;
     if (r->hold_retire) {
         r->hold_retire = 0;
+        /* Only while the region still names our chunk: another handle
+         * that consumed meanwhile has retired it already, and may hold a
+         * chunk of its own in `held`, which must stay for whoever
+         * consumes next (test_peek_stale_release).  Consumer state that
+         * fails its checks: every read says INVAL from now on anyway. */
         if (counts_load(r)) {
-            unhold(r, r->hold_c);
+            if (r->cs->held == r->hold_c + 1)
+                unhold(r, r->hold_c);
             counts_store(r);
         }
-        /* (Consumer state that fails its checks: every read says INVAL
-         * from now on anyway.) */
     }
     return MPSCQ_OK;
 }
@@ -803,7 +825,11 @@ static int take_wait(const struct ring_take *t, long long timeout_ns)
         return rc;
     /* The spin within what is left of the timeout after the pause (a
      * timeout of a few us was overrun by up to itself again). */
-    long long left = timeout_ns > 0 ? timeout_ns - (long long)first : timeout_ns;
+    long long left = timeout_ns;
+    if (deadline != UINT64_MAX) {
+        uint64_t now = mpscq_mono_ns();
+        left = now >= deadline ? 0 : (long long)(deadline - now);
+    }
     if (left != 0) {
         rc = mpscq_wait_spin(&r->wait_spin_ns, left, ring_take, (void *)t, NULL);
         if (rc != MPSCQ_EMPTY)

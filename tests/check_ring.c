@@ -568,6 +568,154 @@ START_TEST(test_peek_holds_its_chunk)
 }
 END_TEST
 
+/* Every physical chunk is free or installed for a chunk number at or
+ * past the head's: none leaked. */
+static unsigned phys_accounted(mpscq_ring_t *r)
+{
+    unsigned n = r->cs->nfree;
+    uint64_t hc = ring_chunk(r, r->cs->head);
+    for (uint64_t i = 0; i <= r->mmask; i++) {
+        uint64_t w = atomic_load(&r->map[i]);
+        if (RING_MAPW_STATE(w) == RING_MAP_INSTALLED && RING_MAPW_CHUNK(w) >= hc)
+            n++;
+    }
+    return n;
+}
+
+/* A record delivered late out of a gap, whose chunk the delivery would
+ * retire (gap_remove), is held there until the release.  (From the
+ * review of the zero-copy read.) */
+START_TEST(test_peek_gap_holds)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    uint64_t c0 = ring_chunk(r, atomic_load(&r->sh->tail));
+    struct holder h = { .r = r, .len = 40 };
+    pthread_t t;
+    holder_start(&h, &t);
+    /* The head moves on past the open claim's chunk. */
+    uint8_t m[100], out[200];
+    size_t len;
+    memset(m, 'a', sizeof m);
+    while (ring_chunk(r, r->cs->head) < c0 + 3) {
+        if (mpscq_ring_write(r, m, sizeof m) != MPSCQ_OK)
+            while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
+                ck_assert_uint_eq(out[0], 'a');
+    }
+    while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
+        ck_assert_uint_eq(out[0], 'a');
+    holder_finish(&h, t);
+    const void *d;
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 40);
+    ck_assert_uint_eq(r->cs->held, c0 + 1);      /* the case meant */
+    memset(m, 'z', sizeof m);
+    unsigned n = 0;
+    while (mpscq_ring_write(r, m, sizeof m) == MPSCQ_OK)
+        n++;
+    ck_assert_uint_gt(n, 0);
+    for (int k = 0; k < 40; k++)
+        ck_assert_uint_eq(((const uint8_t *)d)[k], 'H');
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    ck_assert_uint_eq(r->cs->held, 0);
+    ck_assert_uint_eq(drain(r), n);
+    push_through(r, cap, 30);
+    ck_assert_uint_eq(phys_accounted(r), r->K);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Handle A holds a record that ended its chunk; handle B consumes next
+ * (retiring A's chunk), holds one of its own, and detaches.  A's late
+ * release must leave B's held chunk named in the region, for the next
+ * consumer to retire: wiping it left the ring FULL for good once the
+ * head came M chunks past it.  (Found by the review.) */
+START_TEST(test_peek_stale_release)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    mpscq_ring_t *a = NULL, *b = NULL;
+    ck_assert_int_eq(mpscq_ring_open_fd(&a, mpscq_ring_fd(r)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_open_fd(&b, mpscq_ring_fd(r)), MPSCQ_OK);
+    const void *d;
+    size_t len;
+    peek_chunk_end(a, &d, &len);
+    peek_chunk_end(b, &d, &len);
+    uint64_t bheld = r->cs->held;
+    ck_assert_int_eq(mpscq_ring_release(a), MPSCQ_OK);   /* A, late */
+    ck_assert_uint_eq(r->cs->held, bheld);
+    mpscq_ring_detach(b);
+    mpscq_ring_detach(a);
+    /* 40 capacities: the head passes M = 64 chunks after B's. */
+    uint64_t corrupt = r->cs->corrupt;
+    push_through(r, cap, 40);
+    ck_assert_uint_eq(r->cs->corrupt, corrupt);
+    ck_assert_uint_eq(phys_accounted(r), r->K);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* A consumer dies holding a record that ended its chunk, and a faulty
+ * process then clears `held`: the orphaned chunk is found where
+ * installing reaches its map word again, and retired, so the ring does
+ * not stay FULL once the head is M chunks past it. */
+START_TEST(test_peek_lost_hold)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    mpscq_ring_t *a = NULL;
+    ck_assert_int_eq(mpscq_ring_open_fd(&a, mpscq_ring_fd(r)), MPSCQ_OK);
+    const void *d;
+    size_t len;
+    peek_chunk_end(a, &d, &len);
+    mpscq_ring_detach(a);
+    r->cs->held = 0;                      /* the faulty write */
+    push_through(r, cap, 40);             /* the head passes M = 64 chunks */
+    ck_assert_uint_eq(phys_accounted(r), r->K);
+    capacity_back(r, cap);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Garbage in the region's `held` (a faulty process), any value: reads go
+ * on and no physical chunk is lost or freed twice. */
+START_TEST(test_peek_garbage_held)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), cap);
+    uint64_t hc = ring_chunk(r, r->cs->head);
+    const uint64_t vals[] = { 1, 2, hc, hc + 1, hc + 2, hc + r->M, hc + 1 - r->M, UINT64_MAX,
+                              UINT64_MAX - 1, UINT64_C(1) << 63, (UINT64_C(1) << 44) + hc,
+                              (UINT64_C(1) << 44) + hc + 1, UINT64_C(0x123456789abcdef) };
+    uint8_t m[100] = { 0 };
+    for (size_t i = 0; i < sizeof vals / sizeof vals[0]; i++) {
+        r->cs->held = vals[i];
+        push_through(r, cap, 2);
+        ck_assert_uint_eq(r->cs->held, 0);
+        ck_assert_uint_eq(phys_accounted(r), r->K);
+        /* Half full: every chunk number around the head, behind it and
+         * ahead of it. */
+        for (unsigned k = 0; k < cap / 2; k++)
+            ck_assert_int_eq(mpscq_ring_write(r, m, sizeof m), MPSCQ_OK);
+        hc = ring_chunk(r, r->cs->head);
+        for (uint64_t c = hc > 4 ? hc - 4 : 0; c < hc + 6; c++) {
+            r->cs->held = c + 1;
+            const void *d;
+            size_t len;
+            ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+            ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+        }
+        drain(r);
+        ck_assert_uint_eq(phys_accounted(r), r->K);
+    }
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* A consumer that detaches (or dies) holding such a message: the next
  * consumer, on another handle, gives its chunk back. */
 START_TEST(test_peek_abandoned_by_consumer)
@@ -1999,6 +2147,10 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_peek_passed_claim);
     tcase_add_test(tc, test_peek_holds_its_chunk);
     tcase_add_test(tc, test_peek_abandoned_by_consumer);
+    tcase_add_test(tc, test_peek_gap_holds);
+    tcase_add_test(tc, test_peek_stale_release);
+    tcase_add_test(tc, test_peek_garbage_held);
+    tcase_add_test(tc, test_peek_lost_hold);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_capacity_100_byte_messages);
     tcase_add_test(tc, test_uncommitted_claim_invisible);
