@@ -484,6 +484,15 @@ MPSCQ_API int mpscq_ring_open_fd(mpscq_ring_t **r, int fd);
  * NULL argument, or a claim of this thread still open), MPSCQ_NOMEM (more
  * than MPSCQ_RING_PRODUCERS_MAX producer threads attached). */
 MPSCQ_API int mpscq_ring_write(mpscq_ring_t *r, const void *data, size_t len);
+/* mpscq_ring_write_wait: as mpscq_ring_write, waiting up to timeout_ns
+ * (< 0 = forever, 0 = do not wait: MPSCQ_FULL) while the ring is full:
+ * the consumer wakes waiting writers when it frees room, close wakes
+ * them with MPSCQ_CLOSED; MPSCQ_TIMEOUT when a positive timeout expires.
+ * A writer waits in the kernel (a shared futex); a signal does not end
+ * the wait.  While nobody waits, the consumer pays a fence and a load
+ * per call that frees room. */
+MPSCQ_API int mpscq_ring_write_wait(mpscq_ring_t *r, const void *data, size_t len,
+                                    long long timeout_ns);
 /* mpscq_ring_reserve: claim len bytes; *buf points at them until the
  * same thread's mpscq_ring_commit.  Returns as mpscq_ring_write. */
 MPSCQ_API int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf);

@@ -127,9 +127,12 @@ enum {
     MPSCQ_HOOK_RING_CLOSING,   /* mpscq_ring_close: bit 63 set on tail,
                                 * close_pos not stored yet (q NULL, ticket
                                 * = the close position) */
-    MPSCQ_HOOK_RING_CATCH_UP   /* ring consumer: stopped at an uncommitted
+    MPSCQ_HOOK_RING_CATCH_UP,  /* ring consumer: stopped at an uncommitted
                                 * claim, its catch-up spin done, the second
                                 * look not made yet (q NULL, ticket = head) */
+    MPSCQ_HOOK_RING_SPACE_WAIT /* ring write_wait: counted as waiting, its
+                                * last try said FULL, FUTEX_WAIT not called
+                                * yet (q NULL, ticket = the futex value) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;

@@ -79,6 +79,7 @@ int mpscq_ring_layout(uint64_t bytes, uint64_t max_message, struct ring_header *
     h->state_bytes = round_up(s / RING_UNIT, 64);
     uint64_t off = RING_PAGE;
     h->off_shared = off;
+    _Static_assert(sizeof(struct ring_shared) == 192, "ring_shared is layout 1's three lines");
     off = round_up(off + sizeof(struct ring_shared), 64);
     h->off_map = off;
     off = round_up(off + m * 8, 64);
@@ -459,6 +460,7 @@ void mpscq_ring_close(mpscq_ring_t *r)
         atomic_store_explicit(&r->sh->close_pos, old, memory_order_release);
     }
     mpscq_ring_wake(r);
+    mpscq_ring_wake_space(r);   /* waiting writers get CLOSED */
 }
 
 void mpscq_ring_detach(mpscq_ring_t *r)

@@ -94,6 +94,12 @@ struct ring_shared {
     _Atomic uint64_t close_pos;
     /* Counters (relaxed; statistics only). */
     MPSCQ_ALIGNED _Atomic uint64_t full_count;
+    /* Producers waiting for room (mpscq_ring_write_wait): how many, and
+     * the futex word the consumer bumps when it installs chunks while
+     * any wait (ring_write.c says how nothing is lost).  Same line as
+     * full_count: producers touch it only after FULL. */
+    _Atomic uint32_t space_waiters;
+    _Atomic uint32_t space_seq;
 };
 
 struct ring_slot {
@@ -169,6 +175,7 @@ struct mpscq_ring {
      * not retired: hold_retire says its retirement is due at the release. */
     int peek;
     int hold_retire;
+    int installed;               /* this consumer call installed a chunk */
     uint64_t hold_c;
     const void *peek_data;       /* the held record's payload, in the region */
     size_t peek_len;
@@ -239,6 +246,9 @@ MPSCQ_HIDDEN void mpscq_ring_forget_regs_in_child(void);
 MPSCQ_HIDDEN void mpscq_ring_release_thread(pid_t tid);
 /* ring_read.c: wake a sleeping consumer (producers and close). */
 MPSCQ_HIDDEN void mpscq_ring_wake(struct mpscq_ring *r);
+/* ring_write.c: wake the producers waiting for room, if any (the
+ * consumer after installing chunks, and close). */
+MPSCQ_HIDDEN void mpscq_ring_wake_space(struct mpscq_ring *r);
 
 /* ---- the producers' fast paths' continuations ----------------------
  *

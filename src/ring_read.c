@@ -168,8 +168,10 @@ static void install_free(struct mpscq_ring *r)
             if (atomic_compare_exchange_strong_explicit(&r->map[n & r->mmask], &w,
                                                         RING_MAPW(n, RING_MAP_INSTALLED, p),
                                                         memory_order_acq_rel,
-                                                        memory_order_acquire))
+                                                        memory_order_acquire)) {
                 r->nf--;
+                r->installed = 1;
+            }
             cs->next_install++;
         } else if (w == RING_MAPW(n, RING_MAP_REFUSED, 0) || installed(w, n)) {
             cs->next_install++;
@@ -630,6 +632,7 @@ static int consume(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
 {
     if (!counts_load(r))
         return MPSCQ_INVAL;
+    r->installed = 0;
     /* A chunk held by a consumer that never released it (it detached or
      * died between peek and release): retire it now. */
     if (r->cs->held)
@@ -645,6 +648,8 @@ static int consume(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
         sweep(r);
     }
     counts_store(r);
+    if (r->installed)
+        mpscq_ring_wake_space(r);
     return rc;
 }
 
@@ -661,9 +666,12 @@ int mpscq_ring_release(mpscq_ring_t *r)
          * consumes next (test_peek_stale_release).  Consumer state that
          * fails its checks: every read says INVAL from now on anyway. */
         if (counts_load(r)) {
+            r->installed = 0;
             if (r->cs->held == r->hold_c + 1)
                 unhold(r, r->hold_c);
             counts_store(r);
+            if (r->installed)
+                mpscq_ring_wake_space(r);
         }
     }
     return MPSCQ_OK;
@@ -837,8 +845,11 @@ static int take_wait(const struct ring_take *t, long long timeout_ns)
     }
     for (;;) {
         if (r->cs->ngaps && counts_load(r)) {
+            r->installed = 0;
             sweep(r);
             counts_store(r);
+            if (r->installed)
+                mpscq_ring_wake_space(r);
         }
         /* The futex value first, then `sleeping`: a waker acts only on
          * `sleeping` = 1, so its bump of wake_seq comes after this load and

@@ -6,16 +6,20 @@
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "arch.h"
 #include "ring.h"
+#include "wait.h"
 
 
 /* ---- who we are ------------------------------------------------------- */
@@ -441,4 +445,65 @@ int mpscq_ring_write(mpscq_ring_t *r, const void *data, size_t len)
     if (g->open_buf)
         return MPSCQ_INVAL;         /* one open claim per thread */
     return mpscq_ring_write_fast(r, g, data, len);
+}
+
+/* ---- waiting for room ------------------------------------------------------ *
+ *
+ * A writer that finds FULL counts itself in space_waiters (seq_cst), loads
+ * space_seq, fences (seq_cst) and tries again; only then does it
+ * FUTEX_WAIT on the value it loaded.  The consumer, after a call that
+ * installed a chunk (release CAS), fences (seq_cst) and loads
+ * space_waiters: if anyone waits it bumps space_seq and wakes them all.
+ * Either the writer's try comes after the install in the fences' order
+ * and sees the chunk (its claim succeeds), or the consumer's load comes
+ * after the writer's count and it bumps space_seq, so the writer's
+ * FUTEX_WAIT returns at once or is woken.  Close does the same after
+ * setting the closed bit (its fetch_or is the store). */
+
+void mpscq_ring_wake_space(struct mpscq_ring *r)
+{
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&r->sh->space_waiters, memory_order_seq_cst)) {
+        /* seq_cst: the bump before the wake, after the fence. */
+        atomic_fetch_add_explicit(&r->sh->space_seq, 1, memory_order_seq_cst);
+        /* Shared futex: the writers may be other processes. */
+        syscall(SYS_futex, (int *)&r->sh->space_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    }
+}
+
+int mpscq_ring_write_wait(mpscq_ring_t *r, const void *data, size_t len, long long timeout_ns)
+{
+    int rc = mpscq_ring_write(r, data, len);
+    if (rc != MPSCQ_FULL || timeout_ns == 0)
+        return rc;
+    uint64_t deadline = mpscq_deadline(timeout_ns);
+    for (;;) {
+        /* seq_cst, the three: one side of the Dekker pair above. */
+        atomic_fetch_add_explicit(&r->sh->space_waiters, 1, memory_order_seq_cst);
+        uint32_t seq = atomic_load_explicit(&r->sh->space_seq, memory_order_seq_cst);
+        atomic_thread_fence(memory_order_seq_cst);
+        rc = mpscq_ring_write(r, data, len);
+        struct timespec ts, *tsp = NULL;
+        if (rc == MPSCQ_FULL && deadline != UINT64_MAX) {
+            uint64_t now = mpscq_mono_ns();
+            if (now >= deadline) {
+                rc = MPSCQ_TIMEOUT;
+            } else {
+                uint64_t left = deadline - now;
+                ts.tv_sec = (time_t)(left / 1000000000u);
+                ts.tv_nsec = (long)(left % 1000000000u);
+                tsp = &ts;
+            }
+        }
+        if (rc == MPSCQ_FULL) {
+            MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_SPACE_WAIT, NULL, seq);
+            /* EINTR, EAGAIN (the value moved), a timeout: look again (a
+             * signal does not end the wait). */
+            syscall(SYS_futex, (int *)&r->sh->space_seq, FUTEX_WAIT, (int)seq, tsp, NULL, 0);
+        }
+        /* Relaxed: only the count matters, the next try is what orders. */
+        atomic_fetch_sub_explicit(&r->sh->space_waiters, 1, memory_order_relaxed);
+        if (rc != MPSCQ_FULL)
+            return rc;
+    }
 }

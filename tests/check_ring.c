@@ -887,6 +887,110 @@ START_TEST(test_passed_claim_before_head_record)
 }
 END_TEST
 
+/* ---- writers waiting for room ------------------------------------------------ */
+
+struct wwriter {
+    mpscq_ring_t *r;
+    long long timeout;
+    int rc;
+    int stop;                   /* stop at the armed hook */
+};
+static void *wwriter_main(void *arg)
+{
+    struct wwriter *w = arg;
+    uint8_t m[100];
+    memset(m, 'W', sizeof m);
+    hk_me = w->stop;
+    w->rc = mpscq_ring_write_wait(w->r, m, sizeof m, w->timeout);
+    return NULL;
+}
+/* Back once a writer is counted as waiting for room. */
+static void wait_for_waiter(mpscq_ring_t *r)
+{
+    while (!atomic_load(&r->sh->space_waiters))
+        sched_yield();
+}
+
+START_TEST(test_write_wait)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    uint8_t m[100] = { 0 }, out[100];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_write_wait(r, m, sizeof m, 0), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_write_wait(NULL, m, sizeof m, -1), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_write_wait(r, NULL, sizeof m, -1), MPSCQ_INVAL);
+    unsigned n = 1 + fill_100(r);
+    ck_assert_int_eq(mpscq_ring_write_wait(r, m, sizeof m, 0), MPSCQ_FULL);
+    ck_assert_int_eq(mpscq_ring_write_wait(r, m, sizeof m, 1000000), MPSCQ_TIMEOUT);
+    ck_assert_uint_eq(atomic_load(&r->sh->space_waiters), 0);
+    /* A writer asleep on a full ring is woken when the consumer frees a
+     * chunk, and its message comes after everything before it. */
+    struct wwriter w = { .r = r, .timeout = -1 };
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, wwriter_main, &w), 0);
+    wait_for_waiter(r);
+    unsigned got = 0;
+    for (;;) {
+        int rc = mpscq_ring_read(r, out, sizeof out, &len);
+        if (rc == MPSCQ_OK) {
+            if (++got == n + 1)
+                break;
+            ck_assert_uint_eq(out[0], 0);
+            continue;
+        }
+        ck_assert_int_eq(rc, MPSCQ_EMPTY);       /* the writer not in yet */
+        sched_yield();
+    }
+    ck_assert_uint_eq(out[0], 'W');              /* last, as claimed */
+    pthread_join(t, NULL);
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    ck_assert_uint_eq(atomic_load(&r->sh->space_waiters), 0);
+    /* Close wakes a waiting writer with CLOSED. */
+    n = fill_100(r);
+    w.rc = -1;
+    ck_assert_int_eq(pthread_create(&t, NULL, wwriter_main, &w), 0);
+    wait_for_waiter(r);
+    mpscq_ring_close(r);
+    pthread_join(t, NULL);
+    ck_assert_int_eq(w.rc, MPSCQ_CLOSED);
+    got = 0;
+    int rc;
+    while ((rc = mpscq_ring_read(r, out, sizeof out, &len)) == MPSCQ_OK)
+        got++;
+    ck_assert_int_eq(rc, MPSCQ_CLOSED);
+    ck_assert_uint_eq(got, n);                   /* nothing of the writer's */
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* The consumer frees room between a writer's last try (FULL) and its
+ * FUTEX_WAIT (hook _SPACE_WAIT): the consumer's bump of space_seq makes
+ * the wait return at once.  Without it the writer sleeps for good (the
+ * test's timeout). */
+START_TEST(test_write_wait_room_before_sleep)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    unsigned n = fill_100(r);
+    struct wwriter w = { .r = r, .timeout = -1, .stop = 1 };
+    pthread_t t;
+    hk_arm(MPSCQ_HOOK_RING_SPACE_WAIT);
+    ck_assert_int_eq(pthread_create(&t, NULL, wwriter_main, &w), 0);
+    hk_wait();                                   /* FULL, about to sleep */
+    ck_assert_uint_eq(drain(r), n);              /* room, and the bump */
+    ck_assert_uint_eq(atomic_load(&r->sh->space_waiters), 1);
+    hk_next(-1);
+    pthread_join(t, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    uint8_t out[100];
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(out[0], 'W');
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* Catch-up: the consumer stops at a claim with nothing committed after
  * it, spins, and looks once more in the same call.  The hook commits the
  * claim during the spin: the read delivers it instead of EMPTY.  A claim
@@ -2152,6 +2256,8 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_peek_garbage_held);
     tcase_add_test(tc, test_peek_lost_hold);
     tcase_add_test(tc, test_stats);
+    tcase_add_test(tc, test_write_wait);
+    tcase_add_test(tc, test_write_wait_room_before_sleep);
     tcase_add_test(tc, test_capacity_100_byte_messages);
     tcase_add_test(tc, test_uncommitted_claim_invisible);
     tcase_add_test(tc, test_consumer_passes_open_claim);
