@@ -94,6 +94,23 @@ static size_t model_find(const struct model *m, const uint8_t *p, size_t len)
 
 #define FLAG_RESERVED 0x80000000u   /* a message number from a claim */
 
+/* A read or peek that delivered nothing answers a documented status
+ * (TIMEOUT only from a waiting call). */
+static int nothing_status(int rc, int waited)
+{
+    return rc == MPSCQ_EMPTY || rc == MPSCQ_INVAL || rc == MPSCQ_CLOSED ||
+           (rc == MPSCQ_TIMEOUT && waited);
+}
+
+/* A read or peek that found nothing: EMPTY or TIMEOUT only while nothing
+ * committed waits and the ring is open (an open claim or not: it is
+ * delivered if committed later), CLOSED only once closed and drained. */
+static void model_nothing(const struct model *m, int rc)
+{
+    if (rc == MPSCQ_CLOSED ? !m->closed || m->n != 0 : m->n != 0 || m->closed)
+        abort();
+}
+
 /* A message delivered (read or peeked): it was committed and not yet
  * delivered, and the writes come in the order written. */
 static void model_take(struct model *m, const uint8_t *p, size_t len)
@@ -213,8 +230,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (rc == MPSCQ_OK) {
                 if (len > cap || len > cfg.max_message || len == 0)
                     abort();
-            } else if (rc != MPSCQ_EMPTY && rc != MPSCQ_INVAL && rc != MPSCQ_CLOSED &&
-                       !(rc == MPSCQ_TIMEOUT && op % 10 == 4)) {
+            } else if (!nothing_status(rc, op % 10 == 4)) {
                 abort();
             }
             if (scribbled)
@@ -229,14 +245,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     k++;
                 if (k == m.n)
                     abort();
-            } else if (rc == MPSCQ_EMPTY || rc == MPSCQ_TIMEOUT) {
-                /* Closed: CLOSED once drained, an open claim or not
-                 * (it is delivered if committed later). */
-                if (m.n != 0 || m.closed)
-                    abort();
-            } else if (rc == MPSCQ_CLOSED) {
-                if (!m.closed || m.n != 0)
-                    abort();
+            } else {
+                model_nothing(&m, rc);
             }
             break;
         }
@@ -296,8 +306,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 if (len == 0 || len > cfg.max_message || p < reader->base ||
                     len > reader->size || (size_t)(p - reader->base) > reader->size - len)
                     abort();        /* outside the reader's mapping */
-            } else if (rc != MPSCQ_EMPTY && rc != MPSCQ_INVAL && rc != MPSCQ_CLOSED &&
-                       !(rc == MPSCQ_TIMEOUT && wait)) {
+            } else if (!nothing_status(rc, wait)) {
                 abort();
             }
             if (held) {
@@ -313,17 +322,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             }
             if (scribbled)
                 break;
-            if (rc == MPSCQ_OK) {
+            if (rc == MPSCQ_OK)
                 model_take(&m, d, len);
-            } else if (rc == MPSCQ_EMPTY || rc == MPSCQ_TIMEOUT) {
-                if (m.n != 0 || m.closed)
-                    abort();
-            } else if (rc == MPSCQ_CLOSED) {
-                if (!m.closed || m.n != 0)
-                    abort();
-            } else {
-                abort();            /* INVAL only for a corrupt region */
-            }
+            else if (rc == MPSCQ_INVAL)
+                abort();            /* only for a corrupt region */
+            else
+                model_nothing(&m, rc);
             break;
         }
         case 9: { /* release */

@@ -490,7 +490,7 @@ MPSCQ_API int mpscq_ring_write(mpscq_ring_t *r, const void *data, size_t len);
  * them with MPSCQ_CLOSED; MPSCQ_TIMEOUT when a positive timeout expires.
  * A writer waits in the kernel (a shared futex); a signal does not end
  * the wait.  While nobody waits, the consumer pays a fence and a load
- * per call that frees room. */
+ * per chunk of the ring it frees. */
 MPSCQ_API int mpscq_ring_write_wait(mpscq_ring_t *r, const void *data, size_t len,
                                     long long timeout_ns);
 /* mpscq_ring_reserve: claim len bytes; *buf points at them until the

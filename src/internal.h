@@ -21,6 +21,8 @@
 #define MPSCQ_TLS_MODEL __attribute__((tls_model("initial-exec")))
 #define MPSCQ_LIKELY(x)   __builtin_expect(!!(x), 1)
 #define MPSCQ_UNLIKELY(x) __builtin_expect(!!(x), 0)
+/* A path kept out of the hot code. */
+#define MPSCQ_COLD __attribute__((cold, noinline))
 
 /* Bit 63 of the ticket counter: the queue is closed.  A producer whose
  * fetch-and-add returns a value with this bit keeps nothing. */

@@ -134,10 +134,6 @@ struct ring_consumer {
                               * mpscq_ring_release; 0 none */
 };
 
-#define RING_PEEK_NONE   0
-#define RING_PEEK_TAKING 1
-#define RING_PEEK_HELD   2
-
 /* A counter of the consumer state: written by the consumer only, read by
  * mpscq_ring_stats in any thread or process.  The plain field is stored
  * atomically (relaxed; GCC/Clang builtins) so that the reader's atomic
@@ -169,13 +165,11 @@ struct mpscq_ring {
     uint32_t ng, nf;
     /* read_wait's adaptive spin budget in ns (wait.c, mpscq_wait_spin). */
     unsigned wait_spin_ns;
-    /* The zero-copy read (mpscq_ring_peek, ring_read.c): RING_PEEK_NONE,
-     * _TAKING during a peek until it takes a record, _HELD from then until
-     * mpscq_ring_release.  While a record is held, its chunk (hold_c) is
-     * not retired: hold_retire says its retirement is due at the release. */
-    int peek;
-    int hold_retire;
-    int installed;               /* this consumer call installed a chunk */
+    /* The zero-copy read (mpscq_ring_peek, ring_read.c): held is 1 from
+     * the take of a peek until mpscq_ring_release.  While a record is
+     * held its chunk (hold_c) is not retired; the region's `held` names
+     * it when its retirement is due at the release. */
+    int held;
     uint64_t hold_c;
     const void *peek_data;       /* the held record's payload, in the region */
     size_t peek_len;

@@ -11,11 +11,7 @@
 #include "config.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "arch.h"
@@ -51,7 +47,7 @@ void mpscq_ring_wake(struct mpscq_ring *r)
     if (atomic_exchange_explicit(&r->sh->sleeping, 0, memory_order_seq_cst)) {
         atomic_fetch_add_explicit(&r->sh->wake_seq, 1, memory_order_seq_cst);
         /* Shared futex (not _PRIVATE): the consumer may be another process. */
-        syscall(SYS_futex, (int *)&r->sh->wake_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        mpscq_futex_wake_shared_all(&r->sh->wake_seq);
     }
 }
 
@@ -77,11 +73,10 @@ static void install_free(struct mpscq_ring *r);
 static void retire(struct mpscq_ring *r, uint64_t c)
 {
     struct ring_consumer *cs = r->cs;
-    if (r->peek == RING_PEEK_HELD && c == r->hold_c) {
+    if (r->held && c == r->hold_c) {
         /* A record mpscq_ring_peek handed out lies in it: retired at the
-         * release (unhold).  Recorded in the region too, so that the next
-         * consumer retires it if this one never releases. */
-        r->hold_retire = 1;
+         * release (unhold), which the region's `held` asks for, and so
+         * does the next consumer if this one never releases. */
         cs->held = c + 1;
         return;
     }
@@ -133,7 +128,7 @@ static int orphan(const struct mpscq_ring *r, uint64_t n, uint64_t w)
     uint64_t d = (n - RING_MAPW_CHUNK(w)) & RING_CMASK, c = n - d;
     return d != 0 && d <= n && d % r->M == 0 && installed(w, c) &&
            c < ring_chunk(r, r->cs->head) && r->cs->held != c + 1 &&
-           !(r->peek == RING_PEEK_HELD && r->hold_c == c) && !chunk_has_gap(r, c);
+           !(r->held && r->hold_c == c) && !chunk_has_gap(r, c);
 }
 
 /* Give free physical chunks to the next chunk numbers, in order.  A
@@ -170,7 +165,8 @@ static void install_free(struct mpscq_ring *r)
                                                         memory_order_acq_rel,
                                                         memory_order_acquire)) {
                 r->nf--;
-                r->installed = 1;
+                /* Room: wake the writers waiting for it (ring_write.c). */
+                mpscq_ring_wake_space(r);
             }
             cs->next_install++;
         } else if (w == RING_MAPW(n, RING_MAP_REFUSED, 0) || installed(w, n)) {
@@ -281,25 +277,28 @@ static int rec_ok(const struct mpscq_ring *r, uint64_t pos, const uint8_t *rec, 
 /* Copy out the record at pos, stored at rec, whose header h is sound.
  * MPSCQ_OK (*recend = its end) or MPSCQ_INVAL (cap too small; *len = its
  * length). */
+/* mpscq_ring_peek's take (the public calls refuse a NULL buf): hand out
+ * the payload in place, and hold its chunk until the release (retire). */
+static MPSCQ_COLD void rec_hold(struct mpscq_ring *r, uint64_t pos, const uint8_t *rec)
+{
+    r->held = 1;
+    r->peek_data = rec + RING_HDR;
+    r->hold_c = ring_chunk(r, pos);
+}
+
 static int rec_take(struct mpscq_ring *r, uint64_t pos, const uint8_t *rec,
-                    const struct ring_rec *h, void *buf, size_t cap, size_t *len,
-                    uint64_t *recend)
+                                        const struct ring_rec *h, void *buf, size_t cap,
+                                        size_t *len, uint64_t *recend)
 {
     if (h->len > cap) {
         *len = h->len;
         return MPSCQ_INVAL;
     }
     /* off < S and 16 + len <= max_rec: inside the chunk's data and spill. */
-    if (r->peek == RING_PEEK_TAKING) {
-        /* mpscq_ring_peek: hand out the payload in place, and hold its
-         * chunk until the release (retire). */
-        r->peek = RING_PEEK_HELD;
-        r->peek_data = rec + RING_HDR;
-        r->hold_c = ring_chunk(r, pos);
-        r->hold_retire = 0;
-    } else {
+    if (MPSCQ_UNLIKELY(!buf))
+        rec_hold(r, pos, rec);
+    else
         memcpy(buf, rec + RING_HDR, h->len);
-    }
     *len = h->len;
     *recend = pos + ring_round_unit(RING_HDR + h->len);
     RING_COUNT(r->cs->delivered);
@@ -628,14 +627,18 @@ static void unhold(struct mpscq_ring *r, uint64_t c)
 
 /* One consumer call: the counts in, a read (or a peek's take), the sweep
  * when installing is stuck, the counts out. */
-static int consume(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
+static int consume(struct mpscq_ring *r, void *buf, size_t cap,
+                                       size_t *len)
 {
+    /* Any call releases the record this handle held (a peek that holds
+     * one does not get here), even one that finds the consumer state
+     * corrupt; and a chunk still held in the region, ours or a consumer's
+     * that never released it (it detached or died between peek and
+     * release), is retired now. */
+    r->held = 0;
     if (!counts_load(r))
         return MPSCQ_INVAL;
-    r->installed = 0;
-    /* A chunk held by a consumer that never released it (it detached or
-     * died between peek and release): retire it now. */
-    if (r->cs->held)
+    if (MPSCQ_UNLIKELY(r->cs->held))
         unhold(r, r->cs->held - 1);
     int rc = read_one(r, buf, cap, len);
     /* Installing stopped at a pinned chunk's M-th successor while chunks
@@ -648,55 +651,47 @@ static int consume(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
         sweep(r);
     }
     counts_store(r);
-    if (r->installed)
-        mpscq_ring_wake_space(r);
     return rc;
 }
 
 int mpscq_ring_release(mpscq_ring_t *r)
 {
-    if (!r || r->peek != RING_PEEK_HELD)
+    if (!r || !r->held)
         return MPSCQ_INVAL;
-    r->peek = RING_PEEK_NONE;
-    if (r->hold_retire) {
-        r->hold_retire = 0;
-        /* Only while the region still names our chunk: another handle
-         * that consumed meanwhile has retired it already, and may hold a
-         * chunk of its own in `held`, which must stay for whoever
-         * consumes next (test_peek_stale_release).  Consumer state that
-         * fails its checks: every read says INVAL from now on anyway. */
-        if (counts_load(r)) {
-            r->installed = 0;
-            if (r->cs->held == r->hold_c + 1)
-                unhold(r, r->hold_c);
-            counts_store(r);
-            if (r->installed)
-                mpscq_ring_wake_space(r);
-        }
+    r->held = 0;
+    /* Retired only while the region names our chunk: when the record did
+     * not end it, `held` is not ours; when another handle consumed
+     * meanwhile, it has retired our chunk already and may name a chunk of
+     * its own, which must stay for whoever consumes next
+     * (test_peek_stale_release).  Consumer state that fails its checks:
+     * every read says INVAL from now on anyway. */
+    if (r->cs->held == r->hold_c + 1 && counts_load(r)) {
+        unhold(r, r->hold_c);
+        counts_store(r);
     }
     return MPSCQ_OK;
 }
 
-int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
+/* flatten: every helper inlined here.  mpscq_ring_peek calls the same
+ * ones, and with two callers GCC left rec_take, counts_load, read_one
+ * and ahead_step out of line: 409 instructions per write+read pair at 64
+ * bytes against 350 before the peek (callgrind, bench/pair-asm ring
+ * 100000 64); flattened, 360. */
+__attribute__((flatten)) int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len)
 {
     if (!r || !buf || !len)
         return MPSCQ_INVAL;
-    if (r->peek == RING_PEEK_HELD)
-        mpscq_ring_release(r);        /* reading on releases a held record */
-    return consume(r, buf, cap, len);
+    return consume(r, buf, cap, len);   /* releases a held record */
 }
 
 int mpscq_ring_peek(mpscq_ring_t *r, const void **data, size_t *len)
 {
     if (!r || !data || !len)
         return MPSCQ_INVAL;
-    if (r->peek != RING_PEEK_HELD) {
-        r->peek = RING_PEEK_TAKING;
+    if (!r->held) {
         int rc = consume(r, NULL, SIZE_MAX, &r->peek_len);
-        if (rc != MPSCQ_OK) {
-            r->peek = RING_PEEK_NONE;
+        if (rc != MPSCQ_OK)
             return rc;
-        }
     }
     *data = r->peek_data;
     *len = r->peek_len;
@@ -845,11 +840,8 @@ static int take_wait(const struct ring_take *t, long long timeout_ns)
     }
     for (;;) {
         if (r->cs->ngaps && counts_load(r)) {
-            r->installed = 0;
-            sweep(r);
+                    sweep(r);
             counts_store(r);
-            if (r->installed)
-                mpscq_ring_wake_space(r);
         }
         /* The futex value first, then `sleeping`: a waker acts only on
          * `sleeping` = 1, so its bump of wake_seq comes after this load and
@@ -870,21 +862,11 @@ static int take_wait(const struct ring_take *t, long long timeout_ns)
             atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);
             return rc;
         }
-        struct timespec ts, *tsp = NULL;
-        if (deadline != UINT64_MAX) {
-            uint64_t now = mpscq_mono_ns();
-            if (now >= deadline) {
-                atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);
-                return MPSCQ_TIMEOUT;
-            }
-            uint64_t left = deadline - now;
-            ts.tv_sec = (time_t)(left / 1000000000u);
-            ts.tv_nsec = (long)(left % 1000000000u);
-            tsp = &ts;
+        /* However the wait ends (a signal too), look again. */
+        if (mpscq_futex_wait_shared(&r->sh->wake_seq, seq, deadline) == MPSCQ_TIMEOUT) {
+            atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);
+            return MPSCQ_TIMEOUT;
         }
-        /* Shared futex; EINTR and EAGAIN: look again (a signal does not
-         * end the wait). */
-        syscall(SYS_futex, (int *)&r->sh->wake_seq, FUTEX_WAIT, (int)seq, tsp, NULL, 0);
         rc = take(t);
         if (rc != MPSCQ_EMPTY) {
             atomic_store_explicit(&r->sh->sleeping, 0, memory_order_relaxed);

@@ -6,15 +6,12 @@
 #include "config.h"
 
 #include <errno.h>
-#include <limits.h>
-#include <linux/futex.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "arch.h"
@@ -451,9 +448,10 @@ int mpscq_ring_write(mpscq_ring_t *r, const void *data, size_t len)
  *
  * A writer that finds FULL counts itself in space_waiters (seq_cst), loads
  * space_seq, fences (seq_cst) and tries again; only then does it
- * FUTEX_WAIT on the value it loaded.  The consumer, after a call that
- * installed a chunk (release CAS), fences (seq_cst) and loads
- * space_waiters: if anyone waits it bumps space_seq and wakes them all.
+ * FUTEX_WAIT on the value it loaded.  The consumer, after each install
+ * of a chunk (release CAS, ring_read.c install_free), fences (seq_cst)
+ * and loads space_waiters: if anyone waits it bumps space_seq and wakes
+ * them all.
  * Either the writer's try comes after the install in the fences' order
  * and sees the chunk (its claim succeeds), or the consumer's load comes
  * after the writer's count and it bumps space_seq, so the writer's
@@ -462,12 +460,13 @@ int mpscq_ring_write(mpscq_ring_t *r, const void *data, size_t len)
 
 void mpscq_ring_wake_space(struct mpscq_ring *r)
 {
+    /* seq_cst: the install (or close) before the load of the count. */
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&r->sh->space_waiters, memory_order_seq_cst)) {
         /* seq_cst: the bump before the wake, after the fence. */
         atomic_fetch_add_explicit(&r->sh->space_seq, 1, memory_order_seq_cst);
         /* Shared futex: the writers may be other processes. */
-        syscall(SYS_futex, (int *)&r->sh->space_seq, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+        mpscq_futex_wake_shared_all(&r->sh->space_seq);
     }
 }
 
@@ -483,23 +482,11 @@ int mpscq_ring_write_wait(mpscq_ring_t *r, const void *data, size_t len, long lo
         uint32_t seq = atomic_load_explicit(&r->sh->space_seq, memory_order_seq_cst);
         atomic_thread_fence(memory_order_seq_cst);
         rc = mpscq_ring_write(r, data, len);
-        struct timespec ts, *tsp = NULL;
-        if (rc == MPSCQ_FULL && deadline != UINT64_MAX) {
-            uint64_t now = mpscq_mono_ns();
-            if (now >= deadline) {
-                rc = MPSCQ_TIMEOUT;
-            } else {
-                uint64_t left = deadline - now;
-                ts.tv_sec = (time_t)(left / 1000000000u);
-                ts.tv_nsec = (long)(left % 1000000000u);
-                tsp = &ts;
-            }
-        }
         if (rc == MPSCQ_FULL) {
             MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_SPACE_WAIT, NULL, seq);
-            /* EINTR, EAGAIN (the value moved), a timeout: look again (a
-             * signal does not end the wait). */
-            syscall(SYS_futex, (int *)&r->sh->space_seq, FUTEX_WAIT, (int)seq, tsp, NULL, 0);
+            /* However the wait ends (a signal too), look again. */
+            if (mpscq_futex_wait_shared(&r->sh->space_seq, seq, deadline) == MPSCQ_TIMEOUT)
+                rc = MPSCQ_TIMEOUT;
         }
         /* Relaxed: only the count matters, the next try is what orders. */
         atomic_fetch_sub_explicit(&r->sh->space_waiters, 1, memory_order_relaxed);

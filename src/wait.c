@@ -107,6 +107,29 @@ void mpscq_futex_wake_all(_Atomic int *addr)
 #endif
 }
 
+int mpscq_futex_wait_shared(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline)
+{
+    struct timespec ts, *tsp = NULL;
+    if (deadline != UINT64_MAX) {
+        uint64_t now = mpscq_mono_ns();
+        if (now >= deadline)
+            return MPSCQ_TIMEOUT;
+        uint64_t left = deadline - now;
+        ts.tv_sec = (time_t)(left / 1000000000u);
+        ts.tv_nsec = (long)(left % 1000000000u);
+        tsp = &ts;
+    }
+    syscall(SYS_futex, (int *)addr, FUTEX_WAIT, (int)val, tsp, NULL, 0);
+    return MPSCQ_OK;
+}
+
+void mpscq_futex_wake_shared_all(_Atomic uint32_t *addr)
+{
+    int e = errno;
+    syscall(SYS_futex, (int *)addr, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    errno = e;
+}
+
 void mpscq_wake_consumer(struct mpscq *q)
 {
     /* seq_cst XCHG: exactly one waker pays for the syscall. */

@@ -22,6 +22,14 @@ MPSCQ_HIDDEN void mpscq_wait_barrier(const struct mpscq *q);
 MPSCQ_HIDDEN int mpscq_futex_wait(_Atomic int *addr, int val, const struct timespec *rel);
 MPSCQ_HIDDEN void mpscq_futex_wake(_Atomic int *addr);
 MPSCQ_HIDDEN void mpscq_futex_wake_all(_Atomic int *addr);
+/* Futexes in memory shared between processes (mpscq_ring: not _PRIVATE).
+ * mpscq_futex_wait_shared: MPSCQ_TIMEOUT when deadline (mpscq_mono_ns
+ * time, UINT64_MAX none) has passed, without waiting; otherwise waits
+ * while *addr == val, at most until deadline, and returns MPSCQ_OK however
+ * the wait ended (woken, the value moved, a signal, its time up): the
+ * caller looks again.  mpscq_futex_wake_shared_all keeps errno. */
+MPSCQ_HIDDEN int mpscq_futex_wait_shared(_Atomic uint32_t *addr, uint32_t val, uint64_t deadline);
+MPSCQ_HIDDEN void mpscq_futex_wake_shared_all(_Atomic uint32_t *addr);
 /* The adaptive spin of a waiting consumer (design.md s. 7): spins of
  * 16, 32, ... ns within *budget_ns and the timeout, take(ctx, msg) after
  * each; the budget doubles when one found a message and halves when none

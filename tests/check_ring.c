@@ -248,6 +248,16 @@ static unsigned drain(mpscq_ring_t *r)
     return n;
 }
 
+/* A 64 KiB ring filled with 100-byte messages once and drained (so the
+ * next chunks are recycled ones); *cap, how many it held. */
+static mpscq_ring_t *lapped_ring(unsigned *cap)
+{
+    mpscq_ring_t *r = new_ring(65536, 0);
+    *cap = fill_100(r);
+    ck_assert_uint_eq(drain(r), *cap);
+    return r;
+}
+
 /* The ring holds, from empty, at least 7/8 of `cap` 100-byte messages
  * (its capacity came back) and gives them all back. */
 static void capacity_back(mpscq_ring_t *r, unsigned cap)
@@ -375,9 +385,8 @@ static void push_through(mpscq_ring_t *r, unsigned per_lap, unsigned laps)
 
 START_TEST(test_consumer_passes_open_claim)
 {
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     struct holder h = { .r = r, .len = 300 };
     pthread_t t;
     holder_start(&h, &t);
@@ -486,6 +495,27 @@ START_TEST(test_peek_contract)
 }
 END_TEST
 
+/* A read that finds the consumer state corrupt (INVAL) still releases
+ * the record held: a release after it has nothing to release.  (Found by
+ * fuzz_ring once the release moved into the consumer call.) */
+START_TEST(test_peek_released_by_failed_read)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    ck_assert_int_eq(mpscq_ring_write(r, "a", 1), MPSCQ_OK);
+    const void *d;
+    size_t len;
+    uint8_t out[16];
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+    uint32_t ng = r->cs->ngaps;
+    r->cs->ngaps = UINT32_MAX;                 /* fails its check */
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_INVAL);
+    r->cs->ngaps = ng;
+    ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_INVAL);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* A message passed by the main scan and one delivered late out of the gap
  * it left, both peeked in place. */
 START_TEST(test_peek_passed_claim)
@@ -539,9 +569,8 @@ static void peek_chunk_end(mpscq_ring_t *r, const void **d, size_t *len)
  * bytes as they were. */
 START_TEST(test_peek_holds_its_chunk)
 {
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     const void *d;
     size_t len;
     peek_chunk_end(r, &d, &len);
@@ -587,9 +616,8 @@ static unsigned phys_accounted(mpscq_ring_t *r)
  * review of the zero-copy read.) */
 START_TEST(test_peek_gap_holds)
 {
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     uint64_t c0 = ring_chunk(r, atomic_load(&r->sh->tail));
     struct holder h = { .r = r, .len = 40 };
     pthread_t t;
@@ -633,9 +661,8 @@ END_TEST
  * head came M chunks past it.  (Found by the review.) */
 START_TEST(test_peek_stale_release)
 {
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     mpscq_ring_t *a = NULL, *b = NULL;
     ck_assert_int_eq(mpscq_ring_open_fd(&a, mpscq_ring_fd(r)), MPSCQ_OK);
     ck_assert_int_eq(mpscq_ring_open_fd(&b, mpscq_ring_fd(r)), MPSCQ_OK);
@@ -663,9 +690,8 @@ END_TEST
  * not stay FULL once the head is M chunks past it. */
 START_TEST(test_peek_lost_hold)
 {
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     mpscq_ring_t *a = NULL;
     ck_assert_int_eq(mpscq_ring_open_fd(&a, mpscq_ring_fd(r)), MPSCQ_OK);
     const void *d;
@@ -684,9 +710,8 @@ END_TEST
  * on and no physical chunk is lost or freed twice. */
 START_TEST(test_peek_garbage_held)
 {
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     uint64_t hc = ring_chunk(r, r->cs->head);
     const uint64_t vals[] = { 1, 2, hc, hc + 1, hc + 2, hc + r->M, hc + 1 - r->M, UINT64_MAX,
                               UINT64_MAX - 1, UINT64_C(1) << 63, (UINT64_C(1) << 44) + hc,
@@ -720,9 +745,8 @@ END_TEST
  * consumer, on another handle, gives its chunk back. */
 START_TEST(test_peek_abandoned_by_consumer)
 {
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     mpscq_ring_t *c2 = NULL;
     ck_assert_int_eq(mpscq_ring_open_fd(&c2, mpscq_ring_fd(r)), MPSCQ_OK);
     const void *d;
@@ -1151,9 +1175,8 @@ END_TEST
  * number.  When the claims commit, installing must go on past it. */
 START_TEST(test_refused_chunk_passed_while_pinned)
 {
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     uint8_t m[100] = { 0 };
     enum { MAXK = 16 };
     ck_assert_uint_le(r->K, MAXK);
@@ -1799,9 +1822,8 @@ START_TEST(test_sigstop_between_reserve_and_commit)
 {
     if (!fork_ok())
         return;
-    mpscq_ring_t *r = new_ring(65536, 0);
-    unsigned cap = fill_100(r);
-    ck_assert_uint_eq(drain(r), cap);
+    unsigned cap;
+    mpscq_ring_t *r = lapped_ring(&cap);
     pid_t pid = child_reserve_then(r, 200, 1);
     int st;
     ck_assert_int_eq(waitpid(pid, &st, WUNTRACED), pid);
@@ -2249,6 +2271,7 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_small_buffer_keeps_message);
     tcase_add_test(tc, test_peek_contract);
     tcase_add_test(tc, test_peek_passed_claim);
+    tcase_add_test(tc, test_peek_released_by_failed_read);
     tcase_add_test(tc, test_peek_holds_its_chunk);
     tcase_add_test(tc, test_peek_abandoned_by_consumer);
     tcase_add_test(tc, test_peek_gap_holds);
