@@ -230,9 +230,20 @@ struct ring_rec {
 };
 #define RING_REC_CHECK 0x4d524543u   /* "MREC" */
 
-/* ring_write.c: the owner word of this thread, and liveness (for the
- * consumer's sweep and a producer looking for a slot). */
+/* ring_owner.c: who this thread is (filled by mpscq_ring_self, reset in a
+ * fork child), and liveness (for the consumer's sweep and a producer
+ * looking for a slot). */
+struct ring_self {
+    pid_t pid, tid;              /* 0 until mpscq_ring_self */
+    uint64_t start_time;         /* the thread's, clock ticks; 0 unknown */
+};
+extern _Thread_local struct ring_self mpscq_ring_me MPSCQ_HIDDEN MPSCQ_TLS_MODEL;
+extern _Atomic uint32_t mpscq_ring_fork_epoch MPSCQ_HIDDEN;
+MPSCQ_HIDDEN const struct ring_self *mpscq_ring_self(void);
+/* Give this thread's slots back when it exits. */
+MPSCQ_HIDDEN void mpscq_ring_watch_exit(void);
 MPSCQ_HIDDEN int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time);
+/* ring_write.c */
 MPSCQ_HIDDEN void mpscq_ring_regs_release(struct mpscq_ring *r);
 /* ring.c: every handle of the process, for fork (the child forgets the
  * parent threads' slots) and thread exit (its slots are given back). */

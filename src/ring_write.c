@@ -1,137 +1,19 @@
 /*
  * ring_write.c - mpscq_ring's producers: a slot per thread, the claim
- * (one fetch-and-add), the commit.  doc/ring-design.md s. 3 gives the
+ * (one fetch-and-add), the commit (who a thread is, and whether an owner
+ * is alive: ring_owner.c).  doc/ring-design.md s. 3 gives the
  * argument; the consumer is ring_read.c.
  */
 #include "config.h"
 
 #include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/syscall.h>
-#include <unistd.h>
 
 #include "arch.h"
 #include "ring.h"
 #include "wait.h"
 
-
-/* ---- who we are ------------------------------------------------------- */
-
-static pid_t my_pid;                    /* 0 until read; reset in a fork child */
-static int proc_ok = -1;                /* /proc/self/task/TID/stat readable */
-static _Thread_local pid_t my_tid;
-static _Thread_local uint64_t my_start_time;   /* this thread's, 0 unknown */
-/* The fork epoch: a child's thread-local cache entries are stale. */
-static _Atomic uint32_t fork_epoch;     /* relaxed: read by this process's threads only */
-
-static pthread_once_t ring_once = PTHREAD_ONCE_INIT;
-static pthread_key_t exit_key;
-
-/* A thread's state letter and start time in clock ticks since boot
- * (fields 3 and 22 of /proc/PID/task/TID/stat).  0, or -1 with errno
- * (ENOENT: no such thread). */
-static int task_stat(pid_t pid, pid_t tid, char *state, uint64_t *start)
-{
-    char path[64], buf[1024];
-    snprintf(path, sizeof path, "/proc/%d/task/%d/stat", (int)pid, (int)tid);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return -1;
-    ssize_t n = read(fd, buf, sizeof buf - 1);
-    close(fd);
-    if (n <= 0) {
-        errno = EIO;
-        return -1;
-    }
-    buf[n] = 0;
-    char *p = strrchr(buf, ')');   /* the command may hold spaces and ')' */
-    if (!p || p[1] != ' ') {
-        errno = EIO;
-        return -1;
-    }
-    p += 2;
-    *state = *p;
-    /* Fields 3 .. 22: state is 3, starttime 22. */
-    for (int field = 3; field < 22; field++) {
-        p = strchr(p, ' ');
-        if (!p) {
-            errno = EIO;
-            return -1;
-        }
-        p++;
-    }
-    *start = strtoull(p, NULL, 10);
-    return 0;
-}
-
-static void thread_exit(void *arg)
-{
-    (void)arg;
-    if (my_tid)
-        mpscq_ring_release_thread(my_tid);
-}
-
-static void in_child(void)
-{
-    my_pid = 0;
-    my_tid = 0;
-    my_start_time = 0;
-    proc_ok = -1;
-    atomic_fetch_add_explicit(&fork_epoch, 1, memory_order_relaxed);
-    mpscq_ring_forget_regs_in_child();
-}
-
-static void once(void)
-{
-    pthread_key_create(&exit_key, thread_exit);
-    pthread_atfork(NULL, NULL, in_child);
-}
-
-static void who_am_i(void)
-{
-    pthread_once(&ring_once, once);
-    if (!my_pid)
-        my_pid = getpid();
-    if (!my_tid) {
-        my_tid = (pid_t)syscall(SYS_gettid);
-        char st;
-        uint64_t start = 0;
-        int ok = task_stat(my_pid, my_tid, &st, &start) == 0;
-        my_start_time = ok ? start : 0;
-        if (proc_ok < 0)
-            proc_ok = ok;
-    }
-}
-
-/* 1 while the owner thread of a slot may still commit.  With /proc: its
- * task exists, is not a zombie, and started when the slot says (no
- * reused tid).  Without: its process exists (kill(pid, 0)).  Pids are
- * this process's namespace's (ring-design.md s. 8). */
-int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time)
-{
-    if (owner & RING_OWNER_TAKING)
-        return 1;
-    pid_t pid = (pid_t)(owner >> 32), tid = (pid_t)(owner & 0xffffffffu);
-    who_am_i();
-    if (proc_ok) {
-        char st;
-        uint64_t start;
-        if (task_stat(pid, tid, &st, &start) == 0) {
-            if (st == 'Z' || st == 'X')
-                return 0;
-            return !start_time || start == start_time;
-        }
-        if (errno != ENOENT && errno != ESRCH)
-            return 1;
-        /* ENOENT: gone, or hidden (/proc mounted hidepid=2 hides other
-         * users' processes): ask the kernel. */
-    }
-    return syscall(SYS_tgkill, pid, tid, 0) == 0 || errno != ESRCH;
-}
 
 /* ---- the thread's slot ------------------------------------------------- */
 
@@ -166,7 +48,8 @@ static int slot_take(struct mpscq_ring *r, uint64_t me, int reclaim)
                                                     memory_order_acq_rel,
                                                     memory_order_acquire)) {
             /* Relaxed: published by the release store of owner below. */
-            atomic_store_explicit(&sl->start_time, my_start_time, memory_order_relaxed);
+            atomic_store_explicit(&sl->start_time, mpscq_ring_self()->start_time,
+                                  memory_order_relaxed);
             atomic_store_explicit(&sl->claim, RING_CLAIM_IDLE, memory_order_relaxed);
             atomic_store_explicit(&sl->owner, me, memory_order_release);
             return (int)i;
@@ -179,13 +62,13 @@ static int slot_take(struct mpscq_ring *r, uint64_t me, int reclaim)
  * (their only call is the tail call to a fast path). */
 static __attribute__((noinline, cold)) struct ring_reg *reg_slow(struct mpscq_ring *r)
 {
-    who_am_i();
+    const struct ring_self *self = mpscq_ring_self();
     pthread_mutex_lock(&r->lock);
     struct ring_reg *g = r->regs;
-    while (g && g->tid != my_tid)
+    while (g && g->tid != self->tid)
         g = g->next;
     if (!g) {
-        uint64_t me = (uint64_t)(uint32_t)my_pid << 32 | (uint32_t)my_tid;
+        uint64_t me = (uint64_t)(uint32_t)self->pid << 32 | (uint32_t)self->tid;
         int s = slot_take(r, me, 0);
         if (s < 0)
             s = slot_take(r, me, 1);
@@ -193,19 +76,19 @@ static __attribute__((noinline, cold)) struct ring_reg *reg_slow(struct mpscq_ri
         if (!g && s >= 0) {
             atomic_store_explicit(&r->slots[s].owner, 0, memory_order_release);
         } else if (g) {
-            g->tid = my_tid;
+            g->tid = self->tid;
             g->slot = (uint32_t)s;
             g->next = r->regs;
             r->regs = g;
             /* The destructor releases the slot when the thread exits. */
-            pthread_setspecific(exit_key, (void *)1);
+            mpscq_ring_watch_exit();
         }
     }
     pthread_mutex_unlock(&r->lock);
     if (g) {
         unsigned v = reg_victim++ % TLS_CACHE;
         reg_cache[v].id = r->id;
-        reg_cache[v].epoch = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
+        reg_cache[v].epoch = atomic_load_explicit(&mpscq_ring_fork_epoch, memory_order_relaxed);
         reg_cache[v].reg = g;
     }
     return g;
@@ -214,7 +97,7 @@ static __attribute__((noinline, cold)) struct ring_reg *reg_slow(struct mpscq_ri
 /* This thread's registration with r from its cache, or NULL. */
 static inline struct ring_reg *reg_cached(const struct mpscq_ring *r)
 {
-    uint32_t e = atomic_load_explicit(&fork_epoch, memory_order_relaxed);
+    uint32_t e = atomic_load_explicit(&mpscq_ring_fork_epoch, memory_order_relaxed);
     for (int i = 0; i < TLS_CACHE; i++)
         if (reg_cache[i].id == r->id && reg_cache[i].epoch == e)
             return reg_cache[i].reg;
