@@ -70,6 +70,13 @@ int main(int argc, char **argv)
         }
         total++;
     }
+    if (rc == MPSCQ_BUSY) {
+        /* Another process (or thread) is this ring's consumer: leave the
+         * ring and its name to it. */
+        fprintf(stderr, "%s: another consumer is reading this ring\n", name);
+        mpscq_ring_detach(r);
+        return 1;
+    }
     int ok = rc == MPSCQ_CLOSED && !bad && (expected < 0 || total == expected);
     /* The ring's own counters: claims of producers that died before
      * committing are dropped, and counted. */

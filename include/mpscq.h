@@ -500,12 +500,23 @@ MPSCQ_API int mpscq_ring_reserve(mpscq_ring_t *r, size_t len, void **buf);
  * or MPSCQ_INVAL (buf is not this thread's open claim on r). */
 MPSCQ_API int mpscq_ring_commit(mpscq_ring_t *r, void *buf);
 
-/* The single consumer.
+/* The single consumer.  mpscq_ring_read, mpscq_ring_read_wait,
+ * mpscq_ring_peek, mpscq_ring_peek_wait and mpscq_ring_release are the
+ * consumer calls: one thread of one process at a time may be inside one,
+ * through any handle.  A consumer call made while another thread is
+ * inside one (asleep in a waiting call too), or from inside one on the
+ * same thread (a signal handler), returns MPSCQ_BUSY and changes
+ * nothing.  A consumer that died inside a call (killed while it slept
+ * in read_wait, say) does not keep the role: the next call finds its
+ * thread gone and takes it (processes of one pid and time namespace:
+ * doc/ring-design.md s. 8).  Each call costs one locked instruction on
+ * the consumer state's line.  Handing the role to another thread or
+ * process between calls needs nothing more: the calls order themselves.
  * mpscq_ring_read: copy the next message into buf (cap bytes).  MPSCQ_OK
- * (*len set), MPSCQ_EMPTY, MPSCQ_CLOSED (closed and drained), MPSCQ_INVAL
- * (NULL argument; cap below the next message's length: *len says its
- * length and the message stays; or consumer state in the region that
- * fails its checks). */
+ * (*len set), MPSCQ_EMPTY, MPSCQ_CLOSED (closed and drained), MPSCQ_BUSY,
+ * MPSCQ_INVAL (NULL argument; cap below the next message's length: *len
+ * says its length and the message stays; or consumer state in the region
+ * that fails its checks). */
 MPSCQ_API int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t cap, size_t *len);
 /* mpscq_ring_read_wait: as mpscq_ring_read, sleeping up to timeout_ns
  * (< 0 = forever, 0 = do not wait: MPSCQ_EMPTY) for a message or the
@@ -518,8 +529,8 @@ MPSCQ_API int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_
  * ring, until mpscq_ring_release (or the consumer's next read,
  * read_wait or detach).  Calling it again before the release gives the
  * same message.  MPSCQ_OK, MPSCQ_EMPTY, MPSCQ_CLOSED (closed and
- * drained), MPSCQ_INVAL (NULL argument, or consumer state in the region
- * that fails its checks).  The bytes are in memory every attached
+ * drained), MPSCQ_BUSY, MPSCQ_INVAL (NULL argument, or consumer state in
+ * the region that fails its checks).  The bytes are in memory every attached
  * process can write: a consumer that does not trust its producers
  * copies before it validates. */
 MPSCQ_API int mpscq_ring_peek(mpscq_ring_t *r, const void **data, size_t *len);
@@ -528,8 +539,9 @@ MPSCQ_API int mpscq_ring_peek(mpscq_ring_t *r, const void **data, size_t *len);
 MPSCQ_API int mpscq_ring_peek_wait(mpscq_ring_t *r, const void **data, size_t *len,
                                    long long timeout_ns);
 /* mpscq_ring_release: done with the message mpscq_ring_peek gave; its
- * space goes back to the producers.  MPSCQ_OK, or MPSCQ_INVAL (r NULL or
- * no message held).  A message held when its consumer detaches or dies
+ * space goes back to the producers.  MPSCQ_OK, MPSCQ_INVAL (r NULL or
+ * no message held), or MPSCQ_BUSY (another thread is inside a consumer
+ * call: the message stays held; release it again later).  A message held when its consumer detaches or dies
  * counts as read (it is not delivered again); the next consumer's call
  * gives its space back. */
 MPSCQ_API int mpscq_ring_release(mpscq_ring_t *r);
@@ -546,6 +558,8 @@ struct mpscq_ring_stats {
                                         * chunk was free for them */
     unsigned long long producers;      /* producer threads attached now */
     unsigned long long closed;         /* 1 once mpscq_ring_close was called */
+    unsigned long long busy;           /* MPSCQ_BUSY returned to consumer calls
+                                        * (another thread was inside one) */
 };
 /* mpscq_ring_stats: copy the counters into *out (zeros for a NULL r).
  * Any thread of any attached process; each counter is read atomically,

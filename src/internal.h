@@ -132,9 +132,14 @@ enum {
     MPSCQ_HOOK_RING_CATCH_UP,  /* ring consumer: stopped at an uncommitted
                                 * claim, its catch-up spin done, the second
                                 * look not made yet (q NULL, ticket = head) */
-    MPSCQ_HOOK_RING_SPACE_WAIT /* ring write_wait: counted as waiting, its
+    MPSCQ_HOOK_RING_SPACE_WAIT,/* ring write_wait: counted as waiting, its
                                 * last try said FULL, FUTEX_WAIT not called
                                 * yet (q NULL, ticket = the futex value) */
+    MPSCQ_HOOK_RING_CONSUMER_IN, /* ring consumer call: the role taken, no
+                                * consumer state read yet (q NULL, ticket 0) */
+    MPSCQ_HOOK_RING_CONSUMER_TAKEOVER /* ring consumer call: the role's
+                                * owner found dead, its place not taken yet
+                                * (q NULL, ticket = the owner word) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;

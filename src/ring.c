@@ -216,6 +216,10 @@ static void handle_bind(struct mpscq_ring *r, const struct ring_header *h)
     MPSCQ_HG_ATOMIC(r->map, r->M * sizeof r->map[0]);
     MPSCQ_HG_ATOMIC(r->slots, r->P * sizeof r->slots[0]);
     MPSCQ_HG_ATOMIC(&r->hdr->ready, sizeof r->hdr->ready);
+    /* The consumer role's word, and the counters any process may read
+     * (delivered .. refused_chunks, stored atomically). */
+    MPSCQ_HG_ATOMIC(&r->cs->owner, sizeof r->cs->owner);
+    MPSCQ_HG_ATOMIC(&r->cs->delivered, 4 * sizeof r->cs->delivered);
     for (uint64_t p = 0; p < r->K; p++)
         MPSCQ_HG_ATOMIC(ring_state(r, (uint32_t)p), r->state_bytes);
 }

@@ -100,6 +100,8 @@ struct ring_shared {
      * full_count: producers touch it only after FULL. */
     _Atomic uint32_t space_waiters;
     _Atomic uint32_t space_seq;
+    /* MPSCQ_BUSY answers to consumer calls (relaxed; statistics). */
+    _Atomic uint64_t busy_count;
 };
 
 struct ring_slot {
@@ -132,7 +134,19 @@ struct ring_consumer {
     uint64_t held;           /* 1 + the chunk of a record taken by
                               * mpscq_ring_peek whose retirement waits for
                               * mpscq_ring_release; 0 none */
+    /* The thread inside a consumer call: RING_CONSUMER_WORD of it, 0 none.
+     * Written by whoever takes the role or leaves it (ring_owner.c), not
+     * by the consumer state's rules above. */
+    _Atomic uint64_t owner;
 };
+
+/* A consumer's owner word: its tid (below 2^22, Linux's PID_MAX_LIMIT)
+ * and its start time in clock ticks modulo 2^42 (0: unknown), so that a
+ * reused tid is not taken for the thread that held the role. */
+#define RING_CONSUMER_TID_SHIFT  42
+#define RING_CONSUMER_START_MASK ((UINT64_C(1) << RING_CONSUMER_TID_SHIFT) - 1)
+#define RING_CONSUMER_WORD(tid, start) \
+    ((uint64_t)(uint32_t)(tid) << RING_CONSUMER_TID_SHIFT | ((start) & RING_CONSUMER_START_MASK))
 
 /* A counter of the consumer state: written by the consumer only, read by
  * mpscq_ring_stats in any thread or process.  The plain field is stored
@@ -231,11 +245,13 @@ struct ring_rec {
 #define RING_REC_CHECK 0x4d524543u   /* "MREC" */
 
 /* ring_owner.c: who this thread is (filled by mpscq_ring_self, reset in a
- * fork child), and liveness (for the consumer's sweep and a producer
- * looking for a slot). */
+ * fork child), and liveness (for the consumer's sweep, a producer looking
+ * for a slot, and a consumer call finding the role taken). */
 struct ring_self {
     pid_t pid, tid;              /* 0 until mpscq_ring_self */
     uint64_t start_time;         /* the thread's, clock ticks; 0 unknown */
+    uint64_t consumer;           /* its RING_CONSUMER_WORD; 0 until known */
+    unsigned inside;             /* consumer calls it is inside (of any ring) */
 };
 extern _Thread_local struct ring_self mpscq_ring_me MPSCQ_HIDDEN MPSCQ_TLS_MODEL;
 extern _Atomic uint32_t mpscq_ring_fork_epoch MPSCQ_HIDDEN;
@@ -243,6 +259,10 @@ MPSCQ_HIDDEN const struct ring_self *mpscq_ring_self(void);
 /* Give this thread's slots back when it exits. */
 MPSCQ_HIDDEN void mpscq_ring_watch_exit(void);
 MPSCQ_HIDDEN int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time);
+MPSCQ_HIDDEN int mpscq_ring_consumer_alive(uint64_t word);
+/* A consumer call's entry when the role was not free or this thread's
+ * word is not known yet: MPSCQ_OK (inside) or MPSCQ_BUSY. */
+MPSCQ_HIDDEN int mpscq_ring_consumer_enter_slow(struct mpscq_ring *r);
 /* ring_write.c */
 MPSCQ_HIDDEN void mpscq_ring_regs_release(struct mpscq_ring *r);
 /* ring.c: every handle of the process, for fork (the child forgets the

@@ -1,7 +1,9 @@
 /*
  * ring_owner.c - who owns what in an mpscq_ring: a thread's identity
- * (pid, tid, start time), and whether the owner of a producer slot is
- * still alive.
+ * (pid, tid, start time), whether the owner of a producer slot or of the
+ * consumer role is still alive, and the consumer role itself (one thread
+ * of one process inside a consumer call at a time, MPSCQ_BUSY for
+ * another: doc/ring-design.md s. 5).
  */
 #include "config.h"
 
@@ -95,13 +97,19 @@ const struct ring_self *mpscq_ring_self(void)
     if (!me->pid)
         me->pid = getpid();
     if (!me->tid) {
-        me->tid = (pid_t)syscall(SYS_gettid);
+        /* tid last: a signal handler that calls in meanwhile finds it 0
+         * and fills the fields itself (the same values), never a tid
+         * with the rest still missing. */
+        pid_t tid = (pid_t)syscall(SYS_gettid);
         char st;
         uint64_t start = 0;
-        int ok = task_stat(me->pid, me->tid, &st, &start) == 0;
+        int ok = task_stat(me->pid, tid, &st, &start) == 0;
         me->start_time = ok ? start : 0;
         if (proc_ok < 0)
             proc_ok = ok;
+        me->consumer = RING_CONSUMER_WORD(tid, me->start_time);
+        atomic_signal_fence(memory_order_seq_cst);
+        me->tid = tid;
     }
     return me;
 }
@@ -145,4 +153,56 @@ int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time)
     if (owner & RING_OWNER_TAKING)
         return 1;
     return task_alive((pid_t)(owner >> 32), (pid_t)(owner & 0xffffffffu), start_time, UINT64_MAX);
+}
+
+/* ---- the consumer role -------------------------------------------------- */
+
+int mpscq_ring_consumer_enter_slow(struct mpscq_ring *r)
+{
+    const struct ring_self *self = mpscq_ring_self();
+    uint64_t me = self->consumer;
+    _Atomic uint64_t *owner = &r->cs->owner;
+    /* A few rounds: each one either enters, finds a live consumer, or
+     * loses a race to take a dead one's place (to another taker, which
+     * then is the live consumer). */
+    for (int round = 0; round < 4 && me; round++) {
+        uint64_t o = 0;
+        /* Acquire on success, as the fast path's; relaxed on failure:
+         * the word read is only judged, nothing it guards is read. */
+        if (atomic_compare_exchange_strong_explicit(owner, &o, me, memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            MPSCQ_HB_AFTER(owner);
+            return MPSCQ_OK;
+        }
+        /* Our own word: this thread is inside a consumer call (a signal
+         * handler or a test hook calling in: BUSY), or it is not, and the
+         * word is stale.  That is an exec from another thread of a process
+         * whose main thread was inside a call: the new image has the main
+         * thread's tid and start time, and without this it could never be
+         * the consumer again (test_consumer_exec_from_thread). */
+        if (o == me ? self->inside != 0 : mpscq_ring_consumer_alive(o))
+            break;
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CONSUMER_TAKEOVER, NULL, o);
+        /* Its thread is gone (killed inside a call: asleep in read_wait,
+         * most often), or the word is garbage a faulty process wrote.
+         * Acquire: whatever that consumer released before; a consumer
+         * killed mid-call leaves the state as it stood, which every call
+         * validates anyway (ring-design.md s. 6). */
+        if (atomic_compare_exchange_strong_explicit(owner, &o, me, memory_order_acquire,
+                                                    memory_order_relaxed)) {
+            MPSCQ_HB_AFTER(owner);
+            return MPSCQ_OK;
+        }
+    }
+    /* Relaxed: statistics. */
+    atomic_fetch_add_explicit(&r->sh->busy_count, 1, memory_order_relaxed);
+    return MPSCQ_BUSY;
+}
+
+int mpscq_ring_consumer_alive(uint64_t w)
+{
+    pid_t tid = (pid_t)(w >> RING_CONSUMER_TID_SHIFT);
+    if (tid <= 0)
+        return 0;
+    return task_alive(0, tid, w & RING_CONSUMER_START_MASK, RING_CONSUMER_START_MASK);
 }

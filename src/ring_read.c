@@ -654,9 +654,50 @@ static int consume(struct mpscq_ring *r, void *buf, size_t cap,
     return rc;
 }
 
-int mpscq_ring_release(mpscq_ring_t *r)
+/* ---- the consumer role (ring-design.md s. 5) ---------------------------
+ *
+ * Every consumer call runs between consumer_enter and consumer_leave: a
+ * compare-and-swap of the region's owner word from 0 to this thread's
+ * word, and a store of 0.  A call that finds the word taken by a live
+ * thread (or by itself: a signal handler calling in) returns MPSCQ_BUSY
+ * and has changed nothing; a dead owner's place is taken
+ * (ring_owner.c).  The waits hold the role while they sleep. */
+static inline int consumer_enter(struct mpscq_ring *r)
 {
-    if (!r || !r->held)
+    uint64_t o = 0, me = mpscq_ring_me.consumer;
+    /* Acquire: pairs with the previous consumer's release in
+     * consumer_leave, so that its writes to the consumer state come
+     * before this call's reads in any process.  One locked instruction
+     * per call, on the consumer state's own line. */
+    if (MPSCQ_LIKELY(me != 0) &&
+        MPSCQ_LIKELY(atomic_compare_exchange_strong_explicit(&r->cs->owner, &o, me,
+                                                             memory_order_acquire,
+                                                             memory_order_relaxed))) {
+        MPSCQ_HB_AFTER(&r->cs->owner);
+        mpscq_ring_me.inside++;
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CONSUMER_IN, NULL, 0);
+        return MPSCQ_OK;
+    }
+    int rc = mpscq_ring_consumer_enter_slow(r);
+    if (rc == MPSCQ_OK) {
+        mpscq_ring_me.inside++;
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CONSUMER_IN, NULL, 0);
+    }
+    return rc;
+}
+static inline void consumer_leave(struct mpscq_ring *r)
+{
+    mpscq_ring_me.inside--;
+    /* Release: this call's writes to the consumer state before the next
+     * consumer's acquire. */
+    MPSCQ_HB_BEFORE(&r->cs->owner);
+    atomic_store_explicit(&r->cs->owner, 0, memory_order_release);
+}
+
+/* The calls' bodies, inside the role. */
+static int release_in(struct mpscq_ring *r)
+{
+    if (!r->held)
         return MPSCQ_INVAL;
     r->held = 0;
     /* Retired only while the region names our chunk: when the record did
@@ -672,6 +713,30 @@ int mpscq_ring_release(mpscq_ring_t *r)
     return MPSCQ_OK;
 }
 
+static int peek_in(struct mpscq_ring *r, const void **data, size_t *len)
+{
+    if (!r->held) {
+        int rc = consume(r, NULL, SIZE_MAX, &r->peek_len);
+        if (rc != MPSCQ_OK)
+            return rc;
+    }
+    *data = r->peek_data;
+    *len = r->peek_len;
+    return MPSCQ_OK;
+}
+
+int mpscq_ring_release(mpscq_ring_t *r)
+{
+    if (!r)
+        return MPSCQ_INVAL;     /* nothing held: release_in, inside the role */
+    int rc = consumer_enter(r);
+    if (rc != MPSCQ_OK)
+        return rc;
+    rc = release_in(r);
+    consumer_leave(r);
+    return rc;
+}
+
 /* flatten: every helper inlined here.  mpscq_ring_peek calls the same
  * ones, and with two callers GCC left rec_take, counts_load, read_one
  * and ahead_step out of line: 409 instructions per write+read pair at 64
@@ -681,21 +746,24 @@ __attribute__((flatten)) int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t 
 {
     if (!r || !buf || !len)
         return MPSCQ_INVAL;
-    return consume(r, buf, cap, len);   /* releases a held record */
+    int rc = consumer_enter(r);
+    if (MPSCQ_UNLIKELY(rc != MPSCQ_OK))
+        return rc;
+    rc = consume(r, buf, cap, len);   /* releases a held record */
+    consumer_leave(r);
+    return rc;
 }
 
 int mpscq_ring_peek(mpscq_ring_t *r, const void **data, size_t *len)
 {
     if (!r || !data || !len)
         return MPSCQ_INVAL;
-    if (!r->held) {
-        int rc = consume(r, NULL, SIZE_MAX, &r->peek_len);
-        if (rc != MPSCQ_OK)
-            return rc;
-    }
-    *data = r->peek_data;
-    *len = r->peek_len;
-    return MPSCQ_OK;
+    int rc = consumer_enter(r);
+    if (rc != MPSCQ_OK)
+        return rc;
+    rc = peek_in(r, data, len);
+    consumer_leave(r);
+    return rc;
 }
 
 static int read_one(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
@@ -794,8 +862,7 @@ struct ring_take {
 };
 static int take(const struct ring_take *t)
 {
-    return t->data ? mpscq_ring_peek(t->r, t->data, t->len)
-                   : mpscq_ring_read(t->r, t->buf, t->cap, t->len);
+    return t->data ? peek_in(t->r, t->data, t->len) : consume(t->r, t->buf, t->cap, t->len);
 }
 static int ring_take(void *ctx, void **unused)
 {
@@ -875,21 +942,32 @@ static int take_wait(const struct ring_take *t, long long timeout_ns)
     }
 }
 
+/* The waits: the first take, then take_wait, all inside the role. */
+static int take_first_wait(const struct ring_take *t, long long timeout_ns)
+{
+    int rc = consumer_enter(t->r);
+    if (rc != MPSCQ_OK)
+        return rc;
+    rc = take(t);
+    if (rc == MPSCQ_EMPTY && timeout_ns != 0)
+        rc = take_wait(t, timeout_ns);
+    consumer_leave(t->r);
+    return rc;
+}
+
 int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
                          long long timeout_ns)
 {
-    int rc = mpscq_ring_read(r, buf, cap, len);
-    if (rc != MPSCQ_EMPTY || timeout_ns == 0)
-        return rc;
+    if (!r || !buf || !len)
+        return MPSCQ_INVAL;
     struct ring_take t = { r, buf, cap, len, NULL };
-    return take_wait(&t, timeout_ns);
+    return take_first_wait(&t, timeout_ns);
 }
 
 int mpscq_ring_peek_wait(mpscq_ring_t *r, const void **data, size_t *len, long long timeout_ns)
 {
-    int rc = mpscq_ring_peek(r, data, len);
-    if (rc != MPSCQ_EMPTY || timeout_ns == 0)
-        return rc;
+    if (!r || !data || !len)
+        return MPSCQ_INVAL;
     struct ring_take t = { r, NULL, 0, len, data };
-    return take_wait(&t, timeout_ns);
+    return take_first_wait(&t, timeout_ns);
 }

@@ -29,6 +29,7 @@ void mpscq_ring_stats_sized(const mpscq_ring_t *r, struct mpscq_ring_stats *user
     st.corrupt = __atomic_load_n(&cs->corrupt, __ATOMIC_RELAXED);
     st.refused_chunks = __atomic_load_n(&cs->refused_chunks, __ATOMIC_RELAXED);
     st.full = atomic_load_explicit(&r->sh->full_count, memory_order_relaxed);
+    st.busy = atomic_load_explicit(&r->sh->busy_count, memory_order_relaxed);
     st.closed = (atomic_load_explicit(&r->sh->tail, memory_order_relaxed) & RING_CLOSED) != 0;
     for (uint64_t i = 0; i < r->P; i++) {
         /* A slot being taken or freed (TAKING) counts: its thread is there. */

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -1298,6 +1299,215 @@ START_TEST(test_wake_before_last_look)
 }
 END_TEST
 
+/* ---- one consumer at a time: MPSCQ_BUSY ---------------------------------------- */
+
+/* A consumer call while another thread is inside one (here asleep in
+ * read_wait, through the same handle and through another) returns
+ * MPSCQ_BUSY and changes nothing: a held record stays held, the ring's
+ * messages stay, and the sleeper gets its message afterwards. */
+START_TEST(test_consumer_busy)
+{
+    mpscq_ring_t *r = new_ring(16384, 0), *b = NULL;
+    ck_assert_int_eq(mpscq_ring_open_fd(&b, mpscq_ring_fd(r)), MPSCQ_OK);
+    const void *d;
+    size_t len;
+    char c;
+    ck_assert_int_eq(mpscq_ring_write(r, "p", 1), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_peek(b, &d, &len), MPSCQ_OK);   /* b holds "p" */
+    hk_arm(MPSCQ_HOOK_RING_PARK);
+    struct waiter w = { r, -1, 0 };
+    MPSCQ_HG_ATOMIC(&w, sizeof w);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, waiter_main, &w), 0);
+    hk_wait();                                   /* inside read_wait, about to sleep */
+    ck_assert_int_eq(mpscq_ring_write(r, "q", 1), MPSCQ_OK);
+    mpscq_ring_t *h[2] = { r, b };
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(mpscq_ring_read(h[i], &c, 1, &len), MPSCQ_BUSY);
+        ck_assert_int_eq(mpscq_ring_read_wait(h[i], &c, 1, &len, 0), MPSCQ_BUSY);
+        ck_assert_int_eq(mpscq_ring_read_wait(h[i], &c, 1, &len, 1000000), MPSCQ_BUSY);
+        ck_assert_int_eq(mpscq_ring_read_wait(h[i], &c, 1, &len, -1), MPSCQ_BUSY);
+        ck_assert_int_eq(mpscq_ring_peek_wait(h[i], &d, &len, -1), MPSCQ_BUSY);
+    }
+    ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_BUSY);
+    ck_assert_int_eq(mpscq_ring_release(b), MPSCQ_BUSY);        /* still held */
+    struct mpscq_ring_stats st;
+    mpscq_ring_stats(r, &st);
+    ck_assert_uint_eq(st.busy, 12);
+    ck_assert_uint_eq(st.delivered, 1);
+    hk_next(-1);
+    pthread_join(t, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(w.rc, MPSCQ_OK);
+    ck_assert_int_eq(w.c, 'q');
+    ck_assert_int_eq(mpscq_ring_release(b), MPSCQ_OK);          /* the role is free */
+    ck_assert_int_eq(mpscq_ring_read(b, &c, 1, &len), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_ring_write(r, "s", 1), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(b, &c, 1, &len), MPSCQ_OK);
+    ck_assert_int_eq(c, 's');
+    ck_assert_uint_eq(atomic_load(&r->cs->owner), 0);
+    mpscq_ring_detach(b);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* A consumer call from inside one on the same thread (a signal handler,
+ * here a hook): MPSCQ_BUSY, and the outer call goes on. */
+static mpscq_ring_t *nest_ring;
+static _Atomic int nest_rc = -1;
+static void nest_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where != MPSCQ_HOOK_RING_CONSUMER_IN || atomic_load(&nest_rc) != -1)
+        return;
+    char c;
+    size_t len;
+    atomic_store(&nest_rc, 0);                   /* once */
+    atomic_store(&nest_rc, mpscq_ring_read(nest_ring, &c, 1, &len));
+}
+START_TEST(test_consumer_busy_nested)
+{
+    nest_ring = new_ring(16384, 0);
+    ck_assert_int_eq(mpscq_ring_write(nest_ring, "n", 1), MPSCQ_OK);
+    mpscq_test_hook = nest_hook;
+    char c = 0;
+    size_t len;
+    int rc = mpscq_ring_read(nest_ring, &c, 1, &len);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(atomic_load(&nest_rc), MPSCQ_BUSY);
+    ck_assert_int_eq(rc, MPSCQ_OK);
+    ck_assert_int_eq(c, 'n');
+    mpscq_ring_detach(nest_ring);
+}
+END_TEST
+
+/* The role's owner word names a thread that is gone, or holds garbage a
+ * faulty process wrote: the next consumer call takes the role.  A word
+ * naming a live thread (this one's sibling) is BUSY; the same tid with
+ * another start time is a reused tid, so gone. */
+static void *idle_main(void *arg)
+{
+    int *fd = arg;
+    /* Its own consumer word, to the test; then wait to be let go. */
+    uint64_t w = mpscq_ring_self()->consumer;
+    char c;
+    if (write(fd[3], &w, sizeof w) != sizeof w)
+        return NULL;
+    return read(fd[0], &c, 1) == 1 ? NULL : NULL;
+}
+START_TEST(test_consumer_owner_gone_or_garbage)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    char c;
+    size_t len;
+    uint64_t gone[] = {
+        UINT64_MAX,                                          /* garbage */
+        RING_CONSUMER_WORD(0, 5),                            /* tid 0 */
+        RING_CONSUMER_WORD((1u << 22) - 1, 0),               /* no such tid */
+    };
+    for (size_t i = 0; i < sizeof gone / sizeof gone[0]; i++) {
+        atomic_store(&r->cs->owner, gone[i]);
+        ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_EMPTY);
+        ck_assert_uint_eq(atomic_load(&r->cs->owner), 0);
+    }
+    /* A live sibling thread's word: BUSY, the word left as it is. */
+    int fd[4];
+    ck_assert_int_eq(pipe(fd), 0);
+    ck_assert_int_eq(pipe(fd + 2), 0);
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, idle_main, fd), 0);
+    uint64_t sib;
+    ck_assert_int_eq(read(fd[2], &sib, sizeof sib), sizeof sib);
+    ck_assert_uint_ne(sib, mpscq_ring_self()->consumer);
+    atomic_store(&r->cs->owner, sib);
+    ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_BUSY);
+    ck_assert_uint_eq(atomic_load(&r->cs->owner), sib);
+    /* Its tid with another start time: a reused tid, so gone (only
+     * where /proc gives start times: without, a tid is all there is). */
+    if (sib & RING_CONSUMER_START_MASK) {
+        atomic_store(&r->cs->owner, sib ^ 1);
+        ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_EMPTY);
+    }
+    atomic_store(&r->cs->owner, 0);
+    ck_assert_int_eq(write(fd[1], "x", 1), 1);
+    pthread_join(t, NULL);
+    for (int i = 0; i < 4; i++)
+        close(fd[i]);
+    ck_assert_int_eq(mpscq_ring_write(r, "m", 1), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_OK);
+    ck_assert_int_eq(c, 'm');
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* Two threads find the role's owner dead at once: one takes it, the other
+ * then finds it live and gets MPSCQ_BUSY; never both inside.  Thread 1
+ * stops after judging the owner dead; thread 2 takes the role and stops
+ * inside; thread 1 goes on. */
+static _Atomic int tk_stage;
+static void takeover_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_RING_CONSUMER_TAKEOVER && hk_me == 1 &&
+        atomic_load(&tk_stage) == 0) {
+        atomic_store(&tk_stage, 1);
+        while (atomic_load(&tk_stage) != 3)
+            sched_yield();
+    } else if (where == MPSCQ_HOOK_RING_CONSUMER_IN && hk_me == 2 &&
+               atomic_load(&tk_stage) == 1) {
+        atomic_store(&tk_stage, 2);
+        while (atomic_load(&tk_stage) != 4)
+            sched_yield();
+    }
+}
+struct taker {
+    mpscq_ring_t *r;
+    int me, rc;
+    _Atomic int done;
+};
+static void *taker_main(void *arg)
+{
+    struct taker *k = arg;
+    char c;
+    size_t len;
+    hk_me = k->me;
+    k->rc = mpscq_ring_read(k->r, &c, 1, &len);
+    atomic_store(&k->done, 1);
+    return NULL;
+}
+START_TEST(test_consumer_takeover_race)
+{
+    mpscq_ring_t *r = new_ring(16384, 0);
+    atomic_store(&r->cs->owner, RING_CONSUMER_WORD((1u << 22) - 1, 0));  /* dead */
+    atomic_store(&tk_stage, 0);
+    mpscq_test_hook = takeover_hook;
+    struct taker k1 = { r, 1, -1, 0 }, k2 = { r, 2, -1, 0 };
+    MPSCQ_HG_ATOMIC(&k1, sizeof k1);
+    MPSCQ_HG_ATOMIC(&k2, sizeof k2);
+    pthread_t t1, t2;
+    ck_assert_int_eq(pthread_create(&t1, NULL, taker_main, &k1), 0);
+    while (atomic_load(&tk_stage) != 1 && !atomic_load(&k1.done))
+        sched_yield();                           /* 1 judged the owner dead */
+    ck_assert_int_eq(atomic_load(&tk_stage), 1);
+    ck_assert_int_eq(pthread_create(&t2, NULL, taker_main, &k2), 0);
+    while (atomic_load(&tk_stage) != 2 && !atomic_load(&k2.done))
+        sched_yield();                           /* 2 took the role, inside */
+    ck_assert_int_eq(atomic_load(&tk_stage), 2);
+    atomic_store(&tk_stage, 3);
+    pthread_join(t1, NULL);
+    ck_assert_int_eq(k1.rc, MPSCQ_BUSY);
+    atomic_store(&tk_stage, 4);
+    pthread_join(t2, NULL);
+    mpscq_test_hook = NULL;
+    ck_assert_int_eq(k2.rc, MPSCQ_EMPTY);
+    ck_assert_uint_eq(atomic_load(&r->cs->owner), 0);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+
 /* Stops at two points at once, each for its own thread (hk_me 1: the
  * pre-check, 2: the closer between its two steps, 3: a barrier at the
  * pre-check for every such thread). */
@@ -1968,6 +2178,145 @@ START_TEST(test_owner_alive_after_main_thread_exit)
 }
 END_TEST
 
+static int zfd_park = -1;
+static mpscq_ring_t *zring_park;
+/* In a child: at read_wait's last look before sleeping, send the role's
+ * owner word (this thread's) to the parent. */
+static void park_tell_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_RING_PARK && zfd_park >= 0) {
+        uint64_t w = atomic_load(&zring_park->cs->owner);
+        ssize_t n = write(zfd_park, &w, sizeof w);
+        (void)n;
+        zfd_park = -1;
+    }
+}
+
+/* A consumer process stopped, then killed, inside read_wait (asleep, the
+ * role held): stopped, it still holds the role (BUSY); killed, the next
+ * call from another process takes the role and reads on. */
+START_TEST(test_consumer_killed_inside_read_wait)
+{
+    if (!fork_ok())
+        return;
+    mpscq_ring_t *r = new_ring(16384, 0);
+    char c;
+    size_t len;
+    /* The parent was the consumer before the fork: the child's word must
+     * be its own, not the parent thread's it inherited. */
+    ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_EMPTY);
+    int pfd[2];
+    ck_assert_int_eq(pipe(pfd), 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(pfd[0]);
+        /* Hooks are this process's own: tell the parent when inside. */
+        zfd_park = pfd[1];
+        zring_park = r;
+        mpscq_test_hook = park_tell_hook;
+        mpscq_ring_read_wait(r, &c, 1, &len, -1);
+        _exit(7);                                /* never woken: killed */
+    }
+    close(pfd[1]);
+    uint64_t w = 0;
+    ck_assert_int_eq(read(pfd[0], &w, sizeof w), sizeof w);   /* inside, about to sleep */
+    ck_assert_uint_eq(w >> RING_CONSUMER_TID_SHIFT, (uint64_t)pid);  /* its main thread */
+    ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_BUSY);
+    ck_assert_int_eq(kill(pid, SIGSTOP), 0);
+    int st;
+    ck_assert_int_eq(waitpid(pid, &st, WUNTRACED), pid);
+    ck_assert(WIFSTOPPED(st));
+    ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_BUSY);
+    ck_assert_int_eq(kill(pid, SIGKILL), 0);
+    ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+    ck_assert(WIFSIGNALED(st));
+    ck_assert_int_eq(mpscq_ring_read(r, &c, 1, &len), MPSCQ_EMPTY);
+    ck_assert_int_eq(mpscq_ring_write(r, "k", 1), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read_wait(r, &c, 1, &len, -1), MPSCQ_OK);
+    ck_assert_int_eq(c, 'k');
+    struct mpscq_ring_stats stats;
+    mpscq_ring_stats(r, &stats);
+    ck_assert_uint_eq(stats.busy, 2);
+    close(pfd[0]);
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* exec from a thread other than the main one, while the main thread is
+ * inside read_wait: the kernel gives the new image the main thread's tid
+ * and start time, so the role's word names it, alive.  Its own first
+ * consumer call must take the role (it is inside no call), and not find
+ * itself "nested" for ever.  The new image is this program again, told
+ * by the environment to read the ring through an inherited descriptor
+ * (exec_image below). */
+#define EXEC_ENV "MPSCQ_TEST_EXEC_RING_FD"
+static int exec_image(const char *fdstr)
+{
+    mpscq_ring_t *r = NULL;
+    if (mpscq_ring_open_fd(&r, atoi(fdstr)) != MPSCQ_OK)
+        return 2;
+    char c;
+    size_t len;
+    int rc = mpscq_ring_read(r, &c, 1, &len);
+    int rc2 = mpscq_ring_read(r, &c, 1, &len);   /* and again: the role was given back */
+    int owner_free = atomic_load(&r->cs->owner) == 0;
+    mpscq_ring_detach(r);
+    return rc == MPSCQ_EMPTY && rc2 == MPSCQ_EMPTY && owner_free ? 0 : 10 + rc;
+}
+static _Atomic int exec_go;
+static mpscq_ring_t *exec_ring;
+static void exec_park_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    (void)t;
+    if (where == MPSCQ_HOOK_RING_PARK)
+        atomic_store(&exec_go, 1);
+}
+static char exec_path[4096];
+static void *exec_thread_main(void *arg)
+{
+    (void)arg;
+    while (!atomic_load(&exec_go))
+        sched_yield();
+    int fd = dup(mpscq_ring_fd(exec_ring));      /* without close-on-exec */
+    char buf[16];
+    snprintf(buf, sizeof buf, "%d", fd);
+    setenv(EXEC_ENV, buf, 1);
+    execl(exec_path, "check_ring", (char *)NULL);
+    _exit(3);
+}
+START_TEST(test_consumer_exec_from_thread)
+{
+    if (!fork_ok())
+        return;
+    /* The program's path: readlink, not exec of /proc/self/exe, which
+     * under Valgrind is Valgrind's own tool. */
+    ssize_t n = readlink("/proc/self/exe", exec_path, sizeof exec_path - 1);
+    ck_assert_int_gt(n, 0);
+    exec_path[n] = 0;
+    exec_ring = new_ring(16384, 0);
+    pid_t pid = fork();
+    if (pid == 0) {
+        atomic_store(&exec_go, 0);
+        mpscq_test_hook = exec_park_hook;
+        pthread_t t;
+        if (pthread_create(&t, NULL, exec_thread_main, NULL) != 0)
+            _exit(4);
+        char c;
+        size_t len;
+        mpscq_ring_read_wait(exec_ring, &c, 1, &len, -1);   /* ended by the exec */
+        _exit(5);
+    }
+    child_ok(pid);
+    char c;
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(exec_ring, &c, 1, &len), MPSCQ_EMPTY);
+    mpscq_ring_detach(exec_ring);
+}
+END_TEST
+
 START_TEST(test_sleeping_consumer_across_processes)
 {
     if (!fork_ok())
@@ -2281,6 +2630,10 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_write_wait);
     tcase_add_test(tc, test_write_wait_room_before_sleep);
+    tcase_add_test(tc, test_consumer_busy);
+    tcase_add_test(tc, test_consumer_busy_nested);
+    tcase_add_test(tc, test_consumer_owner_gone_or_garbage);
+    tcase_add_test(tc, test_consumer_takeover_race);
     tcase_add_test(tc, test_capacity_100_byte_messages);
     tcase_add_test(tc, test_uncommitted_claim_invisible);
     tcase_add_test(tc, test_consumer_passes_open_claim);
@@ -2313,6 +2666,8 @@ static Suite *ring_suite(void)
     tcase_add_test(tp, test_sigstop_between_reserve_and_commit);
     tcase_add_test(tp, test_sigkill_between_reserve_and_commit);
     tcase_add_test(tp, test_sleeping_consumer_across_processes);
+    tcase_add_test(tp, test_consumer_killed_inside_read_wait);
+    tcase_add_test(tp, test_consumer_exec_from_thread);
     tcase_add_test(tp, test_owner_alive_after_main_thread_exit);
     suite_add_tcase(s, tp);
     TCase *tf = tcase_create("fast paths");
@@ -2353,5 +2708,8 @@ static Suite *ring_suite(void)
 
 int main(void)
 {
+    const char *fd = getenv(EXEC_ENV);
+    if (fd)
+        return exec_image(fd);       /* test_consumer_exec_from_thread's new image */
     return tu_run("ring", ring_suite());
 }
