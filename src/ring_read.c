@@ -362,6 +362,23 @@ static int gap_pass(struct mpscq_ring *r, void *buf, size_t cap, size_t *len)
             }
             gap_remove(r, pos, end);
             cs->pass_pos = end;
+            /* The head inside the record (it came to the spill before the
+             * commit and stopped there): [head, end) is this record's
+             * alone, so the head moves past it rather than pass it later
+             * as a gap that holds nothing, which pinned its chunk until a
+             * sweep (test_spill_not_left_as_gap).  A sound record ends
+             * within the limit: the head passed pos, so the limit, a tail
+             * value, is past pos, and the first tail value past pos is
+             * this claim's end.  The header's length is the producer's
+             * word, though, and one that claims more than it wrote would
+             * take the head past records of others: checked
+             * (test_garbage_length_head_within_limit). */
+            if (cs->head > pos && cs->head < end && end <= cs->limit) {
+                uint64_t hc = ring_chunk(r, cs->head);
+                cs->head = end;
+                if (ring_chunk(r, end) > hc)
+                    passed_chunks(r, hc);
+            }
             return MPSCQ_OK;
         }
         if (i != UINT32_MAX)

@@ -612,6 +612,206 @@ static unsigned phys_accounted(mpscq_ring_t *r)
     return n;
 }
 
+/* A record that spills into the next chunk, committed after the scan
+ * passed its start (a gap) and stopped at its spill: delivered from the
+ * gap, it takes the head past its spill, so that the spill is not passed
+ * later as a gap of its own, which pinned its chunk until a sweep (found
+ * by fuzz_ring's end-of-input check, seed spill-gap-swept). */
+START_TEST(test_spill_not_left_as_gap)
+{
+    mpscq_ring_t *r = new_ring(16384, 4000);     /* 2 chunks, records longer than S */
+    ck_assert_uint_eq(r->K, 2);
+    uint8_t m[4000], out[4000];
+    size_t len;
+    memset(m, 'a', sizeof m);
+    ck_assert_int_eq(mpscq_ring_write(r, m, 157), MPSCQ_OK);          /* [0, 176) */
+    void *b;
+    ck_assert_int_eq(mpscq_ring_reserve(r, 3985, &b), MPSCQ_OK);      /* [176, 4192) */
+    ck_assert_uint_gt(176 + 16 + 3985, r->S);                         /* spills into chunk 1 */
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 157);
+    /* The claim passed to the chunk's end, the head at its spill. */
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    ck_assert_uint_eq(r->cs->head, r->S);
+    memset(b, 'b', 3985);
+    ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);   /* from the gap */
+    ck_assert_uint_eq(len, 3985);
+    ck_assert_uint_eq(out[0], 'b');
+    ck_assert_int_eq(mpscq_ring_write(r, m, 100), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 100);
+    ck_assert_uint_eq(r->cs->ngaps, 0);           /* no gap holding only a spill */
+    ck_assert_uint_eq(phys_accounted(r), r->K);   /* both chunks free or in use */
+    mpscq_ring_detach(r);
+}
+END_TEST
+
+/* The head stuck at oldest + M inside a record longer than several
+ * chunks: the record, delivered from its gap, takes the head across
+ * chunks (passed_chunks from gap_pass); nothing lost, no gap left, the
+ * whole ring back.  mode 0 read, 1 peek, 2 close first.  (From the
+ * review of test_spill_not_left_as_gap's fix.) */
+static void spill_pinned(int mode)
+{
+    mpscq_ring_t *r = new_ring(8192, 3888);
+    ck_assert_uint_gt(r->max_rec, 3 * r->S);
+    struct holder h = { .r = r, .len = 10 };
+    pthread_t t;
+    uint64_t a = atomic_load(&r->sh->tail) / r->S;
+    holder_start(&h, &t);
+    static uint8_t m[3888], out[3888];
+    size_t len;
+    memset(m, 'm', sizeof m);
+    unsigned n = 0;
+    while (atomic_load(&r->sh->tail) < (a + r->M - 1) * r->S) {
+        ck_assert_int_eq(mpscq_ring_write(r, m, 16), MPSCQ_OK);
+        n++;
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    }
+    void *b;
+    uint64_t pos = atomic_load(&r->sh->tail);
+    ck_assert_int_eq(mpscq_ring_reserve(r, 3888, &b), MPSCQ_OK);
+    ck_assert_uint_eq(ring_chunk(r, pos), a + r->M - 1);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    if (mode == 2)
+        mpscq_ring_close(r);
+    memset(b, 'b', 3888);
+    ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_OK);
+    if (mode == 1) {
+        const void *d;
+        ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+        ck_assert_uint_eq(len, 3888);
+        ck_assert_int_eq(memcmp(d, b, 3888), 0);
+        ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    } else {
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+        ck_assert_uint_eq(len, 3888);
+        ck_assert_uint_eq(out[0], 'b');
+    }
+    ck_assert_uint_le(r->cs->head, r->cs->limit);
+    holder_finish(&h, t);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(len, 10);
+    ck_assert_uint_eq(out[0], 'H');
+    if (mode == 2) {
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
+        mpscq_ring_detach(r);
+        return;
+    }
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    ck_assert_uint_eq(r->cs->ngaps, 0);
+    ck_assert_uint_eq(phys_accounted(r), r->K);
+    for (int lap = 0; lap < 300; lap++) {
+        int wrote = 0, got = 0;
+        while (mpscq_ring_write(r, m, 1 + (size_t)(lap * 37 + wrote * 101) % 3888) == MPSCQ_OK)
+            wrote++;
+        ck_assert_int_gt(wrote, 0);
+        while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
+            got++;
+        ck_assert_int_eq(got, wrote);
+    }
+    mpscq_ring_detach(r);
+}
+START_TEST(test_spill_across_chunks_pinned) { spill_pinned(_i); }
+END_TEST
+
+
+/* A record longer than M chunks, the head stuck at oldest + M inside it:
+ * delivered from its gap, it takes the head to its end.  mode 0 read, 1
+ * peek, 2 close.  (From the same review.) */
+static void spill_huge(int mode)
+{
+    mpscq_ring_t *r = new_ring(65536, 32560);
+    static uint8_t m[32560], out[32560];
+    size_t len;
+    ck_assert_uint_gt(r->max_rec, (r->M + 2) * r->S);
+    /* one lap of small messages first, so the chunks are recycled */
+    for (int i = 0; i < 50; i++) {
+        ck_assert_int_eq(mpscq_ring_write(r, m, 40), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    }
+    void *b;
+    ck_assert_int_eq(mpscq_ring_reserve(r, 32560, &b), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    if (mode == 2)
+        mpscq_ring_close(r);
+    memset(b, 'b', 32560);
+    ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_OK);
+    if (mode == 1) {
+        const void *d;
+        ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+        ck_assert_uint_eq(len, 32560);
+        ck_assert_int_eq(memcmp(d, b, 32560), 0);
+        ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    } else {
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+        ck_assert_uint_eq(len, 32560);
+    }
+    if (mode == 2) {
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
+        mpscq_ring_detach(r);
+        return;
+    }
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
+    ck_assert_uint_eq(r->cs->ngaps, 0);
+    ck_assert_uint_eq(phys_accounted(r), r->K);
+    for (int lap = 0; lap < 300; lap++) {
+        int wrote = 0, got = 0;
+        while (mpscq_ring_write(r, m, 1 + (size_t)(lap * 37 + wrote * 1001) % 32560) == MPSCQ_OK)
+            wrote++;
+        ck_assert_int_gt(wrote, 0);
+        while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
+            got++;
+        ck_assert_int_eq(got, wrote);
+    }
+    mpscq_ring_detach(r);
+}
+START_TEST(test_spill_longer_than_m_chunks) { spill_huge(_i); }
+END_TEST
+
+
+/* A faulty producer rewrites its own header with a larger length (and a
+ * check word to match) before committing a claim passed as a gap: the
+ * record's end is then past the limit, and the head must not move there
+ * (it did, and the next 20 messages of a sound producer were lost).
+ * (From the same review.) */
+static void *sound_writer_main(void *arg)
+{
+    mpscq_ring_t *r = arg;
+    return (void *)(intptr_t)mpscq_ring_write(r, "W", 1);
+}
+START_TEST(test_garbage_length_head_within_limit)
+{
+    mpscq_ring_t *r = new_ring(65536, 4000);
+    uint8_t out[4000];
+    size_t len;
+    void *b;
+    uint64_t pos = atomic_load(&r->sh->tail);
+    ck_assert_int_eq(mpscq_ring_reserve(r, 1, &b), MPSCQ_OK);     /* C: [pos, pos+32) */
+    pthread_t t;
+    ck_assert_int_eq(pthread_create(&t, NULL, sound_writer_main, r), 0);
+    void *rv;
+    pthread_join(t, &rv);
+    ck_assert_int_eq((int)(intptr_t)rv, MPSCQ_OK);                 /* W after it */
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_eq(out[0], 'W');
+    /* faulty: a sound header with a larger length */
+    struct ring_rec h = { pos, 4000, 4000 ^ RING_REC_CHECK };
+    memcpy((uint8_t *)b - RING_HDR, &h, sizeof h);
+    ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+    ck_assert_uint_le(r->cs->head, r->cs->limit);
+    /* Sound messages after it: every one delivered. */
+    for (int i = 0; i < 20; i++) {
+        ck_assert_int_eq(mpscq_ring_write(r, "x", 1), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
+        ck_assert_uint_eq(out[0], 'x');
+    }
+    mpscq_ring_detach(r);
+}
+END_TEST
+
 /* A record delivered late out of a gap, whose chunk the delivery would
  * retire (gap_remove), is held there until the release.  (From the
  * review of the zero-copy read.) */
@@ -2627,6 +2827,10 @@ static Suite *ring_suite(void)
     tcase_add_test(tc, test_peek_stale_release);
     tcase_add_test(tc, test_peek_garbage_held);
     tcase_add_test(tc, test_peek_lost_hold);
+    tcase_add_test(tc, test_spill_not_left_as_gap);
+    tcase_add_loop_test(tc, test_spill_across_chunks_pinned, 0, 3);
+    tcase_add_loop_test(tc, test_spill_longer_than_m_chunks, 0, 3);
+    tcase_add_test(tc, test_garbage_length_head_within_limit);
     tcase_add_test(tc, test_stats);
     tcase_add_test(tc, test_write_wait);
     tcase_add_test(tc, test_write_wait_room_before_sleep);
