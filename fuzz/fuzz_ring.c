@@ -61,20 +61,6 @@ struct model {
 
 static uint8_t payload_byte(uint32_t id, size_t i) { return (uint8_t)(id * 131u + i * 7u + 1u); }
 
-/* Physical chunks free, or installed under a chunk number at or after
- * the head's: with nothing held and everything delivered, all K. */
-static uint64_t chunks_accounted(const mpscq_ring_t *r)
-{
-    uint64_t n = r->cs->nfree;
-    uint64_t hc = ring_chunk(r, r->cs->head);
-    for (uint64_t i = 0; i <= r->mmask; i++) {
-        uint64_t w = atomic_load_explicit(&r->map[i], memory_order_relaxed);
-        if (RING_MAPW_STATE(w) == RING_MAP_INSTALLED && RING_MAPW_CHUNK(w) >= hc)
-            n++;
-    }
-    return n;
-}
-
 static void fill(uint8_t *p, uint32_t id, size_t len)
 {
     memcpy(p, &id, len < 4 ? len : 4);
@@ -402,7 +388,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             model_take(&m, out, len);
         }
         if (!m.closed) {
-            if (chunks_accounted(reader) != reader->K)
+            if (ring_chunks_accounted(reader) != reader->K)
                 abort();    /* a chunk lost, or pinned with nothing in it */
             uint32_t id = next_id++;
             size_t len = SIZE_MAX;

@@ -236,6 +236,23 @@ static inline uint64_t ring_off(const struct mpscq_ring *r, uint64_t x)
 }
 static inline uint64_t ring_round_unit(uint64_t n) { return (n + RING_UNIT - 1) & ~(uint64_t)(RING_UNIT - 1); }
 
+/* Physical chunks free, or installed under a chunk number at or after
+ * the head's chunk: every one of the K when nothing is held, passed or
+ * waiting (the consumer's state as it stands; for tests and the fuzzer,
+ * which check that no chunk is lost or pinned). */
+static inline uint64_t ring_chunks_accounted(const struct mpscq_ring *r)
+{
+    uint64_t n = r->cs->nfree;
+    uint64_t hc = ring_chunk(r, r->cs->head);
+    for (uint64_t i = 0; i <= r->mmask; i++) {
+        /* Relaxed: a count taken while nothing else runs. */
+        uint64_t w = atomic_load_explicit(&r->map[i], memory_order_relaxed);
+        if (RING_MAPW_STATE(w) == RING_MAP_INSTALLED && RING_MAPW_CHUNK(w) >= hc)
+            n++;
+    }
+    return n;
+}
+
 /* The record header a producer writes before committing. */
 struct ring_rec {
     uint64_t pos;            /* the record's logical position */
@@ -261,7 +278,8 @@ MPSCQ_HIDDEN void mpscq_ring_watch_exit(void);
 MPSCQ_HIDDEN int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time);
 MPSCQ_HIDDEN int mpscq_ring_consumer_alive(uint64_t word);
 /* A consumer call's entry when the role was not free or this thread's
- * word is not known yet: MPSCQ_OK (inside) or MPSCQ_BUSY. */
+ * word is not known yet: MPSCQ_OK (inside, counted in `inside`) or
+ * MPSCQ_BUSY. */
 MPSCQ_HIDDEN int mpscq_ring_consumer_enter_slow(struct mpscq_ring *r);
 /* ring_write.c */
 MPSCQ_HIDDEN void mpscq_ring_regs_release(struct mpscq_ring *r);

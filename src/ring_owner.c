@@ -157,22 +157,31 @@ int mpscq_ring_owner_alive(uint64_t owner, uint64_t start_time)
 
 /* ---- the consumer role -------------------------------------------------- */
 
+/* Inside: as ring_read.c's consumer_enter after its swap. */
+static int entered(struct mpscq_ring *r)
+{
+    (void)r;
+    mpscq_ring_me.inside++;
+    MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CONSUMER_IN, NULL, 0);
+    return MPSCQ_OK;
+}
+
 int mpscq_ring_consumer_enter_slow(struct mpscq_ring *r)
 {
     const struct ring_self *self = mpscq_ring_self();
-    uint64_t me = self->consumer;
+    uint64_t me = self->consumer;   /* not 0 now: the tid in it is not */
     _Atomic uint64_t *owner = &r->cs->owner;
     /* A few rounds: each one either enters, finds a live consumer, or
      * loses a race to take a dead one's place (to another taker, which
      * then is the live consumer). */
-    for (int round = 0; round < 4 && me; round++) {
+    for (int round = 0; round < 4; round++) {
         uint64_t o = 0;
         /* Acquire on success, as the fast path's; relaxed on failure:
          * the word read is only judged, nothing it guards is read. */
         if (atomic_compare_exchange_strong_explicit(owner, &o, me, memory_order_acquire,
                                                     memory_order_relaxed)) {
             MPSCQ_HB_AFTER(owner);
-            return MPSCQ_OK;
+            return entered(r);
         }
         /* Our own word: this thread is inside a consumer call (a signal
          * handler or a test hook calling in: BUSY), or it is not, and the
@@ -191,7 +200,7 @@ int mpscq_ring_consumer_enter_slow(struct mpscq_ring *r)
         if (atomic_compare_exchange_strong_explicit(owner, &o, me, memory_order_acquire,
                                                     memory_order_relaxed)) {
             MPSCQ_HB_AFTER(owner);
-            return MPSCQ_OK;
+            return entered(r);
         }
     }
     /* Relaxed: statistics. */
@@ -202,7 +211,7 @@ int mpscq_ring_consumer_enter_slow(struct mpscq_ring *r)
 int mpscq_ring_consumer_alive(uint64_t w)
 {
     pid_t tid = (pid_t)(w >> RING_CONSUMER_TID_SHIFT);
-    if (tid <= 0)
-        return 0;
+    if (tid == 0)
+        return 0;           /* garbage: no thread has tid 0 */
     return task_alive(0, tid, w & RING_CONSUMER_START_MASK, RING_CONSUMER_START_MASK);
 }

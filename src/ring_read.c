@@ -685,7 +685,8 @@ static inline int consumer_enter(struct mpscq_ring *r)
     /* Acquire: pairs with the previous consumer's release in
      * consumer_leave, so that its writes to the consumer state come
      * before this call's reads in any process.  One locked instruction
-     * per call, on the consumer state's own line. */
+     * per call, on the consumer state's own line.  me is 0 until the
+     * thread's first call, which the slow path computes it in. */
     if (MPSCQ_LIKELY(me != 0) &&
         MPSCQ_LIKELY(atomic_compare_exchange_strong_explicit(&r->cs->owner, &o, me,
                                                              memory_order_acquire,
@@ -695,12 +696,7 @@ static inline int consumer_enter(struct mpscq_ring *r)
         MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CONSUMER_IN, NULL, 0);
         return MPSCQ_OK;
     }
-    int rc = mpscq_ring_consumer_enter_slow(r);
-    if (rc == MPSCQ_OK) {
-        mpscq_ring_me.inside++;
-        MPSCQ_TEST_HOOK(MPSCQ_HOOK_RING_CONSUMER_IN, NULL, 0);
-    }
-    return rc;
+    return mpscq_ring_consumer_enter_slow(r);   /* counts itself in, as above */
 }
 static inline void consumer_leave(struct mpscq_ring *r)
 {
@@ -744,8 +740,10 @@ static int peek_in(struct mpscq_ring *r, const void **data, size_t *len)
 
 int mpscq_ring_release(mpscq_ring_t *r)
 {
+    /* Nothing held is release_in's INVAL: r->held is read inside the
+     * role, where no other thread of this handle writes it. */
     if (!r)
-        return MPSCQ_INVAL;     /* nothing held: release_in, inside the role */
+        return MPSCQ_INVAL;
     int rc = consumer_enter(r);
     if (rc != MPSCQ_OK)
         return rc;
@@ -767,18 +765,6 @@ __attribute__((flatten)) int mpscq_ring_read(mpscq_ring_t *r, void *buf, size_t 
     if (MPSCQ_UNLIKELY(rc != MPSCQ_OK))
         return rc;
     rc = consume(r, buf, cap, len);   /* releases a held record */
-    consumer_leave(r);
-    return rc;
-}
-
-int mpscq_ring_peek(mpscq_ring_t *r, const void **data, size_t *len)
-{
-    if (!r || !data || !len)
-        return MPSCQ_INVAL;
-    int rc = consumer_enter(r);
-    if (rc != MPSCQ_OK)
-        return rc;
-    rc = peek_in(r, data, len);
     consumer_leave(r);
     return rc;
 }
@@ -979,6 +965,11 @@ int mpscq_ring_read_wait(mpscq_ring_t *r, void *buf, size_t cap, size_t *len,
         return MPSCQ_INVAL;
     struct ring_take t = { r, buf, cap, len, NULL };
     return take_first_wait(&t, timeout_ns);
+}
+
+int mpscq_ring_peek(mpscq_ring_t *r, const void **data, size_t *len)
+{
+    return mpscq_ring_peek_wait(r, data, len, 0);
 }
 
 int mpscq_ring_peek_wait(mpscq_ring_t *r, const void **data, size_t *len, long long timeout_ns)

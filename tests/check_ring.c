@@ -598,20 +598,6 @@ START_TEST(test_peek_holds_its_chunk)
 }
 END_TEST
 
-/* Every physical chunk is free or installed for a chunk number at or
- * past the head's: none leaked. */
-static unsigned phys_accounted(mpscq_ring_t *r)
-{
-    unsigned n = r->cs->nfree;
-    uint64_t hc = ring_chunk(r, r->cs->head);
-    for (uint64_t i = 0; i <= r->mmask; i++) {
-        uint64_t w = atomic_load(&r->map[i]);
-        if (RING_MAPW_STATE(w) == RING_MAP_INSTALLED && RING_MAPW_CHUNK(w) >= hc)
-            n++;
-    }
-    return n;
-}
-
 /* A record that spills into the next chunk, committed after the scan
  * passed its start (a gap) and stopped at its spill: delivered from the
  * gap, it takes the head past its spill, so that the spill is not passed
@@ -642,10 +628,51 @@ START_TEST(test_spill_not_left_as_gap)
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
     ck_assert_uint_eq(len, 100);
     ck_assert_uint_eq(r->cs->ngaps, 0);           /* no gap holding only a spill */
-    ck_assert_uint_eq(phys_accounted(r), r->K);   /* both chunks free or in use */
+    ck_assert_uint_eq(ring_chunks_accounted(r), r->K);   /* both chunks free or in use */
     mpscq_ring_detach(r);
 }
 END_TEST
+
+/* The open claim b (n bytes) filled and committed, then taken: read
+ * (mode 0 and 2) or peeked and released (mode 1). */
+static void commit_take(mpscq_ring_t *r, void *b, size_t n, int mode, uint8_t *out)
+{
+    size_t len;
+    memset(b, 'b', n);
+    ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_OK);
+    if (mode == 1) {
+        const void *d;
+        ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
+        ck_assert_uint_eq(len, n);
+        ck_assert_int_eq(memcmp(d, b, n), 0);
+        ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
+    } else {
+        ck_assert_int_eq(mpscq_ring_read(r, out, n, &len), MPSCQ_OK);
+        ck_assert_uint_eq(len, n);
+        ck_assert_uint_eq(out[0], 'b');
+    }
+}
+
+/* Drained: no gap left, every chunk back; then 300 laps of messages of
+ * 1 .. max bytes (lengths stepping by `step`), each lap filled until FULL
+ * and read back whole.  Detaches r. */
+static void whole_again(mpscq_ring_t *r, const uint8_t *m, size_t max, size_t step, uint8_t *out)
+{
+    size_t len;
+    ck_assert_int_eq(mpscq_ring_read(r, out, max, &len), MPSCQ_EMPTY);
+    ck_assert_uint_eq(r->cs->ngaps, 0);
+    ck_assert_uint_eq(ring_chunks_accounted(r), r->K);
+    for (size_t lap = 0; lap < 300; lap++) {
+        size_t wrote = 0, got = 0;
+        while (mpscq_ring_write(r, m, 1 + (lap * 37 + wrote * step) % max) == MPSCQ_OK)
+            wrote++;
+        ck_assert_uint_gt(wrote, 0);
+        while (mpscq_ring_read(r, out, max, &len) == MPSCQ_OK)
+            got++;
+        ck_assert_uint_eq(got, wrote);
+    }
+    mpscq_ring_detach(r);
+}
 
 /* The head stuck at oldest + M inside a record longer than several
  * chunks: the record, delivered from its gap, takes the head across
@@ -676,19 +703,7 @@ static void spill_pinned(int mode)
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
     if (mode == 2)
         mpscq_ring_close(r);
-    memset(b, 'b', 3888);
-    ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_OK);
-    if (mode == 1) {
-        const void *d;
-        ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
-        ck_assert_uint_eq(len, 3888);
-        ck_assert_int_eq(memcmp(d, b, 3888), 0);
-        ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
-    } else {
-        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
-        ck_assert_uint_eq(len, 3888);
-        ck_assert_uint_eq(out[0], 'b');
-    }
+    commit_take(r, b, 3888, mode, out);
     ck_assert_uint_le(r->cs->head, r->cs->limit);
     holder_finish(&h, t);
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
@@ -699,19 +714,7 @@ static void spill_pinned(int mode)
         mpscq_ring_detach(r);
         return;
     }
-    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
-    ck_assert_uint_eq(r->cs->ngaps, 0);
-    ck_assert_uint_eq(phys_accounted(r), r->K);
-    for (int lap = 0; lap < 300; lap++) {
-        int wrote = 0, got = 0;
-        while (mpscq_ring_write(r, m, 1 + (size_t)(lap * 37 + wrote * 101) % 3888) == MPSCQ_OK)
-            wrote++;
-        ck_assert_int_gt(wrote, 0);
-        while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
-            got++;
-        ck_assert_int_eq(got, wrote);
-    }
-    mpscq_ring_detach(r);
+    whole_again(r, m, 3888, 101, out);
 }
 START_TEST(test_spill_across_chunks_pinned) { spill_pinned(_i); }
 END_TEST
@@ -736,36 +739,13 @@ static void spill_huge(int mode)
     ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
     if (mode == 2)
         mpscq_ring_close(r);
-    memset(b, 'b', 32560);
-    ck_assert_int_eq(mpscq_ring_commit(r, b), MPSCQ_OK);
-    if (mode == 1) {
-        const void *d;
-        ck_assert_int_eq(mpscq_ring_peek(r, &d, &len), MPSCQ_OK);
-        ck_assert_uint_eq(len, 32560);
-        ck_assert_int_eq(memcmp(d, b, 32560), 0);
-        ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
-    } else {
-        ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_OK);
-        ck_assert_uint_eq(len, 32560);
-    }
+    commit_take(r, b, 32560, mode, out);
     if (mode == 2) {
         ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_CLOSED);
         mpscq_ring_detach(r);
         return;
     }
-    ck_assert_int_eq(mpscq_ring_read(r, out, sizeof out, &len), MPSCQ_EMPTY);
-    ck_assert_uint_eq(r->cs->ngaps, 0);
-    ck_assert_uint_eq(phys_accounted(r), r->K);
-    for (int lap = 0; lap < 300; lap++) {
-        int wrote = 0, got = 0;
-        while (mpscq_ring_write(r, m, 1 + (size_t)(lap * 37 + wrote * 1001) % 32560) == MPSCQ_OK)
-            wrote++;
-        ck_assert_int_gt(wrote, 0);
-        while (mpscq_ring_read(r, out, sizeof out, &len) == MPSCQ_OK)
-            got++;
-        ck_assert_int_eq(got, wrote);
-    }
-    mpscq_ring_detach(r);
+    whole_again(r, m, 32560, 1001, out);
 }
 START_TEST(test_spill_longer_than_m_chunks) { spill_huge(_i); }
 END_TEST
@@ -850,7 +830,7 @@ START_TEST(test_peek_gap_holds)
     ck_assert_uint_eq(r->cs->held, 0);
     ck_assert_uint_eq(drain(r), n);
     push_through(r, cap, 30);
-    ck_assert_uint_eq(phys_accounted(r), r->K);
+    ck_assert_uint_eq(ring_chunks_accounted(r), r->K);
     mpscq_ring_detach(r);
 }
 END_TEST
@@ -880,7 +860,7 @@ START_TEST(test_peek_stale_release)
     uint64_t corrupt = r->cs->corrupt;
     push_through(r, cap, 40);
     ck_assert_uint_eq(r->cs->corrupt, corrupt);
-    ck_assert_uint_eq(phys_accounted(r), r->K);
+    ck_assert_uint_eq(ring_chunks_accounted(r), r->K);
     mpscq_ring_detach(r);
 }
 END_TEST
@@ -901,7 +881,7 @@ START_TEST(test_peek_lost_hold)
     mpscq_ring_detach(a);
     r->cs->held = 0;                      /* the faulty write */
     push_through(r, cap, 40);             /* the head passes M = 64 chunks */
-    ck_assert_uint_eq(phys_accounted(r), r->K);
+    ck_assert_uint_eq(ring_chunks_accounted(r), r->K);
     capacity_back(r, cap);
     mpscq_ring_detach(r);
 }
@@ -922,7 +902,7 @@ START_TEST(test_peek_garbage_held)
         r->cs->held = vals[i];
         push_through(r, cap, 2);
         ck_assert_uint_eq(r->cs->held, 0);
-        ck_assert_uint_eq(phys_accounted(r), r->K);
+        ck_assert_uint_eq(ring_chunks_accounted(r), r->K);
         /* Half full: every chunk number around the head, behind it and
          * ahead of it. */
         for (unsigned k = 0; k < cap / 2; k++)
@@ -936,7 +916,7 @@ START_TEST(test_peek_garbage_held)
             ck_assert_int_eq(mpscq_ring_release(r), MPSCQ_OK);
         }
         drain(r);
-        ck_assert_uint_eq(phys_accounted(r), r->K);
+        ck_assert_uint_eq(ring_chunks_accounted(r), r->K);
     }
     mpscq_ring_detach(r);
 }
@@ -1592,9 +1572,9 @@ static void *idle_main(void *arg)
     /* Its own consumer word, to the test; then wait to be let go. */
     uint64_t w = mpscq_ring_self()->consumer;
     char c;
-    if (write(fd[3], &w, sizeof w) != sizeof w)
-        return NULL;
-    return read(fd[0], &c, 1) == 1 ? NULL : NULL;
+    if (write(fd[3], &w, sizeof w) == sizeof w)
+        (void)!read(fd[0], &c, 1);
+    return NULL;
 }
 START_TEST(test_consumer_owner_gone_or_garbage)
 {

@@ -27,6 +27,8 @@ name="/mpscq-examples-$$"
 c1=$!
 "$dir/ring-consumer" "$name" 3000 > "ring-consumer2.$$.out" 2>&1 &
 c2=$!
+# Poll for the first exit (dash has no `wait -n`); which one exits does
+# not depend on timing: whichever took the role second.
 while kill -0 $c1 2>/dev/null && kill -0 $c2 2>/dev/null; do sleep 0.1; done
 if kill -0 $c1 2>/dev/null; then
     cpid=$c1 cout="ring-consumer1.$$.out" loser=$c2 lout="ring-consumer2.$$.out"
