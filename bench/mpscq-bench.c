@@ -6,6 +6,7 @@
 #include "config.h"
 #include "adapter.h"
 #include "clock.h"
+#include "coherence.h"
 #include "report.h"
 #include "ipc.h"
 #include "workload.h"
@@ -155,6 +156,20 @@ static void progress(unsigned done, unsigned total, const char *fmt, ...)
     va_end(ap);
     fprintf(stderr, "\r\033[K[%u/%u] %s", done, total, msg);
     progress_shown = 1;
+}
+
+/* The cache line round trip (coherence.h), printed before and after the
+ * runs: on a virtual machine it moves when the host moves the vCPUs, and
+ * the ratios between queues that share lines and queues that do not move
+ * with it. */
+static void print_line_rt(const char *when, double ns)
+{
+    if (ns < 0)
+        printf("Cache line round trip between two CPUs, %s: not measured (fewer than two CPUs "
+               "free)\n", when);
+    else
+        printf("Cache line round trip between two CPUs, %s: %.0f ns (ratios against queues "
+               "whose producers share no line move with it: doc/performance.md)\n", when, ns);
 }
 
 static void progress_end(void)
@@ -578,6 +593,8 @@ int main(int argc, char **argv)
     for (unsigned q = 0; q < rep.nqueues; q++)
         printf("  %-14s %s\n", queues[q]->name, queues[q]->describe);
     printf("Runs of all queues are interleaved, so machine drift hits each alike; compare ratios.\n");
+    rep.line_rt_before = bench_line_round_trip_ns();
+    print_line_rt("before the runs", rep.line_rt_before);
     fflush(stdout);
 
     progress_tty = isatty(2);
@@ -716,8 +733,10 @@ int main(int argc, char **argv)
                 }
     }
     progress_end();
+    rep.line_rt_after = bench_line_round_trip_ns();
     bench_report_summarize(&rep);
     bench_report_print(&rep, stdout);
+    print_line_rt("after the runs", rep.line_rt_after);
     fflush(stdout);
 
     int status = setup_failed ? 3 : 0;

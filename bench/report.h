@@ -54,6 +54,7 @@ struct bench_report {
     const char *implementation;
     const char *clock;
     double ns_per_tick;
+    double line_rt_before, line_rt_after; /* coherence.h: ns, -1 = not measured */
     long cpus;
     int repeats;
     unsigned nqueues;

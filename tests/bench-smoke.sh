@@ -51,6 +51,13 @@ grep -q '"verified": false' "$tmp/r.json" && fail "JSON has an unverified run"
 grep -q '"p99.9"' "$tmp/r.json" || fail "JSON has no percentiles"
 grep -q '"bytes_per_msg"' "$tmp/r.json" || fail "JSON has no memory figures"
 
+# The cache line round trip, before and after the runs: a figure, or null
+# (and "not measured") when fewer than two CPUs are free.
+grep -Eq '"line_round_trip_ns": \{"before": ([0-9.]+|null), "after": ([0-9.]+|null)\}' "$tmp/r.json" ||
+    fail "JSON has no line round trip"
+[ "$(grep -c '^Cache line round trip between two CPUs, \(before\|after\) the runs: ' "$tmp/out")" -eq 2 ] ||
+    fail "the line round trip is not printed before and after the runs"
+
 grep -q '"cpu_model"' "$tmp/r.json" && grep -q '"kernel"' "$tmp/r.json" &&
     grep -q '"compiler"' "$tmp/r.json" && grep -q '"libmpscq": {"version"' "$tmp/r.json" ||
     fail "JSON lacks the host and version record"
