@@ -13,6 +13,7 @@
 #include <stdlib.h>
 
 #include "clock.h"
+#include "stats.h"
 
 #define TRIALS 5
 #define ROUNDS 20000u                 /* round trips per trial */
@@ -63,12 +64,6 @@ static void *partner(void *arg)
     }
 }
 
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-
 double bench_line_round_trip_ns(void)
 {
     cpu_set_t mine;
@@ -115,8 +110,9 @@ double bench_line_round_trip_ns(void)
     pthread_join(th, NULL);
     sched_setaffinity(0, sizeof mine, &mine);
     if (ok && b->pinned) {
-        qsort(trial, TRIALS, sizeof trial[0], cmp_double);
-        result = trial[TRIALS / 2];
+        struct bench_summary s;
+        bench_summarize(trial, TRIALS, &s);
+        result = s.median;
     }
     free(b);
     return result;

@@ -166,7 +166,7 @@ static void print_line_rt(const char *when, double ns)
 {
     if (ns < 0)
         printf("Cache line round trip between two CPUs, %s: not measured (fewer than two CPUs "
-               "free)\n", when);
+               "to pin, or no answer within 0.2 s)\n", when);
     else
         printf("Cache line round trip between two CPUs, %s: %.0f ns (ratios against queues "
                "whose producers share no line move with it: doc/performance.md)\n", when, ns);

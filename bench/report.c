@@ -363,7 +363,7 @@ int bench_report_json(const struct bench_report *rep, const char *path)
     fprintf(f, "{\n  \"tool\": \"mpscq-bench\",\n  \"version\": \"%s\",\n", PACKAGE_VERSION);
     fprintf(f, "  \"implementation\": \"%s\",\n  \"clock\": \"%s\",\n  \"ns_per_tick\": %.6g,\n",
             rep->implementation, rep->clock, rep->ns_per_tick);
-    /* null: not measured (fewer than two CPUs, or no answer in time). */
+    /* null: not measured (coherence.h says when). */
     fprintf(f, "  \"line_round_trip_ns\": {\"before\": ");
     if (rep->line_rt_before >= 0)
         fprintf(f, "%.1f", rep->line_rt_before);

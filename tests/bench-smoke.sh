@@ -52,7 +52,7 @@ grep -q '"p99.9"' "$tmp/r.json" || fail "JSON has no percentiles"
 grep -q '"bytes_per_msg"' "$tmp/r.json" || fail "JSON has no memory figures"
 
 # The cache line round trip, before and after the runs: a figure, or null
-# (and "not measured") when fewer than two CPUs are free.
+# (and "not measured") when it could not be measured (bench/coherence.h).
 grep -Eq '"line_round_trip_ns": \{"before": ([0-9.]+|null), "after": ([0-9.]+|null)\}' "$tmp/r.json" ||
     fail "JSON has no line round trip"
 [ "$(grep -c '^Cache line round trip between two CPUs, \(before\|after\) the runs: ' "$tmp/out")" -eq 2 ] ||
