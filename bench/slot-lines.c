@@ -16,10 +16,14 @@
  *                      consumer that must tell "empty" from "a producer
  *                      between ticket and write" does)
  *   LAYOUT  adjacent   a value array and a state-byte array, slot = ticket
- *                      (libmpscq's layout: 8 values, 64 states a line)
+ *                      (libmpscq's layout until 2026-12-07: 8 values,
+ *                      64 states a line)
  *           rows       the same arrays, consecutive tickets spread over 16
  *                      rows of each 1024-slot segment (16 lines apart)
  *           cell       16-byte cells, value and state in one line (4 a line)
+ *           line7      64-byte lines of 7 values and their 7 state bytes
+ *                      (one line per message as cell, 9.14 bytes a slot;
+ *                      libmpscq's layout since 2026-12-07)
  *   P       producers (1-64), N messages each.
  *
  * Prints million messages per second (wall time; the arrays' pages are
@@ -40,7 +44,7 @@
 #define ROW_SHIFT 4  /* rows: 16 of them */
 
 enum mode { XADD, PRODUCERS, PAIR, TAILPOLL };
-enum layout { ADJACENT, ROWS, CELL };
+enum layout { ADJACENT, ROWS, CELL, LINE7 };
 
 struct cell {
     void *v;
@@ -53,6 +57,12 @@ static enum layout layout;
 static void **vals;
 static _Atomic unsigned char *states;
 static struct cell *cells;
+/* line7: ticket t is value t % 7 of line t / 7, its state byte beside. */
+struct line7 {
+    void *v[7];
+    _Atomic unsigned char s[8];
+};
+static struct line7 *lines;
 static uint64_t per, total;
 
 static void relax(void)
@@ -87,6 +97,9 @@ static void *producer(void *arg)
         if (layout == CELL) {
             cells[i].v = v;
             atomic_store_explicit(&cells[i].s, 1, memory_order_release);
+        } else if (layout == LINE7) {
+            lines[i / 7].v[i % 7] = v;
+            atomic_store_explicit(&lines[i / 7].s[i % 7], 1, memory_order_release);
         } else {
             vals[i] = v;
             atomic_store_explicit(&states[i], 1, memory_order_release);
@@ -100,6 +113,8 @@ static int written(size_t i)
     /* Acquire: pairs with the producer's release store of the state. */
     if (layout == CELL)
         return atomic_load_explicit(&cells[i].s, memory_order_acquire) != 0;
+    if (layout == LINE7)
+        return atomic_load_explicit(&lines[i / 7].s[i % 7], memory_order_acquire) != 0;
     return atomic_load_explicit(&states[i], memory_order_acquire) != 0;
 }
 
@@ -114,7 +129,7 @@ static void *consumer(void *arg)
                 continue;
             relax();
         }
-        void *v = layout == CELL ? cells[i].v : vals[i];
+        void *v = layout == CELL ? cells[i].v : layout == LINE7 ? lines[i / 7].v[i % 7] : vals[i];
         if (v != (void *)(uintptr_t)(t + 1))
             ++*bad;
     }
@@ -123,7 +138,7 @@ static void *consumer(void *arg)
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: slot-lines xadd|producers|pair|tailpoll adjacent|rows|cell P N\n");
+    fprintf(stderr, "usage: slot-lines xadd|producers|pair|tailpoll adjacent|rows|cell|line7 P N\n");
     return 2;
 }
 
@@ -132,12 +147,12 @@ int main(int argc, char **argv)
     if (argc != 5)
         return usage();
     static const char *modes[] = { "xadd", "producers", "pair", "tailpoll" };
-    static const char *layouts[] = { "adjacent", "rows", "cell" };
+    static const char *layouts[] = { "adjacent", "rows", "cell", "line7" };
     int m = -1, l = -1;
     for (int k = 0; k < 4; k++)
         if (!strcmp(argv[1], modes[k]))
             m = k;
-    for (int k = 0; k < 3; k++)
+    for (int k = 0; k < 4; k++)
         if (!strcmp(argv[2], layouts[k]))
             l = k;
     int np = atoi(argv[3]);
@@ -150,16 +165,20 @@ int main(int argc, char **argv)
     size_t n = (size_t)((total >> SEG_SHIFT) + 1) << SEG_SHIFT;
     if (layout == CELL)
         cells = calloc(n, sizeof *cells);
+    else if (layout == LINE7)
+        lines = aligned_alloc(64, (n / 7 + 1) * sizeof *lines);
     else {
         vals = calloc(n, sizeof *vals);
         states = calloc(n, 1);
     }
-    if (layout == CELL ? !cells : !vals || !states)
+    if (layout == CELL ? !cells : layout == LINE7 ? !lines : !vals || !states)
         return 3;
     /* Touched before the clock starts: the queue's pool hands out
      * segments whose pages are mapped already. */
     if (layout == CELL)
         memset(cells, 0, n * sizeof *cells);
+    else if (layout == LINE7)
+        memset(lines, 0, (n / 7 + 1) * sizeof *lines);
     else {
         memset(vals, 0, n * sizeof *vals);
         memset((void *)states, 0, n);
@@ -189,5 +208,6 @@ int main(int argc, char **argv)
     free(vals);
     free((void *)states);
     free(cells);
+    free(lines);
     return 0;
 }
