@@ -56,7 +56,7 @@ static inline unsigned load_state(const struct mpscq *q, struct mpscq_segment *s
     /* Acquire: pairs with the producer's release store of the state (a
      * message's value), and with a claimer's acq_rel CAS (TAKEN: what it
      * had acquired, a batch's interior among it). */
-    _Atomic unsigned char *a = &mpscq_seg_state(s, q->nslots)[t & q->mask];
+    _Atomic unsigned char *a = mpscq_slot_state(s, (size_t)(t & q->mask));
     unsigned st = atomic_load_explicit(a, memory_order_acquire);
     /* Helgrind: the edge from whoever stored it (a producer's release, a
      * claimer's CAS), which a batch interior's take and chead rely on. */
@@ -459,7 +459,7 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
         MPSCQ_PEND_WORK(1);
         int k = classify(st, prev == t - 1 ? prev_done : 1);
         if (k == T_TAKE) {
-            _Atomic unsigned char *sv = &mpscq_seg_state(s, q->nslots)[t & q->mask];
+            _Atomic unsigned char *sv = mpscq_slot_state(s, (size_t)(t & q->mask));
             unsigned char expect = (unsigned char)st;
             MPSCQ_HB_BEFORE(sv);
             /* acq_rel: acquire, the producer's value (as the load above);
@@ -473,7 +473,7 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
                                                         memory_order_relaxed)) {
                 MPSCQ_RMW(1);
                 MPSCQ_HB_AFTER(sv);
-                *msg = mpscq_seg_vals(s)[t & q->mask];
+                *msg = *mpscq_slot_val(s, (size_t)(t & q->mask));
                 MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_CLAIMED, q, t);
                 if (at_hole)
                     hole_step(p, &i, h, 1);
@@ -840,10 +840,10 @@ void mpscq_many_drain(struct mpscq *q, void (*drop)(void *, void *), void *arg)
             if (!s)
                 return;
         }
-        unsigned st = atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[t & q->mask],
+        unsigned st = atomic_load_explicit(mpscq_slot_state(s, (size_t)(t & q->mask)),
                                            memory_order_relaxed);
         if ((st & (MPSCQ_SLOT_READY | MPSCQ_SLOT_TAKEN | MPSCQ_SLOT_SKIP)) == MPSCQ_SLOT_READY &&
             drop)
-            drop(mpscq_seg_vals(s)[t & q->mask], arg);
+            drop(*mpscq_slot_val(s, (size_t)(t & q->mask)), arg);
     }
 }

@@ -18,7 +18,7 @@
 static inline unsigned slot_state(const struct mpscq *q, struct mpscq_segment *s, uint64_t idx)
 {
     /* Acquire: pairs with the producer's release store of the state. */
-    return atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[idx & q->mask],
+    return atomic_load_explicit(mpscq_slot_state(s, (size_t)(idx & q->mask)),
                                 memory_order_acquire);
 }
 
@@ -130,9 +130,9 @@ static void after_take(struct mpscq *q, uint64_t idx, unsigned st)
 static void take_scan(struct mpscq *q, struct mpscq_segment *s, unsigned st, void **msg)
 {
     uint64_t idx = q->scan;
-    MPSCQ_HB_AFTER(&mpscq_seg_state(s, q->nslots)[idx & q->mask]);
+    MPSCQ_HB_AFTER(mpscq_slot_state(s, (size_t)(idx & q->mask)));
     if (!(st & MPSCQ_SLOT_SKIP))
-        *msg = mpscq_seg_vals(s)[idx & q->mask];
+        *msg = *mpscq_slot_val(s, (size_t)(idx & q->mask));
     q->scan = idx + 1;
     after_take(q, idx, st);
 }
@@ -156,7 +156,7 @@ static int slot_taken(const struct mpscq *q, struct mpscq_segment *s, uint64_t t
 {
     MPSCQ_PEND_WORK(1);
     /* Relaxed: the mark is the consumer's own store. */
-    return (atomic_load_explicit(&mpscq_seg_state(s, q->nslots)[t & q->mask],
+    return (atomic_load_explicit(mpscq_slot_state(s, (size_t)(t & q->mask)),
                                  memory_order_relaxed) & MPSCQ_SLOT_TAKEN) != 0;
 }
 
@@ -213,10 +213,10 @@ static void take_pend(struct mpscq *q, size_t i, uint64_t t, struct mpscq_segmen
                       unsigned st, void **msg)
 {
     struct mpscq_pending *e = &q->pend[i];
-    _Atomic unsigned char *sv = mpscq_seg_state(s, q->nslots);
-    MPSCQ_HB_AFTER(&sv[t & q->mask]);
+    _Atomic unsigned char *sv = mpscq_slot_state(s, (size_t)(t & q->mask));
+    MPSCQ_HB_AFTER(sv);
     if (!(st & MPSCQ_SLOT_SKIP))
-        *msg = mpscq_seg_vals(s)[t & q->mask];
+        *msg = *mpscq_slot_val(s, (size_t)(t & q->mask));
     uint64_t end = e->idx + e->n;
     if (t == e->idx) {
         e->idx = t + 1;
@@ -251,7 +251,7 @@ static void take_pend(struct mpscq *q, size_t i, uint64_t t, struct mpscq_segmen
     } else {
         /* Relaxed: only the consumer reads the mark; the producer wrote
          * this slot for the last time already. */
-        atomic_store_explicit(&sv[t & q->mask], (unsigned char)(st | MPSCQ_SLOT_TAKEN),
+        atomic_store_explicit(sv, (unsigned char)(st | MPSCQ_SLOT_TAKEN),
                               memory_order_relaxed);
     }
     after_take(q, t, st);
@@ -594,17 +594,16 @@ static size_t take_run(struct mpscq *q, void **msgs, size_t max)
     size_t room = q->nslots - i;
     if (max > room)
         max = room;
-    _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots) + i;
-    void **vals = mpscq_seg_vals(s) + i;
     size_t k = 0;
     unsigned v = 0;
-    for (; k < max; k++) {
+    for (struct mpscq_slot_cur c = mpscq_slot_at(s, i); k < max; k++, mpscq_cur_next(&c)) {
+        _Atomic unsigned char *st = mpscq_cur_state(&c);
         /* Acquire: pairs with each producer's release store of the state. */
-        unsigned x = atomic_load_explicit(&st[k], memory_order_acquire);
+        unsigned x = atomic_load_explicit(st, memory_order_acquire);
         if ((x & (MPSCQ_SLOT_READY | MPSCQ_SLOT_SKIP)) != MPSCQ_SLOT_READY)
             break;
-        MPSCQ_HB_AFTER(&st[k]);
-        msgs[k] = vals[k];
+        MPSCQ_HB_AFTER(st);
+        msgs[k] = *mpscq_cur_val(&c);
         v = x;
     }
     if (!k)

@@ -148,11 +148,11 @@ static void write_slot(struct mpscq *q, struct mpscq_segment *s, uint64_t t,
                        void *msg, unsigned state, memory_order mo)
 {
     size_t i = (size_t)(t & q->mask);
-    _Atomic unsigned char *st = mpscq_seg_state(s, q->nslots);
-    mpscq_seg_vals(s)[i] = msg;
+    _Atomic unsigned char *st = mpscq_slot_state(s, i);
+    *mpscq_slot_val(s, i) = msg;
     if (mo == memory_order_release)
-        MPSCQ_HB_BEFORE(&st[i]);
-    atomic_store_explicit(&st[i], (unsigned char)state, mo);
+        MPSCQ_HB_BEFORE(st);
+    atomic_store_explicit(st, (unsigned char)state, mo);
 }
 
 /* Finish an enqueue of msgs[0..n-1] at tickets [t, t+n), walking from
@@ -215,7 +215,7 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
                 w = atomic_load_explicit(&prev->next, memory_order_acquire);
                 MPSCQ_HB_AFTER(&prev->next);
             }
-            _Atomic unsigned char *st = &mpscq_seg_state(w, q->nslots)[tk & q->mask];
+            _Atomic unsigned char *st = mpscq_slot_state(w, (size_t)(tk & q->mask));
             MPSCQ_HB_BEFORE(st);
             atomic_store_explicit(st, MPSCQ_SLOT_SKIP, memory_order_release);
             MPSCQ_TEST_HOOK(MPSCQ_HOOK_SKIP_MARKED, q, tk);
@@ -247,15 +247,16 @@ static void enqueue_finish_n(struct mpscq *q, struct mpscq_hp_rec *r,
                 }
                 size_t i = (size_t)(tk & q->mask);
                 size_t cnt = q->nslots - i < n - k ? q->nslots - i : n - k;
+                struct mpscq_slot_cur c = mpscq_slot_at(w, i);
                 if (pass == 0) {
-                    _Atomic unsigned char *st = mpscq_seg_state(w, q->nslots) + i;
-                    for (size_t j = 0; j < cnt; j++)
-                        atomic_store_explicit(&st[j],
+                    for (size_t j = 0; j < cnt; j++, mpscq_cur_next(&c))
+                        atomic_store_explicit(mpscq_cur_state(&c),
                                               (unsigned char)(MPSCQ_SLOT_READY | MPSCQ_SLOT_FOLLOWS |
                                                               (k + j + 1 < n ? MPSCQ_SLOT_CONT : 0)),
                                               memory_order_relaxed);
                 } else {
-                    memcpy(mpscq_seg_vals(w) + i, msgs + k, cnt * sizeof *msgs);
+                    for (size_t j = 0; j < cnt; j++, mpscq_cur_next(&c))
+                        *mpscq_cur_val(&c) = msgs[k + j];
                 }
                 k += cnt;
             }

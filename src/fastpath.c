@@ -82,12 +82,12 @@ int mpscq_fast_enqueue_base(struct mpscq *q, struct mpscq_hp_rec *r, void *msg,
     size_t i = (size_t)(t - s->base);
     if (MPSCQ_UNLIKELY(i >= q->nslots))
         return mpscq_enqueue_finish(q, r, msg, t, s);
-    _Atomic unsigned char *st = (_Atomic unsigned char *)(void *)((char *)s + q->state_off);
-    mpscq_seg_vals(s)[i] = msg;
+    _Atomic unsigned char *st = mpscq_slot_state(s, i);
+    *mpscq_slot_val(s, i) = msg;
     /* 5. Release: the value (and everything the caller wrote before) is
      *    visible to the consumer's acquire load of the state. */
-    MPSCQ_HB_BEFORE(&st[i]);
-    atomic_store_explicit(&st[i], MPSCQ_SLOT_READY, memory_order_release);
+    MPSCQ_HB_BEFORE(st);
+    atomic_store_explicit(st, MPSCQ_SLOT_READY, memory_order_release);
     /* 6. Release: our reads of s are done before the consumer may see the
      *    hazard gone and recycle it. */
     MPSCQ_HB_BEFORE(&r->hp);
@@ -109,7 +109,8 @@ uint64_t mpscq_fast_reserve_base(struct mpscq *q, struct mpscq_hp_rec *r, uint64
  * waiting and batch calls, destroy), which are inside a consumer call
  * already; the caller's mark for the mpscq_dequeue entry, which then
  * leaves the call on every way out (consumer.h). */
-static inline int fast_dequeue(struct mpscq *q, void **msg, struct mpscq_consumer_mark *self)
+static MPSCQ_INLINE int fast_dequeue(struct mpscq *q, void **msg,
+                                     struct mpscq_consumer_mark *self)
 {
     if (MPSCQ_UNLIKELY(q->gate != 0)) /* runs passed, or a message peeked */
         return self ? mpscq_dequeue_slow_out(q, msg) : mpscq_dequeue_slow(q, msg);
@@ -119,13 +120,13 @@ static inline int fast_dequeue(struct mpscq *q, void **msg, struct mpscq_consume
     size_t i = (size_t)(idx - s->base);
     if (MPSCQ_UNLIKELY(i >= q->nslots))
         return self ? mpscq_dequeue_slow_out(q, msg) : mpscq_dequeue_slow(q, msg);
-    _Atomic unsigned char *st = (_Atomic unsigned char *)(void *)((char *)s + q->state_off);
+    _Atomic unsigned char *st = mpscq_slot_state(s, i);
     /* Acquire: pairs with the producer's release store of the state. */
-    unsigned v = atomic_load_explicit(&st[i], memory_order_acquire);
+    unsigned v = atomic_load_explicit(st, memory_order_acquire);
     if (!(v & MPSCQ_SLOT_READY))
         return self ? mpscq_dequeue_slow_out(q, msg) : mpscq_dequeue_slow(q, msg);
-    MPSCQ_HB_AFTER(&st[i]);
-    *msg = mpscq_seg_vals(s)[i];
+    MPSCQ_HB_AFTER(st);
+    *msg = *mpscq_slot_val(s, i);
     /* Nothing is pending, so every ticket below idx is handled: a slot
      * marked FOLLOWS here is the continuation of the batch taken last. */
     q->scan = q->head = idx + 1;

@@ -23,6 +23,9 @@
 #define MPSCQ_UNLIKELY(x) __builtin_expect(!!(x), 0)
 /* A path kept out of the hot code. */
 #define MPSCQ_COLD __attribute__((cold, noinline))
+/* A fast path inlined into each entry, whatever the compiler's size
+ * heuristics say (one call less per message). */
+#define MPSCQ_INLINE inline __attribute__((always_inline))
 
 /* Bit 63 of the ticket counter: the queue is closed.  A producer whose
  * fetch-and-add returns a value with this bit keeps nothing. */
@@ -182,18 +185,92 @@ struct mpscq_segment {
      * t - base < nslots (unsigned), and t - base is then its slot. */
     uint64_t base;
     char pad[MPSCQ_CACHELINE - 40];
-    /* followed by: void *val[nslots]; _Atomic unsigned char state[nslots] */
+    /* followed by ceil(nslots / 7) lines of 64 bytes: see mpscq_slot_val */
 };
 
-static inline void **mpscq_seg_vals(struct mpscq_segment *s)
+/* The slots.  Line l of a segment's slot area holds slots 7l .. 7l + 6:
+ * their 7 values (56 bytes), then their 7 state bytes, then one unused
+ * byte.  So a message's value and state share one cache line: a producer
+ * writes one line per message and the consumer reads one (with a value
+ * array and a state array apart it was two: doc/performance.md, "One
+ * line per message").  9.14 bytes a slot.
+ *
+ * Slot i is on line l = i / 7 (by a multiply: exact for i < 1.33 * 2^30,
+ * and MPSCQ_SEGMENT_SLOTS_MAX is 2^20); its value is at byte 64 l +
+ * 8 (i - 7 l) = 8 (i + l) and its state at 64 l + 56 + (i - 7 l) = 57 l +
+ * i + 56 of the slot area.  The assembly computes the same (enqueue.asm,
+ * dequeue.asm). */
+#define MPSCQ_LINE_SLOTS 7u
+#define MPSCQ_LINE_STATES 56u /* the state bytes' offset in a line */
+#define MPSCQ_DIV7_MUL 613566757u /* ceil(2^32 / 7) */
+_Static_assert(MPSCQ_SEGMENT_SLOTS_MAX < (1u << 30), "slot / 7 by multiply");
+
+static inline size_t mpscq_slot_line(size_t i)
 {
-    return (void **)(void *)(s + 1);
+    return (size_t)(((uint64_t)i * MPSCQ_DIV7_MUL) >> 32);
 }
 
-static inline _Atomic unsigned char *mpscq_seg_state(struct mpscq_segment *s,
-                                                      size_t nslots)
+/* The lines of a segment of n slots. */
+static inline size_t mpscq_slot_lines(size_t n)
 {
-    return (_Atomic unsigned char *)(void *)(mpscq_seg_vals(s) + nslots);
+    return (n + MPSCQ_LINE_SLOTS - 1) / MPSCQ_LINE_SLOTS;
+}
+
+static inline void **mpscq_slot_val(struct mpscq_segment *s, size_t i)
+{
+    return (void **)(void *)((char *)(s + 1) + 8 * (i + mpscq_slot_line(i)));
+}
+
+static inline _Atomic unsigned char *mpscq_slot_state(struct mpscq_segment *s, size_t i)
+{
+    return (_Atomic unsigned char *)(void *)((char *)(s + 1) + 57 * mpscq_slot_line(i) + i +
+                                             MPSCQ_LINE_STATES);
+}
+
+/* The 8 state bytes (7 and the spare) of line l. */
+static inline _Atomic unsigned char *mpscq_line_states(struct mpscq_segment *s, size_t l)
+{
+    return (_Atomic unsigned char *)(void *)((char *)(s + 1) + 64 * l + MPSCQ_LINE_STATES);
+}
+
+/* A walk over consecutive slots of one segment with no division per
+ * slot (the batch paths): mpscq_slot_at, then mpscq_cur_next. */
+struct mpscq_slot_cur {
+    char *line;
+    size_t pos;
+};
+
+static inline struct mpscq_slot_cur mpscq_slot_at(struct mpscq_segment *s, size_t i)
+{
+    size_t l = mpscq_slot_line(i);
+    struct mpscq_slot_cur c = { (char *)(s + 1) + 64 * l, i - MPSCQ_LINE_SLOTS * l };
+    return c;
+}
+
+static inline void **mpscq_cur_val(const struct mpscq_slot_cur *c)
+{
+    return (void **)(void *)c->line + c->pos;
+}
+
+static inline _Atomic unsigned char *mpscq_cur_state(const struct mpscq_slot_cur *c)
+{
+    return (_Atomic unsigned char *)(void *)(c->line + MPSCQ_LINE_STATES + c->pos);
+}
+
+static inline void mpscq_cur_next(struct mpscq_slot_cur *c)
+{
+    if (++c->pos == MPSCQ_LINE_SLOTS) {
+        c->pos = 0;
+        c->line += 64;
+    }
+}
+
+/* Helgrind: a segment's state bytes are C11 atomics (annotate.h). */
+static inline void mpscq_seg_hg_states(struct mpscq_segment *s, size_t nslots)
+{
+    for (size_t l = 0, n = mpscq_slot_lines(nslots); l < n; l++)
+        MPSCQ_HG_ATOMIC(mpscq_line_states(s, l), MPSCQ_LINE_SLOTS);
+    (void)s;
 }
 
 /* The admission bound of an unbounded queue (capacity.h): the closed bit,
@@ -239,7 +316,6 @@ struct mpscq {
     size_t nslots;
     size_t mask;
     size_t seg_bytes;
-    size_t state_off;         /* a segment's state array: s + state_off */
     size_t seg_map_bytes;     /* != 0: segments are mmap'ed, this long (segment.c) */
     long pool_high;           /* the pool's bound while messages flow (segment.h) */
     size_t capacity;          /* 0 = unbounded */

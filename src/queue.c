@@ -133,9 +133,8 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     q->nslots = n;
     q->mask = n - 1;
     q->shift = (unsigned)__builtin_ctzll((unsigned long long)n);
-    size_t bytes = sizeof(struct mpscq_segment) + n * sizeof(void *) + n;
-    q->seg_bytes = (bytes + MPSCQ_CACHELINE - 1) & ~(size_t)(MPSCQ_CACHELINE - 1);
-    q->state_off = sizeof(struct mpscq_segment) + n * sizeof(void *);
+    /* The header line, then the slot lines (internal.h). */
+    q->seg_bytes = sizeof(struct mpscq_segment) + mpscq_slot_lines(n) * MPSCQ_CACHELINE;
     mpscq_seg_mem_setup(q, cfg->alloc_fn != NULL);
     q->capacity = cfg->capacity;
     /* An eighth of the capacity, at most 64: FULL may then be seen with up

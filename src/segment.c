@@ -103,8 +103,11 @@ void mpscq_seg_mem_free(const struct mpscq *q, void *s)
 
 static void clear_segment(const struct mpscq *q, struct mpscq_segment *s)
 {
-    /* Plain stores: the segment is private to the caller here. */
-    memset(mpscq_seg_state(s, q->nslots), 0, q->nslots);
+    /* Plain stores: the segment is private to the caller here.  The
+     * state bytes only, 8 a line (the spare too); values are written
+     * before they are read. */
+    for (size_t l = 0, n = mpscq_slot_lines(q->nslots); l < n; l++)
+        memset((void *)mpscq_line_states(s, l), 0, 8);
     atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
     s->prev = NULL;
     s->id = 0;
@@ -252,7 +255,7 @@ static struct mpscq_segment *seg_fresh(struct mpscq *q)
     clear_segment(q, s);
     MPSCQ_HG_ATOMIC_VAR(s->next);
     MPSCQ_HG_ATOMIC_VAR(s->pool_next);
-    MPSCQ_HG_ATOMIC(mpscq_seg_state(s, q->nslots), q->nslots);
+    mpscq_seg_hg_states(s, q->nslots);
     MPSCQ_STAT_ADD(q, st_alloc, 1);
     return s;
 }

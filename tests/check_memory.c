@@ -202,8 +202,8 @@ END_TEST
  * page, taken later by the producer or the consumer that first writes
  * it; doc/performance.md).  Checked with mincore(2) on the first segment
  * before any slot is written, and on the second when one slot of it is:
- * of its 3 pages the middle one (values 504 to 1015) is written by no
- * one yet, the header's and the states' are. */
+ * of its 3 pages only the first (the header and slots 0 to 440) is
+ * written yet. */
 static void assert_resident(struct mpscq *q, struct mpscq_segment *s)
 {
     long page = sysconf(_SC_PAGESIZE);
@@ -264,6 +264,74 @@ START_TEST(test_fresh_segment_populated)
     struct mpscq_segment *second = atomic_load_explicit(&q->hint, memory_order_acquire);
     ck_assert_ptr_ne(second, first);
     assert_resident(q, second);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* The slot layout (internal.h): slot i's value and state in line i / 7
+ * of the slot area, value i % 7 and state byte 56 + i % 7 of it, no two
+ * slots sharing a byte, every slot of a segment inside it.  Every slot of
+ * the largest segment, by the C helpers (the batch paths' walk included);
+ * then what the enqueue path of
+ * this build (the assembly in an asm build) wrote, read through them. */
+START_TEST(test_slot_layout)
+{
+    size_t n = MPSCQ_SEGMENT_SLOTS_MAX;
+    size_t area = mpscq_slot_lines(n) * MPSCQ_CACHELINE;
+    ck_assert_uint_eq(area, (n + 6) / 7 * 64);
+    struct mpscq_segment *s = aligned_alloc(64, sizeof *s + area);
+    ck_assert_ptr_nonnull(s);
+    char *base = (char *)(s + 1);
+    /* The batch paths' walk (mpscq_cur_next) meets every slot too. */
+    struct mpscq_slot_cur w = mpscq_slot_at(s, 0);
+    for (size_t i = 0; i < n; i++, mpscq_cur_next(&w)) {
+        ck_assert_ptr_eq((void *)mpscq_cur_val(&w), (void *)mpscq_slot_val(s, i));
+        ck_assert_ptr_eq((void *)mpscq_cur_state(&w), (void *)mpscq_slot_state(s, i));
+        struct mpscq_slot_cur d = mpscq_slot_at(s, i);
+        ck_assert_ptr_eq((void *)mpscq_cur_val(&d), (void *)mpscq_slot_val(s, i));
+        size_t v = (size_t)((char *)mpscq_slot_val(s, i) - base);
+        size_t t = (size_t)((char *)(void *)mpscq_slot_state(s, i) - base);
+        ck_assert_uint_eq(mpscq_slot_line(i), i / 7);
+        ck_assert_uint_eq(v, i / 7 * 64 + i % 7 * 8);
+        ck_assert_uint_eq(t, i / 7 * 64 + 56 + i % 7);
+        ck_assert_ptr_eq((void *)mpscq_line_states(s, i / 7), (void *)(base + i / 7 * 64 + 56));
+        /* Inside the area of the smallest segment size that has slot i. */
+        size_t m = MPSCQ_SEGMENT_SLOTS_MIN;
+        while (m <= i)
+            m <<= 1;
+        ck_assert_uint_lt(t, mpscq_slot_lines(m) * MPSCQ_CACHELINE);
+    }
+    free(s);
+
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 32;
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    ck_assert_uint_eq(q->seg_bytes, sizeof(struct mpscq_segment) + 5 * 64);
+    /* Acquire: the segment's header, as a producer reads the hint. */
+    struct mpscq_segment *seg = atomic_load_explicit(&q->hint, memory_order_acquire);
+    for (uintptr_t i = 0; i < 32; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)(i + 100)), MPSCQ_OK);
+    for (size_t i = 0; i < 32; i++) {
+        ck_assert_ptr_eq(*mpscq_slot_val(seg, i), (void *)(i + 100));
+        /* Relaxed: this thread wrote it. */
+        unsigned st = atomic_load_explicit(mpscq_slot_state(seg, i), memory_order_relaxed);
+        ck_assert_uint_eq(st, MPSCQ_SLOT_READY);
+    }
+    /* The spare byte of each line and the tail of the last line: never
+     * written. */
+    for (size_t l = 0; l < 5; l++)
+        ck_assert_uint_eq(((unsigned char *)(void *)mpscq_line_states(seg, l))[7], 0);
+    for (size_t i = 32; i < 35; i++) {
+        unsigned st = atomic_load_explicit(mpscq_slot_state(seg, i), memory_order_relaxed);
+        ck_assert_uint_eq(st, 0);
+    }
+    void *m;
+    for (uintptr_t i = 0; i < 32; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, (void *)(i + 100));
+    }
     mpscq_destroy(q, NULL, NULL);
 }
 END_TEST
@@ -550,7 +618,7 @@ START_TEST(test_misaligned_allocator_refused)
     ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_INVAL);
     ck_assert_ptr_eq(q, (mpscq_t *)0x1);
     /* Only the segments misaligned: the first one fails create. */
-    c.segment_slots = 4; /* 64 + 4 * 9 bytes, rounded up to 128 */
+    c.segment_slots = 4; /* 64 + one line of slots: 128 bytes */
     atomic_store(&misalign_size, 128);
     ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_NOMEM);
     /* Only the hazard records misaligned: the first enqueue fails. */
@@ -703,6 +771,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_enqueue_nomem_every_site);
     tcase_add_test(tc, test_register_nomem);
     tcase_add_test(tc, test_fresh_segment_populated);
+    tcase_add_test(tc, test_slot_layout);
     tcase_add_test(tc, test_heap_returns_to_baseline);
     tcase_add_test(tc, test_rss_returns_after_burst);
     tcase_add_test(tc, test_pool_kept_while_busy_trimmed_when_idle);

@@ -76,7 +76,7 @@ static void pool_add_one(mpscq_t *q)
     /* As mpscq_seg_get declares a fresh segment's atomics (Helgrind). */
     MPSCQ_HG_ATOMIC_VAR(s->next);
     MPSCQ_HG_ATOMIC_VAR(s->pool_next);
-    MPSCQ_HG_ATOMIC(mpscq_seg_state(s, m->nslots), m->nslots);
+    mpscq_seg_hg_states(s, m->nslots);
     mpscq_seg_put(m, s);
 }
 

@@ -29,12 +29,15 @@ extern mpscq_tls_tpoff
     sub     r9, [r8 + SEG_BASE]         ; slot = scan - base, if below N
     cmp     r9, [rdi + Q_NSLOTS]
     jae     %%slow
-    mov     rcx, [rdi + Q_STATE_OFF]
-    add     rcx, r8
-    movzx   edx, byte [rcx + r9]        ; state (acquire)
+    imul    rcx, r9, DIV7_MUL           ; line l = slot / 7 (internal.h)
+    shr     rcx, 32
+    lea     r10, [r9 + rcx]             ; the value at 8 (slot + l)
+    imul    rcx, rcx, 57                ; the state at 57 l + slot + 56
+    add     rcx, r9
+    movzx   edx, byte [r8 + SEG_VALS + LINE_STATES + rcx] ; state (acquire)
     test    dl, SLOT_READY
     jz      %%slow
-    mov     r10, [r8 + SEG_VALS + r9*8] ; value, read after the state
+    mov     r10, [r8 + SEG_VALS + r10*8] ; value, read after the state
     mov     [rsi], r10
     mov     [rdi + Q_LAST], rax
     and     edx, SLOT_CONT

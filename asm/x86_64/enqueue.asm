@@ -46,10 +46,17 @@ extern mpscq_tls_tpoff
     sub     r10, [r9 + SEG_BASE]        ; slot = t - s->base ...
     cmp     r10, [rdi + Q_NSLOTS]       ; ... if below N (unsigned: a hint
     jae     %%slow                      ; past t wraps around)
-    mov     [r9 + SEG_VALS + r10*8], %2 ; the value
-    mov     r11, [rdi + Q_STATE_OFF]
-    add     r11, r9                     ; state array
-    mov     byte [r11 + r10], SLOT_READY ; release: after the value (TSO)
+    ; Slot i's line l = i / 7, by a multiply (exact for i < 2^30); the
+    ; value at 8 (i + l), the state at 57 l + i + 56 of the slot area
+    ; (internal.h).  rax (the ticket) is not needed past here.
+    imul    rax, r10, DIV7_MUL
+    shr     rax, 32                     ; l
+    lea     r11, [r10 + rax]            ; i + l
+    mov     [r9 + SEG_VALS + r11*8], %2 ; the value
+    imul    rax, rax, 57
+    add     rax, r10                    ; 57 l + i
+    mov     byte [r9 + SEG_VALS + LINE_STATES + rax], SLOT_READY ; release:
+                                        ; after the value (TSO), same line
     mov     qword [%1 + REC_HP], 0      ; hazard cleared after our last read of s
     ; Wake check: `parked` (the futex word) and `need_fence` side by side,
     ; both 0 in the common case.  With membarrier the consumer supplies the

@@ -27,7 +27,6 @@ void mpscq_asm_offsets(void)
     DEFINE(Q_HINT, offsetof(struct mpscq, hint));
     DEFINE(Q_PARKED, offsetof(struct mpscq, parked));
     DEFINE(Q_NEED_FENCE, offsetof(struct mpscq, need_fence));
-    DEFINE(Q_STATE_OFF, offsetof(struct mpscq, state_off));
     DEFINE(Q_SHIFT, offsetof(struct mpscq, shift));
     DEFINE(Q_MASK, offsetof(struct mpscq, mask));
     DEFINE(Q_NSLOTS, offsetof(struct mpscq, nslots));
@@ -56,7 +55,9 @@ void mpscq_asm_offsets(void)
     DEFINE(Q_REJECTED, offsetof(struct mpscq, rejected));
     DEFINE(SEG_ID, offsetof(struct mpscq_segment, id));
     DEFINE(SEG_BASE, offsetof(struct mpscq_segment, base));
-    DEFINE(SEG_VALS, sizeof(struct mpscq_segment));
+    DEFINE(SEG_VALS, sizeof(struct mpscq_segment)); /* the slot area (internal.h) */
+    DEFINE(LINE_STATES, MPSCQ_LINE_STATES);
+    DEFINE(DIV7_MUL, MPSCQ_DIV7_MUL);
     DEFINE(HP_ALL, (long)(uintptr_t)MPSCQ_HP_ALL);
     DEFINE(SLOT_READY, MPSCQ_SLOT_READY);
     DEFINE(SLOT_CONT, MPSCQ_SLOT_CONT);
