@@ -97,8 +97,8 @@ static struct mpscq_segment *take_spare(struct mpscq *q, struct mpscq_hp_rec *r)
             s = NULL;
         }
         if (s) {
-            memset(s, 0, q->seg_bytes);
-            MPSCQ_STAT_ADD(q, st_alloc, 1);
+            /* As a pooled or fresh segment: Helgrind's declarations too. */
+            mpscq_seg_prepare(q, s);
             return s;
         }
         mpscq_backoff_wait(&b);

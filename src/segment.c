@@ -249,6 +249,12 @@ static struct mpscq_segment *seg_fresh(struct mpscq *q)
         mpscq_log(q, MPSCQ_LOG_ERROR, "alloc_fn returned memory that is not 16-byte aligned");
         return NULL;
     }
+    mpscq_seg_prepare(q, s);
+    return s;
+}
+
+void mpscq_seg_prepare(struct mpscq *q, struct mpscq_segment *s)
+{
     memset(s, 0, sizeof *s);
     atomic_init(&s->next, NULL);
     atomic_init(&s->pool_next, NULL);
@@ -257,7 +263,6 @@ static struct mpscq_segment *seg_fresh(struct mpscq *q)
     MPSCQ_HG_ATOMIC_VAR(s->pool_next);
     mpscq_seg_hg_states(s, q->nslots);
     MPSCQ_STAT_ADD(q, st_alloc, 1);
-    return s;
 }
 
 /* Push s (cleared by the caller) on the pool, trying at most `tries`

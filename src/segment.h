@@ -75,6 +75,11 @@ static inline long mpscq_pool_high(struct mpscq *q)
  * MPSCQ_OK. */
 MPSCQ_HIDDEN int mpscq_seg_prealloc(struct mpscq *q, long n);
 
+/* A segment fresh from the allocator made ready for use: its header and
+ * state bytes cleared, its atomics declared to Helgrind, counted in the
+ * stats.  Private to the caller. */
+MPSCQ_HIDDEN void mpscq_seg_prepare(struct mpscq *q, struct mpscq_segment *s);
+
 /* Free a segment outright (destroy, or one that was never published). */
 MPSCQ_HIDDEN void mpscq_seg_free(struct mpscq *q, struct mpscq_segment *s);
 

@@ -401,6 +401,60 @@ START_TEST(test_stalled_after_hint)
 }
 END_TEST
 
+/* Two producers take the tickets of segment 1 and stop before linking
+ * it; the next ticket's producer then links segments 1 and 2 in one
+ * enqueue, with one spare: the second comes from the allocator on the
+ * spot (take_spare's last resort, enqueue.c), prepared as every other
+ * segment (cleared state bytes, and its atomics declared to Helgrind:
+ * check-helgrind runs this).  Everything arrives once, in order. */
+START_TEST(test_link_beyond_spares)
+{
+    mpscq_config c;
+    mpscq_config_init(&c);
+    c.segment_slots = 2;
+    mpscq_t *q;
+    ck_assert_int_eq(mpscq_create(&q, &c), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 0)), MPSCQ_OK);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 1)), MPSCQ_OK);
+    atomic_store(&release_stall, 0);
+    stall_where = MPSCQ_HOOK_AFTER_TICKET;
+    mpscq_test_hook = stall_hook;
+    struct staller s[2] = { { q, -1 }, { q, -1 } };
+    pthread_t st[2];
+    for (int i = 0; i < 2; i++) {
+        atomic_store(&stalled, 0);
+        ck_assert_int_eq(pthread_create(&st[i], NULL, stalled_producer, &s[i]), 0);
+        while (!atomic_load(&stalled))
+            sched_yield();
+    }
+    struct mpscq_stats a, b;
+    mpscq_stats(q, &a);
+    /* Ticket 4: segment 2, past the unlinked segment 1. */
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, 2)), MPSCQ_OK);
+    mpscq_stats(q, &b);
+    /* The one from the allocator on the spot, and the spare refilled. */
+    ck_assert_uint_ge(b.segments_allocated, a.segments_allocated + 1);
+    void *m;
+    for (uint64_t i = 0; i < 3; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(0, i));
+    }
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    atomic_store(&release_stall, 1);
+    for (int i = 0; i < 2; i++) {
+        pthread_join(st[i], NULL);
+        ck_assert_int_eq(atomic_load(&s[i].rc), MPSCQ_OK);
+    }
+    mpscq_test_hook = NULL;
+    for (int i = 0; i < 2; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_ptr_eq(m, tu_msg(7, 0));
+    }
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 /* ---- the hint overtakes a ticket ----------------------------------- */
 
 static void *batch5_producer(void *p);
@@ -1290,6 +1344,7 @@ static Suite *suite(void)
     tcase_add_test(tc, test_stalled_after_ticket);
     tcase_add_test(tc, test_stalled_before_ticket);
     tcase_add_test(tc, test_stalled_after_hint);
+    tcase_add_test(tc, test_link_beyond_spares);
     tcase_add_test(tc, test_hint_overtakes_ticket);
     tcase_add_test(tc, test_hint_overtakes_batch);
     tcase_add_test(tc, test_lazy_pass_and_catch_up);
