@@ -99,6 +99,7 @@ static struct mpscq_segment *take_spare(struct mpscq *q, struct mpscq_hp_rec *r)
         if (s) {
             /* As a pooled or fresh segment: Helgrind's declarations too. */
             mpscq_seg_prepare(q, s);
+            MPSCQ_TEST_HOOK(MPSCQ_HOOK_SPARE_ALLOCATED, q, 0);
             return s;
         }
         mpscq_backoff_wait(&b);

@@ -140,9 +140,11 @@ enum {
                                 * yet (q NULL, ticket = the futex value) */
     MPSCQ_HOOK_RING_CONSUMER_IN, /* ring consumer call: the role taken, no
                                 * consumer state read yet (q NULL, ticket 0) */
-    MPSCQ_HOOK_RING_CONSUMER_TAKEOVER /* ring consumer call: the role's
+    MPSCQ_HOOK_RING_CONSUMER_TAKEOVER, /* ring consumer call: the role's
                                 * owner found dead, its place not taken yet
                                 * (q NULL, ticket = the owner word) */
+    MPSCQ_HOOK_SPARE_ALLOCATED /* producer out of spares: a segment from
+                                * the allocator, prepared (ticket 0) */
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
@@ -204,6 +206,9 @@ struct mpscq_segment {
 #define MPSCQ_LINE_STATES 56u /* the state bytes' offset in a line */
 #define MPSCQ_DIV7_MUL 613566757u /* ceil(2^32 / 7) */
 _Static_assert(MPSCQ_SEGMENT_SLOTS_MAX < (1u << 30), "slot / 7 by multiply");
+_Static_assert(MPSCQ_LINE_STATES == MPSCQ_LINE_SLOTS * sizeof(void *) &&
+                   MPSCQ_LINE_STATES + MPSCQ_LINE_SLOTS < MPSCQ_CACHELINE,
+               "7 values, then their states, in one line");
 
 static inline size_t mpscq_slot_line(size_t i)
 {
@@ -216,25 +221,9 @@ static inline size_t mpscq_slot_lines(size_t n)
     return (n + MPSCQ_LINE_SLOTS - 1) / MPSCQ_LINE_SLOTS;
 }
 
-static inline void **mpscq_slot_val(struct mpscq_segment *s, size_t i)
-{
-    return (void **)(void *)((char *)(s + 1) + 8 * (i + mpscq_slot_line(i)));
-}
-
-static inline _Atomic unsigned char *mpscq_slot_state(struct mpscq_segment *s, size_t i)
-{
-    return (_Atomic unsigned char *)(void *)((char *)(s + 1) + 57 * mpscq_slot_line(i) + i +
-                                             MPSCQ_LINE_STATES);
-}
-
-/* The 8 state bytes (7 and the spare) of line l. */
-static inline _Atomic unsigned char *mpscq_line_states(struct mpscq_segment *s, size_t l)
-{
-    return (_Atomic unsigned char *)(void *)((char *)(s + 1) + 64 * l + MPSCQ_LINE_STATES);
-}
-
-/* A walk over consecutive slots of one segment with no division per
- * slot (the batch paths): mpscq_slot_at, then mpscq_cur_next. */
+/* Slot i as a position: its line and its index in the line.  Also a
+ * walk over consecutive slots of one segment with no division per slot
+ * (the batch paths): mpscq_slot_at, then mpscq_cur_next. */
 struct mpscq_slot_cur {
     char *line;
     size_t pos;
@@ -243,7 +232,8 @@ struct mpscq_slot_cur {
 static inline struct mpscq_slot_cur mpscq_slot_at(struct mpscq_segment *s, size_t i)
 {
     size_t l = mpscq_slot_line(i);
-    struct mpscq_slot_cur c = { (char *)(s + 1) + 64 * l, i - MPSCQ_LINE_SLOTS * l };
+    struct mpscq_slot_cur c = { (char *)(s + 1) + MPSCQ_CACHELINE * l,
+                                i - MPSCQ_LINE_SLOTS * l };
     return c;
 }
 
@@ -261,8 +251,32 @@ static inline void mpscq_cur_next(struct mpscq_slot_cur *c)
 {
     if (++c->pos == MPSCQ_LINE_SLOTS) {
         c->pos = 0;
-        c->line += 64;
+        c->line += MPSCQ_CACHELINE;
     }
+}
+
+/* The same addresses as mpscq_slot_at's, in the closed forms above:
+ * gcc derives the value's and the state's from one multiply this way
+ * (through the cursor it computes the line twice: 8 instructions more
+ * per enqueue+dequeue pair).  test_slot_layout checks that both agree. */
+static inline void **mpscq_slot_val(struct mpscq_segment *s, size_t i)
+{
+    return (void **)(void *)((char *)(s + 1) + sizeof(void *) * (i + mpscq_slot_line(i)));
+}
+
+static inline _Atomic unsigned char *mpscq_slot_state(struct mpscq_segment *s, size_t i)
+{
+    return (_Atomic unsigned char *)(void *)((char *)(s + 1) +
+                                             (MPSCQ_CACHELINE - MPSCQ_LINE_SLOTS) *
+                                                 mpscq_slot_line(i) +
+                                             i + MPSCQ_LINE_STATES);
+}
+
+/* The 8 state bytes (7 and the spare) of line l. */
+static inline _Atomic unsigned char *mpscq_line_states(struct mpscq_segment *s, size_t l)
+{
+    return (_Atomic unsigned char *)(void *)((char *)(s + 1) + MPSCQ_CACHELINE * l +
+                                             MPSCQ_LINE_STATES);
 }
 
 /* Helgrind: a segment's state bytes are C11 atomics (annotate.h). */

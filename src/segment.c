@@ -107,7 +107,7 @@ static void clear_segment(const struct mpscq *q, struct mpscq_segment *s)
      * state bytes only, 8 a line (the spare too); values are written
      * before they are read. */
     for (size_t l = 0, n = mpscq_slot_lines(q->nslots); l < n; l++)
-        memset((void *)mpscq_line_states(s, l), 0, 8);
+        memset((void *)mpscq_line_states(s, l), 0, MPSCQ_CACHELINE - MPSCQ_LINE_STATES);
     atomic_store_explicit(&s->next, NULL, memory_order_relaxed);
     s->prev = NULL;
     s->id = 0;
