@@ -193,8 +193,11 @@ static void count_take(struct mpscq *q, struct mpscq_hp_rec *r)
  * recycle the segments before it that no hazard names.  A consumer that
  * finds the flag taken skips (recycling is optional work, so the dequeue
  * stays lock-free); one stopped holding it delays recycling only.
- * idle: the pool goes back to its idle bound too. */
-static void try_reclaim(struct mpscq *q, int idle)
+ * Then the pool: RECLAIM_IDLE back to its idle bound, RECLAIM_CAUGHT_UP
+ * eased towards its busy bound (segment.h), RECLAIM_BUSY left as it is
+ * (a consumer in the middle of a backlog frees nothing). */
+enum { RECLAIM_BUSY, RECLAIM_CAUGHT_UP, RECLAIM_IDLE };
+static void try_reclaim(struct mpscq *q, int mode)
 {
     int z = 0;
     /* Relaxed pre-check, then acquire on the flag: the previous holder's
@@ -233,15 +236,18 @@ static void try_reclaim(struct mpscq *q, int idle)
             break;
     /* Relaxed: a hint for reclaim_due. */
     atomic_store_explicit(&q->reclaim_left, q->oldest != s, memory_order_relaxed);
-    mpscq_seg_pool_trim(q, idle ? mpscq_pool_keep(q) : mpscq_pool_high(q));
+    if (mode == RECLAIM_IDLE)
+        mpscq_seg_pool_trim(q, mpscq_pool_keep(q));
+    else if (mode == RECLAIM_CAUGHT_UP)
+        mpscq_seg_pool_ease(q);
     MPSCQ_HB_BEFORE(&q->reclaiming);
     /* Release: our work before the next holder's acquire. */
     atomic_store_explicit(&q->reclaiming, 0, memory_order_release);
 }
 
 /* An EMPTY dequeue's test, before it takes the recycler's flag: chead
- * is past cseg's segment, the last recycling left some, or (idle) the
- * pool is over its idle bound.  Relaxed loads but cseg's: hints; the
+ * is past cseg's segment, the last recycling left some, or the pool is
+ * over its idle bound (idle) or its busy bound (caught up).  Relaxed loads but cseg's: hints; the
  * flag's holder decides.  The caller's hazard protects cseg (it is at or
  * after hpc). */
 static int reclaim_due(struct mpscq *q, uint64_t c, int idle)
@@ -252,7 +258,8 @@ static int reclaim_due(struct mpscq *q, uint64_t c, int idle)
     MPSCQ_HB_AFTER(&q->cseg);
     return (c >> q->shift) > cs->id ||
            atomic_load_explicit(&q->reclaim_left, memory_order_relaxed) ||
-           (idle && atomic_load_explicit(&q->pool_count, memory_order_relaxed) > mpscq_pool_keep(q));
+           atomic_load_explicit(&q->pool_count, memory_order_relaxed) >
+               (idle ? mpscq_pool_keep(q) : mpscq_pool_high(q));
 }
 
 /* What this thread knows of a queue's tickets, kept between its calls
@@ -493,7 +500,7 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
                 unprotect(r);
                 count_take(q, r);
                 if (crossed)
-                    try_reclaim(q, 0); /* chead left a segment */
+                    try_reclaim(q, RECLAIM_BUSY); /* chead left a segment */
                 return MPSCQ_OK;
             }
             /* Lost: another consumer took it (only consumers write a
@@ -548,6 +555,7 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
     if (done > c)
         advance_chead(q, c, done);
     int drained = !p->nh && !frozen && u >= lim;
+    int mode = -1;
     if (drained) {
         /* Idle when no ticket was issued since the last EMPTY.  Relaxed:
          * a hint for the pool's bound; written only when it changes, so
@@ -555,15 +563,22 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
         int idle = atomic_load_explicit(&q->cidle, memory_order_relaxed) == lim;
         if (!idle)
             atomic_store_explicit(&q->cidle, lim, memory_order_relaxed);
-        if (reclaim_due(q, done, idle)) {
-            unprotect(r);
-            try_reclaim(q, idle);
-        }
+        if (reclaim_due(q, done, idle))
+            mode = idle ? RECLAIM_IDLE : RECLAIM_CAUGHT_UP;
+    } else if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > mpscq_pool_high(q)) {
+        /* Nothing takeable, but a ticket not written yet (a producer
+         * between ticket and write): caught up all the same.  Relaxed: a
+         * hint; the flag's holder decides. */
+        mode = RECLAIM_CAUGHT_UP;
     }
     unprotect(r);
     if (q->capacity)
-        /* Acquire: every take counted so far (raise_released). */
+        /* Acquire: every take counted so far (raise_released).  Before
+         * any free: a producer waiting for a place does not wait for
+         * munmap. */
         raise_released(q, atomic_load_explicit(&q->dequeued, memory_order_acquire));
+    if (mode >= 0)
+        try_reclaim(q, mode);
     if (final && drained) {
         /* Closed and drained: every sleeping consumer must learn it (a
          * producer's wake-up after the close wakes only one).  seq_cst,

@@ -498,14 +498,18 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
     }
 empty:
     mpscq_seg_maybe_reclaim(q);
-    /* Nothing to take.  The second time in a row with no ticket issued
-     * in between (the queue is idle, not just caught up), the pool goes
-     * back to its idle bound ... */
+    /* Nothing to take: every place the consumer freed goes back now,
+     * before any free (a producer waiting for a place does not wait for
+     * munmap) ... */
+    mpscq_release_flush(q);
+    /* ... and the second time in a row with no ticket issued in between
+     * (the queue is idle, not just caught up), the pool goes back to its
+     * idle bound; caught up, it eases towards its busy bound (segment.h). */
     if (q->limit == q->idle_limit)
         mpscq_seg_pool_trim(q, mpscq_pool_keep(q));
+    else
+        mpscq_seg_pool_ease(q);
     q->idle_limit = q->limit;
-    /* ... and every place the consumer freed goes back now. */
-    mpscq_release_flush(q);
     if (q->closed_seen && q->npend == 0 && q->scan >= q->limit)
         return MPSCQ_CLOSED;
     return MPSCQ_EMPTY;

@@ -7,11 +7,13 @@
  * satisfy a stale CAS (ABA).  A popper reads the top's pool_next, so the
  * top must not be freed meanwhile: the popper names it in its hazard
  * pointer first, and segments are only ever freed after a hazard scan
- * (mpscq_seg_put) or at destroy.
+ * (a recycled one, mpscq_seg_put; a pooled one, mpscq_seg_pool_trim_most)
+ * or at destroy.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <limits.h>
 
 #include <string.h>
 #include <sys/mman.h>
@@ -42,15 +44,15 @@
 #define MPSCQ_MAP_POPULATE 0
 #endif
 
-/* The pool's bound while messages flow: MPSCQ_POOL_BUSY_BYTES of
- * segments as they are allocated (whole pages when mmap'ed), 4 to 1024 of
- * them.  A producer stopped mid-enqueue holds recycling up (oldest first,
- * design.md s. 4), so the consumer recycles in bursts after each such
- * stall, and the producers need fresh segments during the next one: a
- * pool of 4 sent most segments to munmap and their successors to mmap
- * (doc/performance.md).  The pool only ever holds segments the queue had
- * in use; it goes back to MPSCQ_POOL_MAX when the consumer finds the
- * queue idle. */
+/* The pool's bound once the consumer has caught up with its producers
+ * (segment.h): MPSCQ_POOL_BUSY_BYTES of segments as they are allocated
+ * (whole pages when mmap'ed), 4 to 1024 of them.  A producer stopped
+ * mid-enqueue holds recycling up (oldest first, design.md s. 4), so the
+ * consumer recycles in bursts after each such stall, and the producers
+ * need fresh segments during the next one: a pool of 4 sent most segments
+ * to munmap and their successors to mmap (doc/performance.md).  The pool
+ * only ever holds segments the queue had in use; it goes back to
+ * MPSCQ_POOL_MAX when the consumer finds the queue idle. */
 static long pool_high(size_t bytes)
 {
     size_t high = MPSCQ_POOL_BUSY_BYTES / bytes;
@@ -300,8 +302,14 @@ static long pool_push(struct mpscq *q, struct mpscq_segment *s, unsigned tries)
 
 void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s)
 {
-    /* Relaxed: the bound is approximate by design. */
-    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= mpscq_pool_high(q)) {
+    /* The consumer recycles while it works through a backlog, and a free
+     * there (munmap: a system call and a TLB shootdown of the other CPUs)
+     * would be paid by every message behind it: so the pool takes every
+     * recycled segment up to MPSCQ_POOL_WORK times its busy bound, and is
+     * brought back to that bound when the consumer catches up
+     * (mpscq_seg_pool_ease).  Relaxed: the bound is approximate. */
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >=
+        MPSCQ_POOL_WORK * mpscq_pool_high(q)) {
         mpscq_seg_free(q, s);
         return;
     }
@@ -318,10 +326,10 @@ int mpscq_seg_give_back(struct mpscq *q, struct mpscq_segment *s, unsigned tries
     return pool_push(q, s, tries) >= 0;
 }
 
-void mpscq_seg_pool_trim(struct mpscq *q, long keep)
+void mpscq_seg_pool_trim_most(struct mpscq *q, long keep, long most)
 {
     /* Relaxed: a hint; the CAS16 below decides. */
-    while (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > keep) {
+    while (most-- > 0 && atomic_load_explicit(&q->pool_count, memory_order_relaxed) > keep) {
         uint64_t old[2];
         /* Acquire: the pusher's clearing and link precede its CAS.  No
          * hazard of our own is needed to read top->pool_next: only the
@@ -354,6 +362,11 @@ void mpscq_seg_pool_trim(struct mpscq *q, long keep)
         }
         mpscq_seg_free(q, top);
     }
+}
+
+void mpscq_seg_pool_trim(struct mpscq *q, long keep)
+{
+    mpscq_seg_pool_trim_most(q, keep, LONG_MAX);
 }
 
 void mpscq_seg_pool_drain(struct mpscq *q)
@@ -408,6 +421,4 @@ void mpscq_seg_reclaim(struct mpscq *q)
     while (q->oldest->id < head_id && q->oldest != q->scan_seg)
         if (!mpscq_seg_recycle_oldest(q))
             break;
-    /* Spares that exiting threads pushed beyond the pool's bound. */
-    mpscq_seg_pool_trim(q, mpscq_pool_high(q));
 }

@@ -7,13 +7,19 @@
 #include "internal.h"
 #include "hazard.h"
 
-/* Drained segments kept for reuse once the consumer finds the queue idle
- * (two empty dequeues in a row with no ticket issued in between); beyond
- * this they go back to free_fn (or munmap).  While messages flow the pool
- * may hold up to q->pool_high (MPSCQ_POOL_BUSY_BYTES worth, 4 to 1024
- * segments). */
+/* The pool's three bounds (design.md s. 5).  MPSCQ_POOL_MAX: drained
+ * segments kept once the consumer finds the queue idle (two empty dequeues
+ * in a row with no ticket issued in between); beyond it they go back to
+ * free_fn (or munmap).  q->pool_high (MPSCQ_POOL_BUSY_BYTES worth, 4 to
+ * 1024 segments): what an empty dequeue that finds the queue caught up
+ * but not idle eases the pool back to, MPSCQ_POOL_EASE segments at most
+ * per call.  MPSCQ_POOL_WORK times that: what the pool takes while the
+ * consumer works through a backlog, so that the frees of a drained
+ * backlog are paid when the consumer has nothing else to do. */
 #define MPSCQ_POOL_MAX 4
 #define MPSCQ_POOL_BUSY_BYTES ((size_t)8 << 20)
+#define MPSCQ_POOL_EASE 2
+#define MPSCQ_POOL_WORK 8
 
 /* A segment with every slot empty and next == NULL: from the pool (at most
  * two attempts, protected by r's hazard pointer) or fresh from alloc_fn.
@@ -30,7 +36,7 @@ MPSCQ_HIDDEN struct mpscq_segment *mpscq_seg_pop(struct mpscq *q, struct mpscq_h
 
 /* The consumer recycles a segment that its hazard scan found unprotected
  * (design.md s. 4): clear it and push it on the pool, or free it when the
- * pool holds q->pool_high.  Consumer only. */
+ * pool holds MPSCQ_POOL_WORK * mpscq_pool_high.  Consumer only. */
 MPSCQ_HIDDEN void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s);
 
 /* Any thread returns a segment that it owns privately (a spare): push it
@@ -42,11 +48,14 @@ MPSCQ_HIDDEN void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s);
 MPSCQ_HIDDEN int mpscq_seg_give_back(struct mpscq *q, struct mpscq_segment *s, unsigned tries);
 
 /* The consumer frees what the pool holds beyond `keep` segments
- * (q->pool_high after recycling, MPSCQ_POOL_MAX when it finds the queue
- * idle), each segment after a hazard scan; a protected one goes back and
- * the trim stops until the next call.  Consumer only; cheap when nothing
- * is over. */
+ * (mpscq_pool_keep when it finds the queue idle; mpscq_pool_high, a few
+ * at a time, when it finds it caught up), each segment after a
+ * hazard scan; a protected one goes back and the trim stops until the
+ * next call.  Consumer only; cheap when nothing is over. */
 MPSCQ_HIDDEN void mpscq_seg_pool_trim(struct mpscq *q, long keep);
+
+/* As mpscq_seg_pool_trim, freeing at most `most` segments. */
+MPSCQ_HIDDEN void mpscq_seg_pool_trim_most(struct mpscq *q, long keep, long most);
 
 /* Segment memory: with the default allocator, straight from mmap (so a
  * drained burst goes back to the system, whatever malloc keeps), else
@@ -56,9 +65,9 @@ MPSCQ_HIDDEN void mpscq_seg_mem_setup(struct mpscq *q, int custom_allocator);
 MPSCQ_HIDDEN void *mpscq_seg_mem_alloc(const struct mpscq *q);
 MPSCQ_HIDDEN void mpscq_seg_mem_free(const struct mpscq *q, void *s);
 
-/* The pool's bound while messages flow, and what it keeps when the queue
- * is idle: pool_high and MPSCQ_POOL_MAX, or, in a preallocated queue, at
- * least every segment preallocated (pool_keep). */
+/* The pool's bound once the consumer has caught up, and what it keeps
+ * when the queue is idle: pool_high and MPSCQ_POOL_MAX, or, in a
+ * preallocated queue, at least every segment preallocated (pool_keep). */
 static inline long mpscq_pool_keep(struct mpscq *q)
 {
     /* Relaxed: grows only at create and mpscq_producer_create; a count. */
@@ -87,8 +96,7 @@ MPSCQ_HIDDEN void mpscq_seg_free(struct mpscq *q, struct mpscq_segment *s);
 MPSCQ_HIDDEN void mpscq_seg_pool_drain(struct mpscq *q);
 
 /* The consumer recycles drained list segments, oldest first, stopping at
- * the first one a hazard pointer names (design.md s. 4), then trims the
- * pool.  Consumer only. */
+ * the first one a hazard pointer names (design.md s. 4).  Consumer only. */
 MPSCQ_HIDDEN void mpscq_seg_reclaim(struct mpscq *q);
 /* One step of it: recycle q->oldest, which the caller knows is drained
  * and linked to a successor, unless a hazard names it (0).  Whoever
@@ -107,6 +115,16 @@ static inline void mpscq_seg_maybe_reclaim(struct mpscq *q)
 {
     if (mpscq_seg_reclaimable(q))
         mpscq_seg_reclaim(q);
+}
+
+/* An empty dequeue that is not idle: the pool eases towards its busy
+ * bound, MPSCQ_POOL_EASE segments at most per call, so that no call pays
+ * for a whole drained backlog.  Consumer only (in the many-consumer mode,
+ * the recycler's flag holder).  Relaxed: a hint; the trim decides. */
+static inline void mpscq_seg_pool_ease(struct mpscq *q)
+{
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) > mpscq_pool_high(q))
+        mpscq_seg_pool_trim_most(q, mpscq_pool_high(q), MPSCQ_POOL_EASE);
 }
 
 #endif /* MPSCQ_SEGMENT_H */

@@ -18,6 +18,7 @@
 
 #include "testutil.h"
 #include "internal.h"
+#include "segment.h"
 #include "arch.h"
 #include "dispatch.h"
 
@@ -1369,6 +1370,38 @@ static mpscq_t *new_counted(struct tu_alloc *a, size_t slots)
     return q;
 }
 
+/* As the single mode (check_memory): a backlog drained past the pool's
+ * busy bound frees nothing while the consumers work through it; an empty
+ * dequeue that finds the queue caught up frees MPSCQ_POOL_EASE of the
+ * excess; idle, the pool goes back to its idle bound. */
+START_TEST(test_pool_takes_backlog)
+{
+    struct tu_alloc a;
+    mpscq_t *q = new_counted(&a, 4);
+    struct mpscq *iq = (struct mpscq *)q;
+    long high = iq->pool_high;
+    ck_assert_int_ge(high, 100);
+    void *m;
+    uintptr_t n = (uintptr_t)(high + 2 * MPSCQ_POOL_EASE + 5) * 4;
+    for (uintptr_t i = 0; i < n; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    long long peak = atomic_load(&a.outstanding);
+    for (uintptr_t i = 0; i < n; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_uint_eq((uintptr_t)m, i);
+    }
+    ck_assert_int_eq(atomic_load(&a.outstanding), peak);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_gt(atomic_load(&iq->pool_count), high);
+    ck_assert_int_eq(atomic_load(&a.outstanding),
+                     peak - MPSCQ_POOL_EASE * (long long)iq->seg_bytes);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_le(atomic_load(&iq->pool_count), MPSCQ_POOL_MAX);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
 struct takes {
     mpscq_t *q;
     unsigned n;
@@ -2135,6 +2168,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_bounded_strict);
     tcase_add_test(tc, test_backpressure_close_drain);
     tcase_add_test(tc, test_memory_back);
+    tcase_add_test(tc, test_pool_takes_backlog);
     tcase_add_test(tc, test_stalled_recycler);
     tcase_add_test(tc, test_scan_across_recycling);
     tcase_add_test(tc, test_interior_after_stopped_head);

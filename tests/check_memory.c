@@ -422,6 +422,92 @@ START_TEST(test_pool_kept_while_busy_trimmed_when_idle)
 }
 END_TEST
 
+/* A backlog drained past the pool's busy bound: every recycled segment
+ * goes to the pool, none to free_fn, while the consumer works through it
+ * (a free there is a system call and a TLB shootdown that every message
+ * behind it waits for).  Each empty dequeue that finds the queue caught
+ * up but not idle frees MPSCQ_POOL_EASE of the excess, down to the busy
+ * bound; idle, the pool goes back to its idle bound (design.md s. 5). */
+START_TEST(test_pool_takes_backlog_eases_when_caught_up)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_t *qq = make_counted(&a, 4, 0);
+    struct mpscq *q = (struct mpscq *)qq;
+    long high = q->pool_high;
+    ck_assert_int_ge(high, 100);
+    void *m;
+    uintptr_t n = (uintptr_t)(high + 3 * MPSCQ_POOL_EASE + 5) * 4;
+    for (uintptr_t i = 0; i < n; i++)
+        ck_assert_int_eq(mpscq_enqueue(qq, (void *)i), MPSCQ_OK);
+    long long peak = atomic_load(&a.outstanding);
+    for (uintptr_t i = 0; i < n; i++) {
+        ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_OK);
+        ck_assert_uint_eq((uintptr_t)m, i);
+    }
+    /* Nothing freed during the drain: it all went to the pool. */
+    ck_assert_int_eq(atomic_load(&a.outstanding), peak);
+    long full = atomic_load(&q->pool_count);
+    ck_assert_int_gt(full, high + 3 * MPSCQ_POOL_EASE);
+    /* Caught up, not idle: MPSCQ_POOL_EASE segments a call. */
+    long pool = full, freed = 0, calls = 0;
+    while (pool > high) {
+        ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_EMPTY);
+        long step = pool - high < MPSCQ_POOL_EASE ? pool - high : MPSCQ_POOL_EASE;
+        freed += step;
+        calls++;
+        ck_assert_int_eq(atomic_load(&q->pool_count), pool - step);
+        ck_assert_int_eq(atomic_load(&a.outstanding), peak - freed * (long long)q->seg_bytes);
+        /* A message between two empty dequeues: still not idle.  (Its
+         * segment may take a spare from the pool and give one back.) */
+        ck_assert_int_eq(mpscq_enqueue(qq, NULL), MPSCQ_OK);
+        ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_OK);
+        pool = atomic_load(&q->pool_count);
+    }
+    ck_assert_int_ge(calls, 3);
+    ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_EMPTY);
+    ck_assert_int_le(atomic_load(&q->pool_count), high);
+    /* Idle: the idle bound. */
+    ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_EMPTY);
+    ck_assert_int_le(atomic_load(&q->pool_count), MPSCQ_POOL_MAX);
+    mpscq_destroy(qq, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+/* The pool takes a drained backlog only up to MPSCQ_POOL_WORK times its
+ * busy bound: beyond that the consumer frees as it recycles, so a backlog
+ * of any size holds at most that much memory once drained. */
+START_TEST(test_pool_backlog_capped)
+{
+    struct tu_alloc a;
+    tu_alloc_init(&a);
+    mpscq_t *qq = make_counted(&a, 4, 0);
+    struct mpscq *q = (struct mpscq *)qq;
+    long cap = MPSCQ_POOL_WORK * q->pool_high;
+    void *m;
+    uintptr_t n = (uintptr_t)(cap + 50) * 4;
+    for (uintptr_t i = 0; i < n; i++)
+        ck_assert_int_eq(mpscq_enqueue(qq, (void *)i), MPSCQ_OK);
+    long long peak = atomic_load(&a.outstanding);
+    for (uintptr_t i = 0; i < n; i++) {
+        ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_OK);
+        ck_assert_uint_eq((uintptr_t)m, i);
+        ck_assert_int_le(atomic_load(&q->pool_count), cap);
+    }
+    /* Full to the cap, and the ~50 segments beyond it freed. */
+    ck_assert_int_eq(atomic_load(&q->pool_count), cap);
+    ck_assert_int_le(atomic_load(&a.outstanding), peak - 40 * (long long)q->seg_bytes);
+    /* Then as below the cap: eased when caught up, trimmed when idle. */
+    ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_EMPTY);
+    ck_assert_int_eq(atomic_load(&q->pool_count), cap - MPSCQ_POOL_EASE);
+    ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_EMPTY);
+    ck_assert_int_le(atomic_load(&q->pool_count), MPSCQ_POOL_MAX);
+    mpscq_destroy(qq, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
 /* The pool's (pointer, tag) head defeats ABA: a popper that read (A, t)
  * and A->next == B is delayed; meanwhile A and B are popped and A is
  * pushed back.  The head's pointer is A again, so a pointer-only CAS would
@@ -775,6 +861,8 @@ static Suite *suite(void)
     tcase_add_test(tc, test_heap_returns_to_baseline);
     tcase_add_test(tc, test_rss_returns_after_burst);
     tcase_add_test(tc, test_pool_kept_while_busy_trimmed_when_idle);
+    tcase_add_test(tc, test_pool_takes_backlog_eases_when_caught_up);
+    tcase_add_test(tc, test_pool_backlog_capped);
     tcase_add_test(tc, test_pool_aba);
     tcase_add_test(tc, test_cas16_semantics);
     tcase_add_test(tc, test_destroy_frees_everything);
