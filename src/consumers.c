@@ -194,7 +194,7 @@ static void count_take(struct mpscq *q, struct mpscq_hp_rec *r)
  * finds the flag taken skips (recycling is optional work, so the dequeue
  * stays lock-free); one stopped holding it delays recycling only.
  * Then the pool: RECLAIM_IDLE back to its idle bound, RECLAIM_CAUGHT_UP
- * eased towards its busy bound (segment.h), RECLAIM_BUSY left as it is
+ * eased towards its caught-up bound (segment.h), RECLAIM_BUSY left as it is
  * (a consumer in the middle of a backlog frees nothing). */
 enum { RECLAIM_BUSY, RECLAIM_CAUGHT_UP, RECLAIM_IDLE };
 static void try_reclaim(struct mpscq *q, int mode)
@@ -247,9 +247,9 @@ static void try_reclaim(struct mpscq *q, int mode)
 
 /* An EMPTY dequeue's test, before it takes the recycler's flag: chead
  * is past cseg's segment, the last recycling left some, or the pool is
- * over its idle bound (idle) or its busy bound (caught up).  Relaxed loads but cseg's: hints; the
- * flag's holder decides.  The caller's hazard protects cseg (it is at or
- * after hpc). */
+ * over its idle bound (idle) or its caught-up bound (not idle).  Relaxed
+ * loads but cseg's: hints; the flag's holder decides.  The caller's
+ * hazard protects cseg (it is at or after hpc). */
 static int reclaim_due(struct mpscq *q, uint64_t c, int idle)
 {
     /* Acquire: the segment's id, written by its linker before the

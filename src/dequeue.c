@@ -497,14 +497,15 @@ int mpscq_dequeue_slow(struct mpscq *q, void **msg)
         q->scan++;
     }
 empty:
-    mpscq_seg_maybe_reclaim(q);
     /* Nothing to take: every place the consumer freed goes back now,
      * before any free (a producer waiting for a place does not wait for
      * munmap) ... */
     mpscq_release_flush(q);
+    mpscq_seg_maybe_reclaim(q);
     /* ... and the second time in a row with no ticket issued in between
      * (the queue is idle, not just caught up), the pool goes back to its
-     * idle bound; caught up, it eases towards its busy bound (segment.h). */
+     * idle bound; caught up, it eases towards its caught-up bound
+     * (segment.h). */
     if (q->limit == q->idle_limit)
         mpscq_seg_pool_trim(q, mpscq_pool_keep(q));
     else

@@ -332,6 +332,7 @@ struct mpscq {
     size_t seg_bytes;
     size_t seg_map_bytes;     /* != 0: segments are mmap'ed, this long (segment.c) */
     long pool_high;           /* the pool's bound once the consumer caught up (segment.h) */
+    long pool_work;           /* its bound while the consumer works (segment.h) */
     size_t capacity;          /* 0 = unbounded */
     int preallocated;         /* mpscq_config.preallocate (queue.c, producer.c) */
     uint64_t release_batch;   /* bounded: dequeues the consumer publishes at once */

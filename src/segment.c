@@ -45,31 +45,38 @@
 #endif
 
 /* The pool's bound once the consumer has caught up with its producers
- * (segment.h): MPSCQ_POOL_BUSY_BYTES of segments as they are allocated
- * (whole pages when mmap'ed), 4 to 1024 of them.  A producer stopped
+ * (segment.h): MPSCQ_POOL_HIGH_BYTES of segments as they are allocated
+ * (whole pages when mmap'ed), 4 to 1024 of them; and while it works
+ * through a backlog, MPSCQ_POOL_WORK_BYTES, 4 to 8192.  A producer stopped
  * mid-enqueue holds recycling up (oldest first, design.md s. 4), so the
  * consumer recycles in bursts after each such stall, and the producers
  * need fresh segments during the next one: a pool of 4 sent most segments
  * to munmap and their successors to mmap (doc/performance.md).  The pool
  * only ever holds segments the queue had in use; it goes back to
  * MPSCQ_POOL_MAX when the consumer finds the queue idle. */
-static long pool_high(size_t bytes)
+static long pool_bound(size_t budget, size_t bytes, long most)
 {
-    size_t high = MPSCQ_POOL_BUSY_BYTES / bytes;
-    return high < MPSCQ_POOL_MAX ? MPSCQ_POOL_MAX : high > 1024 ? 1024 : (long)high;
+    size_t n = budget / bytes;
+    return n < MPSCQ_POOL_MAX ? MPSCQ_POOL_MAX : n > (size_t)most ? most : (long)n;
+}
+
+static void pool_bounds(struct mpscq *q, size_t bytes)
+{
+    q->pool_high = pool_bound(MPSCQ_POOL_HIGH_BYTES, bytes, 1024);
+    q->pool_work = pool_bound(MPSCQ_POOL_WORK_BYTES, bytes, 8192);
 }
 
 void mpscq_seg_mem_setup(struct mpscq *q, int custom_allocator)
 {
     q->seg_map_bytes = 0;
-    q->pool_high = pool_high(q->seg_bytes);
+    pool_bounds(q, q->seg_bytes);
     if (custom_allocator || !MPSCQ_SEG_MMAP)
         return;
     long page = sysconf(_SC_PAGESIZE);
     if (page <= 0 || (page & (page - 1)))
         return;
     q->seg_map_bytes = (q->seg_bytes + (size_t)page - 1) & ~((size_t)page - 1);
-    q->pool_high = pool_high(q->seg_map_bytes);
+    pool_bounds(q, q->seg_map_bytes);
 }
 
 void *mpscq_seg_mem_alloc(const struct mpscq *q)
@@ -305,11 +312,10 @@ void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s)
     /* The consumer recycles while it works through a backlog, and a free
      * there (munmap: a system call and a TLB shootdown of the other CPUs)
      * would be paid by every message behind it: so the pool takes every
-     * recycled segment up to MPSCQ_POOL_WORK times its busy bound, and is
-     * brought back to that bound when the consumer catches up
-     * (mpscq_seg_pool_ease).  Relaxed: the bound is approximate. */
-    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >=
-        MPSCQ_POOL_WORK * mpscq_pool_high(q)) {
+     * recycled segment up to its working bound, and is eased back to its
+     * caught-up bound when the consumer catches up (mpscq_seg_pool_ease).
+     * Relaxed: the bound is approximate. */
+    if (atomic_load_explicit(&q->pool_count, memory_order_relaxed) >= mpscq_pool_work(q)) {
         mpscq_seg_free(q, s);
         return;
     }

@@ -7,19 +7,21 @@
 #include "internal.h"
 #include "hazard.h"
 
-/* The pool's three bounds (design.md s. 5).  MPSCQ_POOL_MAX: drained
- * segments kept once the consumer finds the queue idle (two empty dequeues
- * in a row with no ticket issued in between); beyond it they go back to
- * free_fn (or munmap).  q->pool_high (MPSCQ_POOL_BUSY_BYTES worth, 4 to
- * 1024 segments): what an empty dequeue that finds the queue caught up
- * but not idle eases the pool back to, MPSCQ_POOL_EASE segments at most
- * per call.  MPSCQ_POOL_WORK times that: what the pool takes while the
- * consumer works through a backlog, so that the frees of a drained
- * backlog are paid when the consumer has nothing else to do. */
+/* The pool's three bounds (design.md s. 5).  The idle bound,
+ * MPSCQ_POOL_MAX: drained segments kept once the consumer finds the queue
+ * idle (two empty dequeues in a row with no ticket issued in between);
+ * beyond it they go back to free_fn (or munmap).  The caught-up bound,
+ * q->pool_high (MPSCQ_POOL_HIGH_BYTES worth, 4 to 1024 segments): what an
+ * empty dequeue that finds the queue caught up but not idle eases the
+ * pool back to, MPSCQ_POOL_EASE segments at most per call.  The working
+ * bound, q->pool_work (MPSCQ_POOL_WORK_BYTES worth, 4 to 8192 segments):
+ * what the pool takes while the consumer works through a backlog, so
+ * that the frees of a drained backlog are paid when the consumer has
+ * nothing else to do. */
 #define MPSCQ_POOL_MAX 4
-#define MPSCQ_POOL_BUSY_BYTES ((size_t)8 << 20)
+#define MPSCQ_POOL_HIGH_BYTES ((size_t)8 << 20)
+#define MPSCQ_POOL_WORK_BYTES ((size_t)64 << 20)
 #define MPSCQ_POOL_EASE 2
-#define MPSCQ_POOL_WORK 8
 
 /* A segment with every slot empty and next == NULL: from the pool (at most
  * two attempts, protected by r's hazard pointer) or fresh from alloc_fn.
@@ -36,7 +38,7 @@ MPSCQ_HIDDEN struct mpscq_segment *mpscq_seg_pop(struct mpscq *q, struct mpscq_h
 
 /* The consumer recycles a segment that its hazard scan found unprotected
  * (design.md s. 4): clear it and push it on the pool, or free it when the
- * pool holds MPSCQ_POOL_WORK * mpscq_pool_high.  Consumer only. */
+ * pool holds mpscq_pool_work.  Consumer only. */
 MPSCQ_HIDDEN void mpscq_seg_put(struct mpscq *q, struct mpscq_segment *s);
 
 /* Any thread returns a segment that it owns privately (a spare): push it
@@ -77,6 +79,13 @@ static inline long mpscq_pool_high(struct mpscq *q)
 {
     long keep = mpscq_pool_keep(q);
     return keep > q->pool_high ? keep : q->pool_high;
+}
+/* What the pool takes while the consumer works through a backlog:
+ * pool_work, or every segment preallocated. */
+static inline long mpscq_pool_work(struct mpscq *q)
+{
+    long keep = mpscq_pool_keep(q);
+    return keep > q->pool_work ? keep : q->pool_work;
 }
 
 /* Preallocation (mpscq_config.preallocate): n fresh segments into the

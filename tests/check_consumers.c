@@ -1371,9 +1371,9 @@ static mpscq_t *new_counted(struct tu_alloc *a, size_t slots)
 }
 
 /* As the single mode (check_memory): a backlog drained past the pool's
- * busy bound frees nothing while the consumers work through it; an empty
- * dequeue that finds the queue caught up frees MPSCQ_POOL_EASE of the
- * excess; idle, the pool goes back to its idle bound. */
+ * caught-up bound frees nothing while the consumers work through it; an
+ * empty dequeue that finds the queue caught up frees MPSCQ_POOL_EASE of
+ * the excess; idle, the pool goes back to its idle bound. */
 START_TEST(test_pool_takes_backlog)
 {
     struct tu_alloc a;
@@ -1395,6 +1395,45 @@ START_TEST(test_pool_takes_backlog)
     ck_assert_int_gt(atomic_load(&iq->pool_count), high);
     ck_assert_int_eq(atomic_load(&a.outstanding),
                      peak - MPSCQ_POOL_EASE * (long long)iq->seg_bytes);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+    ck_assert_int_le(atomic_load(&iq->pool_count), MPSCQ_POOL_MAX);
+    mpscq_destroy(q, NULL, NULL);
+    ck_assert_int_eq(atomic_load(&a.outstanding), 0);
+}
+END_TEST
+
+/* Caught up with nothing takeable but a ticket not written yet (a
+ * producer stopped between ticket and write): not drained, never idle
+ * while it stays stopped, and the pool eases all the same, MPSCQ_POOL_EASE
+ * segments per empty dequeue. */
+START_TEST(test_pool_eases_behind_unwritten_ticket)
+{
+    struct tu_alloc a;
+    mpscq_t *q = new_counted(&a, 4);
+    struct mpscq *iq = (struct mpscq *)q;
+    long high = iq->pool_high;
+    void *m;
+    uintptr_t n = (uintptr_t)(high + 4 * MPSCQ_POOL_EASE + 5) * 4;
+    for (uintptr_t i = 0; i < n; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    for (uintptr_t i = 0; i < n; i++)
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    struct one o = { .q = q, .msg = tu_msg(1, 0), .rc = -1, .timeout = 0 };
+    pthread_t th;
+    start_stopped(MPSCQ_HOOK_AFTER_TICKET, n, &th, enqueue_one, &o);
+    long long before = atomic_load(&a.outstanding);
+    long pool = atomic_load(&iq->pool_count);
+    ck_assert_int_gt(pool, high + 2 * MPSCQ_POOL_EASE);
+    for (int k = 1; k <= 2; k++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
+        ck_assert_int_eq(atomic_load(&a.outstanding),
+                         before - k * MPSCQ_POOL_EASE * (long long)iq->seg_bytes);
+        ck_assert_int_le(atomic_load(&iq->pool_count), pool);
+    }
+    finish_stopped(th, &o);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(1, 0));
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
     ck_assert_int_le(atomic_load(&iq->pool_count), MPSCQ_POOL_MAX);
     mpscq_destroy(q, NULL, NULL);
@@ -2169,6 +2208,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_backpressure_close_drain);
     tcase_add_test(tc, test_memory_back);
     tcase_add_test(tc, test_pool_takes_backlog);
+    tcase_add_test(tc, test_pool_eases_behind_unwritten_ticket);
     tcase_add_test(tc, test_stalled_recycler);
     tcase_add_test(tc, test_scan_across_recycling);
     tcase_add_test(tc, test_interior_after_stopped_head);

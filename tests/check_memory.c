@@ -373,9 +373,9 @@ START_TEST(test_heap_returns_to_baseline)
     long long after = atomic_load(&a.outstanding);
     /* The backlog really did cost memory ... */
     ck_assert_int_gt(peak, baseline + 16 * (long long)seg);
-    /* ... and it all came back: at most the pool's bound of drained
-     * segments and one spare for each of the 4 exited producer threads
-     * went to the pool (which is bounded) above the baseline. */
+    /* ... and it all came back: drained segments and the spares of the 4
+     * exited producer threads went to the pool, which the idle consumer
+     * trimmed to its idle bound. */
     ck_assert_int_le(after, baseline + (long long)MPSCQ_POOL_MAX * (long long)seg);
     struct mpscq_stats st;
     mpscq_stats(q, &st);
@@ -385,8 +385,8 @@ START_TEST(test_heap_returns_to_baseline)
 }
 END_TEST
 
-/* The pool keeps drained segments while messages flow (up to its busy
- * bound), so that producers stalled behind a stopped one do not send every
+/* The pool keeps drained segments while messages flow (below its
+ * caught-up bound an empty dequeue frees none), so that producers stalled behind a stopped one do not send every
  * segment to free_fn and its successor to alloc_fn; it goes back to
  * MPSCQ_POOL_MAX only when the consumer finds the queue idle: two empty
  * dequeues with no ticket issued in between (design.md s. 5). */
@@ -422,12 +422,12 @@ START_TEST(test_pool_kept_while_busy_trimmed_when_idle)
 }
 END_TEST
 
-/* A backlog drained past the pool's busy bound: every recycled segment
- * goes to the pool, none to free_fn, while the consumer works through it
- * (a free there is a system call and a TLB shootdown that every message
- * behind it waits for).  Each empty dequeue that finds the queue caught
- * up but not idle frees MPSCQ_POOL_EASE of the excess, down to the busy
- * bound; idle, the pool goes back to its idle bound (design.md s. 5). */
+/* A backlog drained past the pool's caught-up bound: every recycled
+ * segment goes to the pool, none to free_fn, while the consumer works
+ * through it (a free there is a system call and a TLB shootdown that every
+ * message behind it waits for).  Each empty dequeue that finds the queue
+ * caught up but not idle frees MPSCQ_POOL_EASE of the excess, down to the
+ * caught-up bound; idle, the pool goes back to its idle bound (design.md s. 5). */
 START_TEST(test_pool_takes_backlog_eases_when_caught_up)
 {
     struct tu_alloc a;
@@ -475,16 +475,18 @@ START_TEST(test_pool_takes_backlog_eases_when_caught_up)
 }
 END_TEST
 
-/* The pool takes a drained backlog only up to MPSCQ_POOL_WORK times its
- * busy bound: beyond that the consumer frees as it recycles, so a backlog
- * of any size holds at most that much memory once drained. */
+/* The pool takes a drained backlog only up to its working bound
+ * (MPSCQ_POOL_WORK_BYTES of segments, 8192 at most): beyond that the
+ * consumer frees as it recycles, so a backlog of any size holds at most
+ * that much memory once drained. */
 START_TEST(test_pool_backlog_capped)
 {
     struct tu_alloc a;
     tu_alloc_init(&a);
     mpscq_t *qq = make_counted(&a, 4, 0);
     struct mpscq *q = (struct mpscq *)qq;
-    long cap = MPSCQ_POOL_WORK * q->pool_high;
+    long cap = q->pool_work;
+    ck_assert_int_gt(cap, q->pool_high);
     void *m;
     uintptr_t n = (uintptr_t)(cap + 50) * 4;
     for (uintptr_t i = 0; i < n; i++)
