@@ -75,17 +75,20 @@ static inline long mpscq_pool_keep(struct mpscq *q)
     /* Relaxed: grows only at create and mpscq_producer_create; a count. */
     return atomic_load_explicit(&q->pool_keep, memory_order_relaxed);
 }
-static inline long mpscq_pool_high(struct mpscq *q)
+static inline long mpscq_pool_at_least_keep(struct mpscq *q, long n)
 {
     long keep = mpscq_pool_keep(q);
-    return keep > q->pool_high ? keep : q->pool_high;
+    return keep > n ? keep : n;
+}
+static inline long mpscq_pool_high(struct mpscq *q)
+{
+    return mpscq_pool_at_least_keep(q, q->pool_high);
 }
 /* What the pool takes while the consumer works through a backlog:
  * pool_work, or every segment preallocated. */
 static inline long mpscq_pool_work(struct mpscq *q)
 {
-    long keep = mpscq_pool_keep(q);
-    return keep > q->pool_work ? keep : q->pool_work;
+    return mpscq_pool_at_least_keep(q, q->pool_work);
 }
 
 /* Preallocation (mpscq_config.preallocate): n fresh segments into the
@@ -126,8 +129,8 @@ static inline void mpscq_seg_maybe_reclaim(struct mpscq *q)
         mpscq_seg_reclaim(q);
 }
 
-/* An empty dequeue that is not idle: the pool eases towards its busy
- * bound, MPSCQ_POOL_EASE segments at most per call, so that no call pays
+/* An empty dequeue that is not idle: the pool eases towards its
+ * caught-up bound, MPSCQ_POOL_EASE segments at most per call, so that no call pays
  * for a whole drained backlog.  Consumer only (in the many-consumer mode,
  * the recycler's flag holder).  Relaxed: a hint; the trim decides. */
 static inline void mpscq_seg_pool_ease(struct mpscq *q)

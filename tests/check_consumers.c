@@ -1382,14 +1382,7 @@ START_TEST(test_pool_takes_backlog)
     long high = iq->pool_high;
     ck_assert_int_ge(high, 100);
     void *m;
-    uintptr_t n = (uintptr_t)(high + 2 * MPSCQ_POOL_EASE + 5) * 4;
-    for (uintptr_t i = 0; i < n; i++)
-        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
-    long long peak = atomic_load(&a.outstanding);
-    for (uintptr_t i = 0; i < n; i++) {
-        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
-        ck_assert_uint_eq((uintptr_t)m, i);
-    }
+    long long peak = tu_backlog(q, &a, (uintptr_t)(high + 2 * MPSCQ_POOL_EASE + 5) * 4);
     ck_assert_int_eq(atomic_load(&a.outstanding), peak);
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
     ck_assert_int_gt(atomic_load(&iq->pool_count), high);
@@ -1414,10 +1407,7 @@ START_TEST(test_pool_eases_behind_unwritten_ticket)
     long high = iq->pool_high;
     void *m;
     uintptr_t n = (uintptr_t)(high + 4 * MPSCQ_POOL_EASE + 5) * 4;
-    for (uintptr_t i = 0; i < n; i++)
-        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
-    for (uintptr_t i = 0; i < n; i++)
-        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    tu_backlog(q, &a, n);
     struct one o = { .q = q, .msg = tu_msg(1, 0), .rc = -1, .timeout = 0 };
     pthread_t th;
     start_stopped(MPSCQ_HOOK_AFTER_TICKET, n, &th, enqueue_one, &o);

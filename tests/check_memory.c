@@ -437,14 +437,7 @@ START_TEST(test_pool_takes_backlog_eases_when_caught_up)
     long high = q->pool_high;
     ck_assert_int_ge(high, 100);
     void *m;
-    uintptr_t n = (uintptr_t)(high + 3 * MPSCQ_POOL_EASE + 5) * 4;
-    for (uintptr_t i = 0; i < n; i++)
-        ck_assert_int_eq(mpscq_enqueue(qq, (void *)i), MPSCQ_OK);
-    long long peak = atomic_load(&a.outstanding);
-    for (uintptr_t i = 0; i < n; i++) {
-        ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_OK);
-        ck_assert_uint_eq((uintptr_t)m, i);
-    }
+    long long peak = tu_backlog(qq, &a, (uintptr_t)(high + 3 * MPSCQ_POOL_EASE + 5) * 4);
     /* Nothing freed during the drain: it all went to the pool. */
     ck_assert_int_eq(atomic_load(&a.outstanding), peak);
     long full = atomic_load(&q->pool_count);
@@ -488,16 +481,9 @@ START_TEST(test_pool_backlog_capped)
     long cap = q->pool_work;
     ck_assert_int_gt(cap, q->pool_high);
     void *m;
-    uintptr_t n = (uintptr_t)(cap + 50) * 4;
-    for (uintptr_t i = 0; i < n; i++)
-        ck_assert_int_eq(mpscq_enqueue(qq, (void *)i), MPSCQ_OK);
-    long long peak = atomic_load(&a.outstanding);
-    for (uintptr_t i = 0; i < n; i++) {
-        ck_assert_int_eq(mpscq_dequeue(qq, &m), MPSCQ_OK);
-        ck_assert_uint_eq((uintptr_t)m, i);
-        ck_assert_int_le(atomic_load(&q->pool_count), cap);
-    }
-    /* Full to the cap, and the ~50 segments beyond it freed. */
+    long long peak = tu_backlog(qq, &a, (uintptr_t)(cap + 50) * 4);
+    /* Full to the cap (the drain pops nothing, so the pool only grew),
+     * and the ~50 segments beyond it freed. */
     ck_assert_int_eq(atomic_load(&q->pool_count), cap);
     ck_assert_int_le(atomic_load(&a.outstanding), peak - 40 * (long long)q->seg_bytes);
     /* Then as below the cap: eased when caught up, trimmed when idle. */

@@ -153,6 +153,19 @@ void tu_idle(mpscq_t *q)
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_EMPTY);
 }
 
+long long tu_backlog(mpscq_t *q, struct tu_alloc *a, uintptr_t n)
+{
+    void *m;
+    for (uintptr_t i = 0; i < n; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, (void *)i), MPSCQ_OK);
+    long long peak = atomic_load(&a->outstanding);
+    for (uintptr_t i = 0; i < n; i++) {
+        ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+        ck_assert_uint_eq((uintptr_t)m, i);
+    }
+    return peak;
+}
+
 int tu_run(const char *name, Suite *s)
 {
     SRunner *sr = srunner_create(s);

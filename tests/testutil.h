@@ -65,6 +65,11 @@ size_t tu_drain_verify(mpscq_t *q, unsigned producers, const uint64_t *expected)
  * s. 5).  Fails the running test if a message is there. */
 void tu_idle(mpscq_t *q);
 
+/* A backlog: n messages (0 .. n-1) enqueued by this thread, then all
+ * dequeued in order, with no empty dequeue in between.  Returns the
+ * allocator's outstanding bytes with the backlog queued (its peak). */
+long long tu_backlog(mpscq_t *q, struct tu_alloc *a, uintptr_t n);
+
 /* Run a suite with Check, print Check's summary line (also to file
  * descriptor 9 when open: the build's test harness points it at the
  * console, so `make check` shows every suite's line), and return the exit
