@@ -318,6 +318,28 @@ START_TEST(test_equiv_ring)
                       "seed %#" PRIx64 " op %d (%" PRIu64 "): %s gives rc %d len %zu, c11 rc %d len %zu",
                       seed, i, op % 8, impl_a->name, rca, la, rcb, lb);
     }
+    /* Then, whatever the scale left in them: drain both, fill both until
+     * FULL and drain them again, in lockstep, comparing as above. */
+    for (int phase = 0; phase < 3; phase++) {
+        for (int i = 0;; i++) {
+            unsigned char oa[300], ob[300];
+            size_t la = 0, lb = 0;
+            /* op % 8: 0 writes (op >> 8) % 300 + 1 bytes, 4 reads. */
+            uint64_t op = phase == 1 ? ((uint64_t)99 << 8) : 4;
+            mpscq_impl = impl_a;
+            int rca = ring_op(ra, op, &va, oa, &la);
+            mpscq_impl = &mpscq_impl_base;
+            int rcb = ring_op(rb, op, &vb, ob, &lb);
+            ck_assert_msg(rca == rcb && la == lb && (rca != MPSCQ_OK || memcmp(oa, ob, la) == 0),
+                          "seed %#" PRIx64 " phase %d op %d: %s gives rc %d len %zu, c11 rc %d len %zu",
+                          seed, phase, i, impl_a->name, rca, la, rcb, lb);
+            if (rca != MPSCQ_OK) {
+                ck_assert_int_eq(rca, phase == 1 ? MPSCQ_FULL : MPSCQ_EMPTY);
+                break;
+            }
+        }
+    }
+    mpscq_impl = &mpscq_impl_base;
     struct mpscq_ring_stats sa, sb;
     mpscq_ring_stats(ra, &sa);
     mpscq_ring_stats(rb, &sb);
