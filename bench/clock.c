@@ -1,6 +1,9 @@
-/* clock.c - TSC detection and calibration for mpscq-bench. */
+/* clock.c - TSC detection and calibration for mpscq-bench; a paced
+ * sleep. */
+#include "config.h"
 #include "clock.h"
 
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -66,4 +69,11 @@ const char *bench_clock_source(void)
 double bench_ns_per_tick(void)
 {
     return ns_per_tick;
+}
+
+void bench_sleep_until_ns(uint64_t due)
+{
+    struct timespec ts = { (time_t)(due / 1000000000u), (long)(due % 1000000000u) };
+    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
+        ;
 }

@@ -23,6 +23,10 @@ static inline uint64_t bench_now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Sleep until CLOCK_MONOTONIC reads `due` ns (a paced producer's next
+ * send), through signals. */
+void bench_sleep_until_ns(uint64_t due);
+
 extern int bench_clock_use_tsc;
 
 /* A timestamp taken before the timed operation: LFENCE keeps RDTSC from

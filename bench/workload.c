@@ -69,13 +69,6 @@ struct producer {
     uint64_t nfull;
 };
 
-static void sleep_until_ns(uint64_t due)
-{
-    struct timespec ts = { (time_t)(due / 1000000000u), (long)(due % 1000000000u) };
-    while (clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME, &ts, NULL) == EINTR)
-        ;
-}
-
 static void *producer_main(void *arg)
 {
     struct producer *p = arg;
@@ -118,7 +111,7 @@ static void *producer_main(void *arg)
                 while (bench_now_ns() < due)
                     sched_yield();
             else if (bench_now_ns() < due)
-                sleep_until_ns(due);
+                bench_sleep_until_ns(due);
         }
         for (;;) {
             uint64_t t0 = 0;
@@ -305,7 +298,7 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
          * relaxed failed: final, as above. */
         while (atomic_load_explicit(&s.done, memory_order_acquire) <
                started - atomic_load_explicit(&s.failed, memory_order_relaxed))
-            sleep_until_ns(bench_now_ns() + 200000);
+            bench_sleep_until_ns(bench_now_ns() + 200000);
         MPSCQ_HB_AFTER(&s.done);
         /* Resident growth, not heap growth: libmpscq's segments (and a
          * presized ring's untouched pages) are outside malloc's heap. */
@@ -349,7 +342,7 @@ int bench_run(const struct bench_cfg *c, struct bench_result *r)
                 n = take(c, s.q, buf, 1);
                 if (!n && ++naps > 100) {
                     naps = 0;
-                    sleep_until_ns(bench_now_ns() + 50000);
+                    bench_sleep_until_ns(bench_now_ns() + 50000);
                 }
             }
         } else {

@@ -263,11 +263,15 @@ END_TEST
 /* mpscq_ring: the same seeded writes, reserves and reads through a ring
  * driven by each impl give the same results, bytes and counters (the
  * ring's fast paths: claim, publish, write). */
+enum { RING_MSG_MAX = 300 };
+
+/* op % 8: 0-2 write, 3 reserve and commit, (op >> 8) % RING_MSG_MAX + 1
+ * bytes; 4-7 read. */
 static int ring_op(mpscq_ring_t *r, uint64_t op, uint64_t *next, unsigned char *out,
                    size_t *len)
 {
-    unsigned char in[300];
-    size_t n = 1 + (size_t)(op >> 8) % sizeof in;
+    unsigned char in[RING_MSG_MAX];
+    size_t n = 1 + (size_t)(op >> 8) % RING_MSG_MAX;
     switch (op % 8) {
     case 0: case 1: case 2:
         for (size_t k = 0; k < n; k++)
@@ -284,75 +288,75 @@ static int ring_op(mpscq_ring_t *r, uint64_t op, uint64_t *next, unsigned char *
     }
     default:
         *len = 0;
-        return mpscq_ring_read(r, out, 300, len);
+        return mpscq_ring_read(r, out, RING_MSG_MAX, len);
     }
+}
+
+struct ring_pair {
+    mpscq_ring_t *r[2];
+    const struct mpscq_impl *impl[2];
+    uint64_t next[2];
+    uint64_t seed;
+};
+
+/* One op on both rings, each through its impl; fails the test unless the
+ * two agree.  Returns the common status. */
+static int ring_step(struct ring_pair *p, uint64_t op, int i)
+{
+    unsigned char out[2][RING_MSG_MAX];
+    size_t len[2] = { 0, 0 };
+    int rc[2];
+    for (int k = 0; k < 2; k++) {
+        mpscq_impl = p->impl[k];
+        rc[k] = ring_op(p->r[k], op, &p->next[k], out[k], &len[k]);
+    }
+    mpscq_impl = &mpscq_impl_base;
+    ck_assert_msg(rc[0] == rc[1] && len[0] == len[1] &&
+                      (rc[0] != MPSCQ_OK || memcmp(out[0], out[1], len[0]) == 0),
+                  "seed %#" PRIx64 " op %d (%" PRIu64 "): %s gives rc %d len %zu, c11 rc %d len %zu",
+                  p->seed, i, op % 8, p->impl[0]->name, rc[0], len[0], rc[1], len[1]);
+    return rc[0];
 }
 
 START_TEST(test_equiv_ring)
 {
-    const struct mpscq_impl *impl_a = &mpscq_impl_base;
+    struct ring_pair p = { .impl = { &mpscq_impl_base, &mpscq_impl_base }, .seed = seed_for(_i) };
 #ifdef MPSCQ_HAVE_ASM
-    impl_a = &impl_asm_checked;
+    p.impl[0] = &impl_asm_checked;
     atomic_store(&mpscq_test_abi_failures, 0);
 #endif
-    uint64_t seed = seed_for(_i);
-    rng = seed | 1;
+    rng = p.seed | 1;
     mpscq_ring_config c;
     mpscq_ring_config_init(&c);
-    c.bytes = 4096;          /* a page: FULL and the wrap come often */
-    c.max_message = 300;
-    mpscq_ring_t *ra, *rb;
-    ck_assert_int_eq(mpscq_ring_create(&ra, NULL, &c), MPSCQ_OK);
-    ck_assert_int_eq(mpscq_ring_create(&rb, NULL, &c), MPSCQ_OK);
-    uint64_t va = 0, vb = 0;
+    c.bytes = 4096; /* a page: FULL and the wrap come often */
+    c.max_message = RING_MSG_MAX;
+    for (int k = 0; k < 2; k++)
+        ck_assert_int_eq(mpscq_ring_create(&p.r[k], NULL, &c), MPSCQ_OK);
     int ops = (int)tu_scaled(20000, 500);
-    for (int i = 0; i < ops; i++) {
-        uint64_t op = rnd();
-        unsigned char oa[300], ob[300];
-        size_t la = 0, lb = 0;
-        mpscq_impl = impl_a;
-        int rca = ring_op(ra, op, &va, oa, &la);
-        mpscq_impl = &mpscq_impl_base;
-        int rcb = ring_op(rb, op, &vb, ob, &lb);
-        ck_assert_msg(rca == rcb && la == lb && (rca != MPSCQ_OK || memcmp(oa, ob, la) == 0),
-                      "seed %#" PRIx64 " op %d (%" PRIu64 "): %s gives rc %d len %zu, c11 rc %d len %zu",
-                      seed, i, op % 8, impl_a->name, rca, la, rcb, lb);
-    }
+    for (int i = 0; i < ops; i++)
+        ring_step(&p, rnd(), i);
     /* Then, whatever the scale left in them: drain both, fill both until
-     * FULL and drain them again, in lockstep, comparing as above. */
+     * FULL with 100-byte writes and drain them again. */
     for (int phase = 0; phase < 3; phase++) {
-        for (int i = 0;; i++) {
-            unsigned char oa[300], ob[300];
-            size_t la = 0, lb = 0;
-            /* op % 8: 0 writes (op >> 8) % 300 + 1 bytes, 4 reads. */
-            uint64_t op = phase == 1 ? ((uint64_t)99 << 8) : 4;
-            mpscq_impl = impl_a;
-            int rca = ring_op(ra, op, &va, oa, &la);
-            mpscq_impl = &mpscq_impl_base;
-            int rcb = ring_op(rb, op, &vb, ob, &lb);
-            ck_assert_msg(rca == rcb && la == lb && (rca != MPSCQ_OK || memcmp(oa, ob, la) == 0),
-                          "seed %#" PRIx64 " phase %d op %d: %s gives rc %d len %zu, c11 rc %d len %zu",
-                          seed, phase, i, impl_a->name, rca, la, rcb, lb);
-            if (rca != MPSCQ_OK) {
-                ck_assert_int_eq(rca, phase == 1 ? MPSCQ_FULL : MPSCQ_EMPTY);
-                break;
-            }
-        }
+        uint64_t op = phase == 1 ? (uint64_t)99 << 8 : 4;
+        int rc, i = 0;
+        while ((rc = ring_step(&p, op, i++)) == MPSCQ_OK)
+            ;
+        ck_assert_int_eq(rc, phase == 1 ? MPSCQ_FULL : MPSCQ_EMPTY);
     }
-    mpscq_impl = &mpscq_impl_base;
-    struct mpscq_ring_stats sa, sb;
-    mpscq_ring_stats(ra, &sa);
-    mpscq_ring_stats(rb, &sb);
-    ck_assert_uint_eq(sa.delivered, sb.delivered);
-    ck_assert_uint_eq(sa.full, sb.full);
-    ck_assert_uint_gt(sa.delivered, 0);
-    ck_assert_uint_gt(sa.full, 0);
-    ck_assert_uint_eq(sa.corrupt + sa.dropped_claims, 0);
-    mpscq_ring_detach(ra);
-    mpscq_ring_detach(rb);
+    struct mpscq_ring_stats st[2];
+    for (int k = 0; k < 2; k++)
+        mpscq_ring_stats(p.r[k], &st[k]);
+    ck_assert_uint_eq(st[0].delivered, st[1].delivered);
+    ck_assert_uint_eq(st[0].full, st[1].full);
+    ck_assert_uint_gt(st[0].delivered, 0);
+    ck_assert_uint_gt(st[0].full, 0);
+    ck_assert_uint_eq(st[0].corrupt + st[0].dropped_claims, 0);
+    for (int k = 0; k < 2; k++)
+        mpscq_ring_detach(p.r[k]);
     int abi = atomic_load(&mpscq_test_abi_failures);
     ck_assert_msg(abi == 0, "seed %#" PRIx64 ": asm ring routines broke the ABI %d times",
-                  seed, abi);
+                  p.seed, abi);
 }
 END_TEST
 
