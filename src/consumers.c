@@ -288,6 +288,10 @@ struct many_pos {
      * read again, as it would be without the cursor. */
     uint64_t hs[MPSCQ_CHOLES], he[MPSCQ_CHOLES];
     unsigned nh;
+    /* The hot-consumer measurement (yield_to_hot): takes in a row, the
+     * clock at the last measurement (0: none yet), and the verdict. */
+    uint64_t takes, stamp;
+    int hot;
     uint64_t used;                 /* this thread's clock at its last use */
 };
 #define MPSCQ_CURSORS 4
@@ -382,12 +386,113 @@ static inline struct mpscq_segment *seg_reach(const struct mpscq *q, struct mpsc
     return s;
 }
 
+/* ------------------------------------------------------------------ */
+/* Yielding to a hot consumer (design.md s. 16)                         */
+
+/* The hot word's parts: an id of the record (two records in use at once
+ * that share one only make their consumers contend, as without the
+ * word), the take count, bit 0 set. */
+#define HOT_ID_SHIFT 24
+static inline uint64_t hot_word(const struct mpscq_hp_rec *r, uint64_t takes)
+{
+    return ((uint64_t)(uintptr_t)r >> 6) << HOT_ID_SHIFT |
+           (takes << 1 & ((UINT64_C(1) << HOT_ID_SHIFT) - 1)) | 1;
+}
+
+static inline uint64_t hot_clock(void)
+{
+#ifdef MPSCQ_TEST_HOOKS
+    if (mpscq_test_hot_clock)
+        return mpscq_test_hot_clock();
+#endif
+    return mpscq_mono_ns();
+}
+
+/* p's thread stops being hot (or its measurement restarts): the word
+ * is cleared if it names this record. */
+static void hot_cool(struct mpscq *q, const struct mpscq_hp_rec *r, struct many_pos *p)
+{
+    p->takes = 0;
+    p->stamp = 0;
+    if (!p->hot)
+        return;
+    p->hot = 0;
+    /* Relaxed: a hint.  Another consumer may have written its own word
+     * between the load and the store; it writes it again at its next
+     * take. */
+    uint64_t v = atomic_load_explicit(&q->chot, memory_order_relaxed);
+    if (v >> HOT_ID_SHIFT == hot_word(r, 0) >> HOT_ID_SHIFT)
+        atomic_store_explicit(&q->chot, 0, memory_order_relaxed);
+}
+
+/* A take: measure, and while hot, show the progress. */
+static inline void hot_took(struct mpscq *q, const struct mpscq_hp_rec *r, struct many_pos *p)
+{
+    if (++p->takes % MPSCQ_HOT_TAKES == 0) {
+        uint64_t now = hot_clock();
+        int hot = p->stamp && now - p->stamp < (uint64_t)MPSCQ_HOT_TAKES * MPSCQ_HOT_NS;
+        if (!hot && p->hot)
+            hot_cool(q, r, p); /* slowed down: clear the word */
+        p->stamp = now;
+        p->hot = hot;
+    }
+    if (p->hot)
+        /* Relaxed: a hint; its line is written by the hot consumer only
+         * and read once per window by the others. */
+        atomic_store_explicit(&q->chot, hot_word(r, p->takes), memory_order_relaxed);
+}
+
+/* Before a scan: while another consumer is hot and keeps taking, wait
+ * rather than take from the lines it is taking from (two consumers
+ * taking side by side move each line between their CPUs at almost
+ * every take: several times slower in all than one of them alone).
+ * Bounded: a window without a take ends it (a hot consumer stopped
+ * delays the others one window), and MPSCQ_HOT_WAIT_NS ends it whatever
+ * happens. */
+static void yield_to_hot(struct mpscq *q, const struct mpscq_hp_rec *r, struct many_pos *p)
+{
+    /* Relaxed: a hint; nothing is read through it. */
+    uint64_t v = atomic_load_explicit(&q->chot, memory_order_relaxed);
+    if (!v || v >> HOT_ID_SHIFT == hot_word(r, 0) >> HOT_ID_SHIFT)
+        return;
+    /* Our own takes are no longer in a row. */
+    hot_cool(q, r, p);
+    unsigned ns = MPSCQ_HOT_WINDOW0_NS;
+    for (unsigned w = 0, waited = 0; waited < MPSCQ_HOT_WAIT_NS; w++) {
+        mpscq_spin_ns(ns);
+        waited += ns;
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_YIELD, q, w);
+        uint64_t n = atomic_load_explicit(&q->chot, memory_order_relaxed);
+        if (!n)
+            return; /* cooled */
+        if (n == v) {
+            /* No take in the window: the hot consumer stopped, was
+             * preempted or slowed down.  Clear its word (a CAS: not a
+             * newer one), so that the calls after ours do not wait a
+             * window for it each; it writes it again if it goes on
+             * taking hot. */
+            atomic_compare_exchange_strong_explicit(&q->chot, &n, 0, memory_order_relaxed,
+                                                    memory_order_relaxed);
+            return;
+        }
+        v = n;
+        if (ns < MPSCQ_HOT_WINDOW_NS)
+            ns <<= 1;
+    }
+}
+
 /* One dequeue: MPSCQ_OK, MPSCQ_EMPTY or MPSCQ_CLOSED. */
 static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
 {
     struct mpscq_backoff bo;
     mpscq_backoff_init(&bo);
     struct many_pos *p = cursor_for(q);
+    if (p->q != q || p->qid != q->qid) {
+        /* A cursor new to q: no measurement yet (the rest below). */
+        p->takes = p->stamp = 0;
+        p->hot = 0;
+    }
+    yield_to_hot(q, r, p);
     struct mpscq_segment *s0 = protect(q, r), *s = s0;
     /* Acquire: pairs with advance_chead's release (the states below it
      * are done, a batch interior at it is written).  Read after cseg, so
@@ -498,6 +603,7 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
                 if (done >= c + MPSCQ_CHEAD_STEP || crossed)
                     advance_chead(q, c, done);
                 unprotect(r);
+                hot_took(q, r, p);
                 count_take(q, r);
                 if (crossed)
                     try_reclaim(q, RECLAIM_BUSY); /* chead left a segment */
@@ -572,6 +678,7 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
         mode = RECLAIM_CAUGHT_UP;
     }
     unprotect(r);
+    hot_cool(q, r, p);
     if (q->capacity)
         /* Acquire: every take counted so far (raise_released).  Before
          * any free: a producer waiting for a place does not wait for

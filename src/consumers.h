@@ -10,6 +10,20 @@
 
 #include "internal.h"
 
+/* Yielding to a hot consumer (consumers.c, design.md s. 16).  A
+ * consumer is hot when its last MPSCQ_HOT_TAKES takes in a row came less
+ * than MPSCQ_HOT_NS apart on average: about what moving a cache line
+ * between two CPUs costs, above which two consumers gain more by taking
+ * side by side than they lose to the lines they share.  Another
+ * consumer's call looks at the hot word after a window of
+ * MPSCQ_HOT_WINDOW0_NS, then of MPSCQ_HOT_WINDOW_NS, and yields
+ * MPSCQ_HOT_WAIT_NS at most in all. */
+#define MPSCQ_HOT_TAKES 64u
+#define MPSCQ_HOT_NS 256u
+#define MPSCQ_HOT_WINDOW0_NS 512u
+#define MPSCQ_HOT_WINDOW_NS 1024u
+#define MPSCQ_HOT_WAIT_NS 16384u
+
 struct mpscq_consumer_mark;
 /* The mark a many-consumer queue names: no thread's. */
 extern struct mpscq_consumer_mark mpscq_mark_many MPSCQ_HIDDEN;

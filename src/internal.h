@@ -114,6 +114,9 @@ enum {
                                 * chead read (ticket), no state read yet */
     MPSCQ_HOOK_MANY_RECLAIM,   /* many consumers: the recycler's flag held,
                                 * cseg not moved yet (ticket = chead) */
+    MPSCQ_HOOK_MANY_YIELD,     /* many consumers: a window of yielding to
+                                * the hot consumer spun, its word not read
+                                * again yet (ticket = the window, from 0) */
     MPSCQ_HOOK_REC_LINKING,    /* a thread's first call: its new record is
                                 * the list's head, not linked to the older
                                 * ones yet (ticket = 0) */
@@ -148,6 +151,9 @@ enum {
 };
 extern void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 extern _Atomic long mpscq_test_cas_failures;
+/* Many consumers: the clock of the hot-consumer measurement (NULL: the
+ * monotonic clock).  Tests make a consumer hot or not with it. */
+extern uint64_t (*mpscq_test_hot_clock)(void);
 /* Queue sets (set.c): 1, poll as without futex_waitv; 2, futex_waitv
  * fails with EPERM (as under a seccomp filter). */
 extern _Atomic int mpscq_test_set_poll;
@@ -419,6 +425,10 @@ struct mpscq {
     _Atomic int reclaim_left; /* the last recycling stopped at a protected segment */
     _Atomic int csleepers;    /* consumers inside the futex sleep of mpscq_dequeue_wait */
     _Atomic uint64_t cidle;   /* the limit at the last EMPTY (the pool's idle bound) */
+    /* The hot consumer (consumers.c): 0, or its id, its take count and
+     * bit 0 set.  Written by that consumer at each take, alone on its
+     * line: consumers that wait for it read it once per window. */
+    MPSCQ_ALIGNED _Atomic uint64_t chot;
 
     /* ---- pool of recycled segments ---- */
     MPSCQ_ALIGNED struct mpscq_pool_head pool;

@@ -32,6 +32,7 @@ _Thread_local unsigned long mpscq_rmw_count;
 #ifdef MPSCQ_TEST_HOOKS
 void (*mpscq_test_hook)(int where, const struct mpscq *q, uint64_t ticket);
 _Atomic long mpscq_test_cas_failures;
+uint64_t (*mpscq_test_hot_clock)(void);
 _Atomic unsigned long mpscq_test_producer_wakes;
 _Thread_local unsigned long mpscq_pend_work;
 _Atomic unsigned long mpscq_back_steps;
@@ -166,6 +167,7 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     atomic_init(&q->reclaim_left, 0);
     atomic_init(&q->csleepers, 0);
     atomic_init(&q->cidle, UINT64_MAX);
+    atomic_init(&q->chot, 0);
     atomic_init(&q->taking, 0);
     atomic_init(&q->pool.ptr, NULL);
     atomic_init(&q->pool.tag, 0);
@@ -193,6 +195,7 @@ int mpscq_create_sized(mpscq_t **qp, const mpscq_config *user, size_t size)
     MPSCQ_HG_ATOMIC_VAR(q->reclaim_left);
     MPSCQ_HG_ATOMIC_VAR(q->csleepers);
     MPSCQ_HG_ATOMIC_VAR(q->cidle);
+    MPSCQ_HG_ATOMIC_VAR(q->chot);
     MPSCQ_HG_ATOMIC_VAR(q->pool);
     MPSCQ_HG_ATOMIC_VAR(q->pool_count);
     MPSCQ_HG_ATOMIC_VAR(q->pool_keep);

@@ -19,6 +19,7 @@
 #include "testutil.h"
 #include "internal.h"
 #include "segment.h"
+#include "consumers.h"
 #include "arch.h"
 #include "dispatch.h"
 
@@ -2169,6 +2170,224 @@ START_TEST(test_close_gap)
 END_TEST
 
 
+/* ---- yielding to a hot consumer ---- */
+
+/* The hot-consumer measurement's clock, faked: each reading moves it by
+ * hot_step ns (1: every consumer takes hot; 1 ms: none does). */
+static _Atomic uint64_t hot_now, hot_step;
+static uint64_t fake_hot_clock(void)
+{
+    return atomic_fetch_add(&hot_now, atomic_load(&hot_step)) + atomic_load(&hot_step);
+}
+
+/* The yielding consumer's windows; in each, hot_in_window() if set (run
+ * by the yielding thread). */
+static _Atomic unsigned yield_windows;
+static void (*hot_in_window)(void);
+static void hot_yield_hook(int where, const struct mpscq *q, uint64_t t)
+{
+    (void)q;
+    if (where != MPSCQ_HOOK_MANY_YIELD)
+        return;
+    ck_assert_uint_eq(t, atomic_load(&yield_windows)); /* numbered from 0 */
+    atomic_fetch_add(&yield_windows, 1);
+    if (hot_in_window)
+        hot_in_window();
+}
+
+static void hot_setup(uint64_t step)
+{
+    MPSCQ_HG_ATOMIC(&hot_in_window, sizeof hot_in_window);
+    atomic_store(&hot_now, 1000);
+    atomic_store(&hot_step, step);
+    atomic_store(&yield_windows, 0);
+    hot_in_window = NULL;
+    mpscq_test_hot_clock = fake_hot_clock;
+    mpscq_test_hook = hot_yield_hook;
+}
+
+static void hot_teardown(void)
+{
+    mpscq_test_hook = NULL;
+    mpscq_test_hot_clock = NULL;
+    hot_in_window = NULL;
+}
+
+/* A consumer thread that takes on request: `want` takes in all so far;
+ * it answers with `done`, and stops when `want` is ~0. */
+struct taker {
+    mpscq_t *q;
+    _Atomic unsigned want, done;
+    _Atomic int expect;          /* what each call returns: MPSCQ_OK, or EMPTY */
+    void *got[256];
+};
+
+static void *taker_run(void *p)
+{
+    struct taker *k = p;
+    for (;;) {
+        unsigned w = atomic_load(&k->want);
+        if (w == ~0u)
+            return NULL;
+        unsigned d = atomic_load(&k->done);
+        if (d == w) {
+            sched_yield();
+            continue;
+        }
+        ck_assert_uint_lt(d, 256);
+        ck_assert_int_eq(mpscq_dequeue(k->q, &k->got[d]), atomic_load(&k->expect));
+        atomic_store(&k->done, d + 1);
+    }
+}
+
+static void taker_take(struct taker *k, unsigned n)
+{
+    unsigned w = atomic_load(&k->want) + n;
+    atomic_store(&k->want, w);
+    while (atomic_load(&k->done) != w)
+        sched_yield();
+}
+
+static void taker_start(pthread_t *th, struct taker *k, mpscq_t *q)
+{
+    MPSCQ_HG_ATOMIC(k, sizeof *k); /* got[] is read after the join */
+    k->q = q;
+    atomic_store(&k->want, 0);
+    atomic_store(&k->done, 0);
+    atomic_store(&k->expect, MPSCQ_OK);
+    ck_assert_int_eq(pthread_create(th, NULL, taker_run, k), 0);
+}
+
+static void taker_stop(pthread_t th, struct taker *k)
+{
+    atomic_store(&k->want, ~0u);
+    pthread_join(th, NULL);
+}
+
+/* Two measurements of MPSCQ_HOT_TAKES takes: the first starts the
+ * clock, the second says hot. */
+#define HOT_AFTER (2 * MPSCQ_HOT_TAKES)
+
+/* A hot consumer that stops taking delays another consumer's call by
+ * one window, not more: that call finds no take in its window, clears
+ * the hot word and takes; the next call does not wait. */
+START_TEST(test_hot_stopped_one_window)
+{
+    mpscq_t *q = new_many(0, 64);
+    for (uint64_t i = 0; i < HOT_AFTER + 8; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    hot_setup(1);
+    static struct taker k;
+    pthread_t th;
+    taker_start(&th, &k, q);
+    taker_take(&k, HOT_AFTER);
+    ck_assert_uint_ne(atomic_load(&q->chot), 0); /* k's thread is hot */
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, HOT_AFTER));
+    ck_assert_uint_eq(atomic_load(&yield_windows), 1);
+    ck_assert_uint_eq(atomic_load(&q->chot), 0);
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, HOT_AFTER + 1));
+    ck_assert_uint_eq(atomic_load(&yield_windows), 1); /* no second wait */
+    taker_stop(th, &k);
+    for (unsigned i = 0; i < HOT_AFTER; i++)
+        ck_assert_ptr_eq(k.got[i], tu_msg(0, i));
+    hot_teardown();
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* A consumer yields while the hot one keeps taking (one take in each of
+ * its windows, here), and then no longer than MPSCQ_HOT_WAIT_NS in all:
+ * it takes the next message after that many windows.  Every message is
+ * delivered once, in order for each consumer. */
+static struct taker hot_k;
+static void take_one_in_window(void)
+{
+    taker_take(&hot_k, 1);
+}
+
+START_TEST(test_hot_keeps_taking_bounded)
+{
+    unsigned windows = 0;
+    for (unsigned ns = MPSCQ_HOT_WINDOW0_NS, waited = 0; waited < MPSCQ_HOT_WAIT_NS; windows++) {
+        waited += ns;
+        if (ns < MPSCQ_HOT_WINDOW_NS)
+            ns <<= 1;
+    }
+    ck_assert_uint_lt(HOT_AFTER + windows, 256);
+    mpscq_t *q = new_many(0, 64);
+    for (uint64_t i = 0; i < HOT_AFTER + windows + 4; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    hot_setup(1);
+    pthread_t th;
+    taker_start(&th, &hot_k, q);
+    taker_take(&hot_k, HOT_AFTER);
+    hot_in_window = take_one_in_window;
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_uint_eq(atomic_load(&yield_windows), windows);
+    ck_assert_ptr_eq(m, tu_msg(0, HOT_AFTER + windows));
+    hot_in_window = NULL;
+    taker_stop(th, &hot_k);
+    for (unsigned i = 0; i < HOT_AFTER + windows; i++)
+        ck_assert_ptr_eq(hot_k.got[i], tu_msg(0, i));
+    hot_teardown();
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* A consumer whose takes come slower than MPSCQ_HOT_NS apart is not
+ * hot: nobody waits for it. */
+START_TEST(test_slow_consumer_not_hot)
+{
+    mpscq_t *q = new_many(0, 64);
+    for (uint64_t i = 0; i < 4 * MPSCQ_HOT_TAKES + 1; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    hot_setup(MPSCQ_HOT_TAKES * MPSCQ_HOT_NS); /* a take's mean: exactly the bound */
+    static struct taker k;
+    pthread_t th;
+    taker_start(&th, &k, q);
+    taker_take(&k, 4 * MPSCQ_HOT_TAKES);
+    ck_assert_uint_eq(atomic_load(&q->chot), 0);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, 4 * MPSCQ_HOT_TAKES));
+    ck_assert_uint_eq(atomic_load(&yield_windows), 0);
+    taker_stop(th, &k);
+    hot_teardown();
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
+/* A hot consumer that finds the queue empty is hot no more: the next
+ * consumer does not wait. */
+START_TEST(test_hot_cools_on_empty)
+{
+    mpscq_t *q = new_many(0, 64);
+    for (uint64_t i = 0; i < HOT_AFTER; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    hot_setup(1);
+    static struct taker k;
+    pthread_t th;
+    taker_start(&th, &k, q);
+    taker_take(&k, HOT_AFTER);
+    ck_assert_uint_ne(atomic_load(&q->chot), 0);
+    atomic_store(&k.expect, MPSCQ_EMPTY);
+    taker_take(&k, 1);
+    ck_assert_uint_eq(atomic_load(&q->chot), 0);
+    ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, HOT_AFTER)), MPSCQ_OK);
+    void *m;
+    ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
+    ck_assert_ptr_eq(m, tu_msg(0, HOT_AFTER));
+    ck_assert_uint_eq(atomic_load(&yield_windows), 0);
+    taker_stop(th, &k);
+    hot_teardown();
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 static Suite *consumers_suite(void)
 {
     Suite *s = suite_create("consumers");
@@ -2213,6 +2432,10 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_stats_record_linking);
     tcase_add_test(tc, test_close_gap);
     tcase_add_test(tc, test_baton_reads_from_cursor);
+    tcase_add_test(tc, test_hot_stopped_one_window);
+    tcase_add_test(tc, test_hot_keeps_taking_bounded);
+    tcase_add_test(tc, test_slow_consumer_not_hot);
+    tcase_add_test(tc, test_hot_cools_on_empty);
     suite_add_tcase(s, tc);
 #ifdef MPSCQ_HAVE_ASM
     tc = tcase_create("asm");
