@@ -722,9 +722,11 @@ int main(int argc, char **argv)
                          * against. */
                         c->stalled = 1;
                         snprintf(c->stall_reason, sizeof c->stall_reason,
-                                 "STALLED: %llu of %llu messages in the %.0f s limit (run %d)",
+                                 "STALLED: %llu of %llu messages in the %u s limit (run %d)",
                                  (unsigned long long)r.messages,
-                                 (unsigned long long)tb->messages, o.max_seconds, run + 1);
+                                 (unsigned long long)tb->messages,
+                                 (unsigned)(o.max_seconds + 0.5), /* at most 86400 */
+                                 run + 1);
                     }
                     if (!r.verified) {
                         if (!c->failures)

@@ -32,7 +32,7 @@ struct bench_cell {
     int skipped;                  /* the queue cannot do this workload */
     const char *skip_reason;
     int stalled;                  /* a run was killed at its deadline */
-    char stall_reason[96];
+    char stall_reason[128];
 };
 
 enum { LAT_ENQ, LAT_DEQ, LAT_EMPTY, LAT_E2E, LAT_FULL };

@@ -256,7 +256,8 @@ START_TEST(test_equiv_cas16)
         impls[k]->pause_loop(0);
         impls[k]->pause_loop(1000);
     }
-    ck_assert_int_eq(atomic_load(&mpscq_test_abi_failures), 0);
+    int abi = atomic_load(&mpscq_test_abi_failures);
+    ck_assert_msg(abi == 0, "asm cas16 or pause loop broke the ABI %d times", abi);
 }
 END_TEST
 
