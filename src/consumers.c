@@ -42,7 +42,10 @@
 
 /* Inside a many-consumer call: a log_fn, alloc_fn or free_fn that calls
  * back into one is MPSCQ_BUSY (the record's hpc has one owner call at a
- * time). */
+ * time).  IN_CALL at the call's entry, IN_CALL_YIELDED once its first
+ * take stood aside for a hot consumer, or found none: the call's later
+ * takes (a batch, a wait's spinning) do not stand aside again. */
+enum { IN_CALL = 1, IN_CALL_YIELDED };
 static _Thread_local int in_many;
 
 /* A take moves chead once it is this far behind (many_take). */
@@ -492,7 +495,10 @@ static int many_take(struct mpscq *q, struct mpscq_hp_rec *r, void **msg)
         p->takes = p->stamp = 0;
         p->hot = 0;
     }
-    yield_to_hot(q, r, p);
+    if (in_many == IN_CALL) {
+        in_many = IN_CALL_YIELDED;
+        yield_to_hot(q, r, p);
+    }
     struct mpscq_segment *s0 = protect(q, r), *s = s0;
     /* Acquire: pairs with advance_chead's release (the states below it
      * are done, a batch interior at it is written).  Read after cseg, so
@@ -702,7 +708,7 @@ static int many_enter(struct mpscq *q, struct mpscq_hp_rec **r)
 {
     if (in_many)
         return MPSCQ_BUSY;
-    in_many = 1;
+    in_many = IN_CALL;
     *r = mpscq_hp_acquire(q);
     if (!*r) {
         in_many = 0;

@@ -2338,6 +2338,39 @@ START_TEST(test_hot_keeps_taking_bounded)
 }
 END_TEST
 
+/* A batch call stands aside once, at its start, not before each
+ * message: with the hot consumer taking in each window, a batch of 4
+ * waits the bound once and then takes 4 messages in a row. */
+START_TEST(test_hot_batch_yields_once)
+{
+    unsigned windows = 0;
+    for (unsigned ns = MPSCQ_HOT_WINDOW0_NS, waited = 0; waited < MPSCQ_HOT_WAIT_NS; windows++) {
+        waited += ns;
+        if (ns < MPSCQ_HOT_WINDOW_NS)
+            ns <<= 1;
+    }
+    mpscq_t *q = new_many(0, 64);
+    unsigned total = HOT_AFTER + 4 * windows + 8;
+    ck_assert_uint_lt(total, 256 + 8);
+    for (uint64_t i = 0; i < total; i++)
+        ck_assert_int_eq(mpscq_enqueue(q, tu_msg(0, i)), MPSCQ_OK);
+    hot_setup(1);
+    pthread_t th;
+    taker_start(&th, &hot_k, q);
+    taker_take(&hot_k, HOT_AFTER);
+    hot_in_window = take_one_in_window;
+    void *b[4];
+    ck_assert_uint_eq(mpscq_dequeue_batch(q, b, 4), 4);
+    ck_assert_uint_eq(atomic_load(&yield_windows), windows);
+    for (unsigned i = 0; i < 4; i++)
+        ck_assert_ptr_eq(b[i], tu_msg(0, HOT_AFTER + windows + i));
+    hot_in_window = NULL;
+    taker_stop(th, &hot_k);
+    hot_teardown();
+    mpscq_destroy(q, NULL, NULL);
+}
+END_TEST
+
 /* A consumer whose takes come slower than MPSCQ_HOT_NS apart is not
  * hot: nobody waits for it. */
 START_TEST(test_slow_consumer_not_hot)
@@ -2434,6 +2467,7 @@ static Suite *consumers_suite(void)
     tcase_add_test(tc, test_baton_reads_from_cursor);
     tcase_add_test(tc, test_hot_stopped_one_window);
     tcase_add_test(tc, test_hot_keeps_taking_bounded);
+    tcase_add_test(tc, test_hot_batch_yields_once);
     tcase_add_test(tc, test_slow_consumer_not_hot);
     tcase_add_test(tc, test_hot_cools_on_empty);
     suite_add_tcase(s, tc);
