@@ -461,10 +461,10 @@ static void yield_to_hot(struct mpscq *q, const struct mpscq_hp_rec *r, struct m
     /* Our own takes are no longer in a row. */
     hot_cool(q, r, p);
     unsigned ns = MPSCQ_HOT_WINDOW0_NS;
-    for (unsigned w = 0, waited = 0; waited < MPSCQ_HOT_WAIT_NS; w++) {
+    for (unsigned waited = 0; waited < MPSCQ_HOT_WAIT_NS;) {
         mpscq_spin_ns(ns);
         waited += ns;
-        MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_YIELD, q, w);
+        MPSCQ_TEST_HOOK(MPSCQ_HOOK_MANY_YIELD, q, ns);
         uint64_t n = atomic_load_explicit(&q->chot, memory_order_relaxed);
         if (!n)
             return; /* cooled */
@@ -481,6 +481,8 @@ static void yield_to_hot(struct mpscq *q, const struct mpscq_hp_rec *r, struct m
         v = n;
         if (ns < MPSCQ_HOT_WINDOW_NS)
             ns <<= 1;
+        if (ns > MPSCQ_HOT_WAIT_NS - waited)
+            ns = MPSCQ_HOT_WAIT_NS - waited; /* the last window ends at the bound */
     }
 }
 

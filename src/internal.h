@@ -114,9 +114,10 @@ enum {
                                 * chead read (ticket), no state read yet */
     MPSCQ_HOOK_MANY_RECLAIM,   /* many consumers: the recycler's flag held,
                                 * cseg not moved yet (ticket = chead) */
-    MPSCQ_HOOK_MANY_YIELD,     /* many consumers: a window of yielding to
-                                * the hot consumer spun, its word not read
-                                * again yet (ticket = the window, from 0) */
+    MPSCQ_HOOK_MANY_YIELD,     /* many consumers: a window of standing
+                                * aside for the hot consumer spun, its word
+                                * not read again yet (ticket = the
+                                * window's length in ns) */
     MPSCQ_HOOK_REC_LINKING,    /* a thread's first call: its new record is
                                 * the list's head, not linked to the older
                                 * ones yet (ticket = 0) */
