@@ -2437,6 +2437,7 @@ START_TEST(test_slow_consumer_not_hot)
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
     ck_assert_ptr_eq(m, tu_msg(0, 4 * MPSCQ_HOT_TAKES));
     ck_assert_uint_eq(windows_seen(), 0);
+    taker_stop(); /* joined: its calls happen before the destroy */
     mpscq_destroy(q, NULL, NULL);
 }
 END_TEST
@@ -2456,6 +2457,7 @@ START_TEST(test_hot_slows_down)
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
     ck_assert_ptr_eq(m, tu_msg(0, HOT_AFTER + MPSCQ_HOT_TAKES));
     ck_assert_uint_eq(windows_seen(), 0);
+    taker_stop(); /* joined: its calls happen before the destroy */
     mpscq_destroy(q, NULL, NULL);
 }
 END_TEST
@@ -2476,6 +2478,7 @@ START_TEST(test_hot_cools_on_empty)
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
     ck_assert_ptr_eq(m, tu_msg(0, HOT_AFTER));
     ck_assert_uint_eq(windows_seen(), 0);
+    taker_stop(); /* joined: its calls happen before the destroy */
     mpscq_destroy(q, NULL, NULL);
 }
 END_TEST
@@ -2501,6 +2504,7 @@ START_TEST(test_yield_cools_own)
     ck_assert_uint_eq(chot_of(q), 0);
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
     ck_assert_uint_eq(chot_of(q), 0); /* not hot: no word */
+    taker_stop(); /* joined: its calls happen before the destroy */
     mpscq_destroy(q, NULL, NULL);
 }
 END_TEST
