@@ -396,10 +396,14 @@ static inline struct mpscq_segment *seg_reach(const struct mpscq *q, struct mpsc
  * that share one only make their consumers contend, as without the
  * word), the take count, bit 0 set. */
 #define HOT_ID_SHIFT 24
+static inline uint64_t hot_id(const struct mpscq_hp_rec *r)
+{
+    return ((uint64_t)(uintptr_t)r >> 6) & ((UINT64_C(1) << (64 - HOT_ID_SHIFT)) - 1);
+}
+
 static inline uint64_t hot_word(const struct mpscq_hp_rec *r, uint64_t takes)
 {
-    return ((uint64_t)(uintptr_t)r >> 6) << HOT_ID_SHIFT |
-           (takes << 1 & ((UINT64_C(1) << HOT_ID_SHIFT) - 1)) | 1;
+    return hot_id(r) << HOT_ID_SHIFT | (takes << 1 & ((UINT64_C(1) << HOT_ID_SHIFT) - 1)) | 1;
 }
 
 static inline uint64_t hot_clock(void)
@@ -424,7 +428,7 @@ static void hot_cool(struct mpscq *q, const struct mpscq_hp_rec *r, struct many_
      * between the load and the store; it writes it again at its next
      * take. */
     uint64_t v = atomic_load_explicit(&q->chot, memory_order_relaxed);
-    if (v >> HOT_ID_SHIFT == hot_word(r, 0) >> HOT_ID_SHIFT)
+    if (v >> HOT_ID_SHIFT == hot_id(r))
         atomic_store_explicit(&q->chot, 0, memory_order_relaxed);
 }
 
@@ -456,7 +460,7 @@ static void yield_to_hot(struct mpscq *q, const struct mpscq_hp_rec *r, struct m
 {
     /* Relaxed: a hint; nothing is read through it. */
     uint64_t v = atomic_load_explicit(&q->chot, memory_order_relaxed);
-    if (!v || v >> HOT_ID_SHIFT == hot_word(r, 0) >> HOT_ID_SHIFT)
+    if (!v || v >> HOT_ID_SHIFT == hot_id(r))
         return;
     /* Our own takes are no longer in a row. */
     hot_cool(q, r, p);

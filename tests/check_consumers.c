@@ -2371,28 +2371,45 @@ static void take_one_in_window(void)
     taker_take(&hot_k, 1);
 }
 
+/* The helper thread hot, taking one message in each window of this
+ * thread's next call, which finds `extra` messages after the helper's
+ * HOT_AFTER and the bound's windows; returns the queue. */
+static mpscq_t *hot_keeps_taking(unsigned extra)
+{
+    ck_assert_uint_le(HOT_AFTER + hot_windows_max(), TAKER_MAX);
+    mpscq_t *q = hot_queue(HOT_AFTER + hot_windows_max() + extra);
+    hot_setup(1);
+    taker_hot(q);
+    hot_in_window = take_one_in_window;
+    return q;
+}
+
+/* After that call: it stood aside once, for the whole bound and not a
+ * ns more (the helper took in every window), and the helper got its
+ * messages in order. */
+static void hot_kept_taking(void)
+{
+    unsigned windows = hot_windows_max();
+    hot_in_window = NULL;
+    ck_assert_uint_eq(windows_seen(), windows);
+    ck_assert_uint_eq(ns_seen(), MPSCQ_HOT_WAIT_NS);
+    taker_stop();
+    ck_assert_uint_eq(taker_bad(), 0);
+    for (unsigned i = 0; i < HOT_AFTER + windows; i++)
+        ck_assert_ptr_eq(hot_k.got[i], tu_msg(0, i));
+}
+
 /* A consumer stands aside while the hot one keeps taking (one take in
  * each of its windows, here), and no longer than MPSCQ_HOT_WAIT_NS in
  * all: it takes the next message after that many windows.  Each
  * consumer gets its messages in order. */
 START_TEST(test_hot_keeps_taking_bounded)
 {
-    unsigned windows = hot_windows_max();
-    ck_assert_uint_le(HOT_AFTER + windows, TAKER_MAX);
-    mpscq_t *q = hot_queue(HOT_AFTER + windows + 4);
-    hot_setup(1);
-    taker_hot(q);
-    hot_in_window = take_one_in_window;
+    mpscq_t *q = hot_keeps_taking(4);
     void *m;
     ck_assert_int_eq(mpscq_dequeue(q, &m), MPSCQ_OK);
-    hot_in_window = NULL;
-    ck_assert_uint_eq(windows_seen(), windows);
-    ck_assert_uint_eq(ns_seen(), MPSCQ_HOT_WAIT_NS); /* not a ns more */
-    ck_assert_ptr_eq(m, tu_msg(0, HOT_AFTER + windows));
-    taker_stop();
-    ck_assert_uint_eq(taker_bad(), 0);
-    for (unsigned i = 0; i < HOT_AFTER + windows; i++)
-        ck_assert_ptr_eq(hot_k.got[i], tu_msg(0, i));
+    hot_kept_taking();
+    ck_assert_ptr_eq(m, tu_msg(0, HOT_AFTER + hot_windows_max()));
     mpscq_destroy(q, NULL, NULL);
 }
 END_TEST
@@ -2402,23 +2419,12 @@ END_TEST
  * waits the bound once and then takes 4 messages in a row. */
 START_TEST(test_hot_batch_yields_once)
 {
-    unsigned windows = hot_windows_max();
-    ck_assert_uint_le(HOT_AFTER + windows, TAKER_MAX);
-    mpscq_t *q = hot_queue(HOT_AFTER + windows + 4);
-    hot_setup(1);
-    taker_hot(q);
-    hot_in_window = take_one_in_window;
+    mpscq_t *q = hot_keeps_taking(4);
     void *b[4];
     ck_assert_uint_eq(mpscq_dequeue_batch(q, b, 4), 4);
-    hot_in_window = NULL;
-    ck_assert_uint_eq(windows_seen(), windows);
-    ck_assert_uint_eq(ns_seen(), MPSCQ_HOT_WAIT_NS);
+    hot_kept_taking();
     for (unsigned i = 0; i < 4; i++)
-        ck_assert_ptr_eq(b[i], tu_msg(0, HOT_AFTER + windows + i));
-    taker_stop();
-    ck_assert_uint_eq(taker_bad(), 0);
-    for (unsigned i = 0; i < HOT_AFTER + windows; i++)
-        ck_assert_ptr_eq(hot_k.got[i], tu_msg(0, i));
+        ck_assert_ptr_eq(b[i], tu_msg(0, HOT_AFTER + hot_windows_max() + i));
     mpscq_destroy(q, NULL, NULL);
 }
 END_TEST
